@@ -1,0 +1,91 @@
+/* Finds a CBLAS sgemm at run time.
+ *
+ * Why at run time: the library then loads (and works, with its own portable
+ * GEMM) on machines without a BLAS, and we can steer OpenBLAS's kernel choice
+ * before its constructor runs: Debian's OpenBLAS 0.3.21 does not recognise
+ * some newer CPUs and falls back to a generic "Prescott" kernel about 5x
+ * slower. When the user has not set OPENBLAS_CORETYPE we name the kernel
+ * family the CPU supports, for the duration of dlopen only. */
+#define _GNU_SOURCE
+#include "CCompresSAE.h"
+#include <dlfcn.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static pthread_once_t blas_once = PTHREAD_ONCE_INIT;
+static csae_sgemm_fn blas_sgemm = NULL;
+static void (*blas_set_threads)(int) = NULL;
+static char blas_name[128] = "none";
+
+static const char *suggested_coretype(void) {
+#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
+    __builtin_cpu_init();
+    if (__builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
+        __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512dq"))
+        return "SkylakeX";
+    if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma"))
+        return "Haswell";
+#endif
+    return NULL;
+}
+
+static void *open_blas(const char *name) {
+    /* Already loaded by someone else in this process: use it as it is. */
+    void *handle = dlopen(name, RTLD_NOW | RTLD_LOCAL | RTLD_NOLOAD);
+    if (handle) return handle;
+    const char *coretype = suggested_coretype();
+    int set_env = coretype != NULL && strstr(name, "openblas") != NULL &&
+                  getenv("OPENBLAS_CORETYPE") == NULL;
+    if (set_env) setenv("OPENBLAS_CORETYPE", coretype, 0);
+    handle = dlopen(name, RTLD_NOW | RTLD_LOCAL);
+    if (set_env) unsetenv("OPENBLAS_CORETYPE");
+    return handle;
+}
+
+static void load_blas(void) {
+    if (getenv("CSAE_DISABLE_BLAS") != NULL) return; /* forces the built-in GEMM (tests) */
+    const char *candidates[] = {
+        getenv("CSAE_BLAS_LIBRARY"),  /* explicit choice, e.g. a path to libopenblas.so */
+        "libopenblas.so.0",
+        "libopenblas.so",
+        "libblis.so.4",
+        "libcblas.so.3",
+        "libblas.so.3",
+    };
+    for (size_t i = 0; i < sizeof candidates / sizeof candidates[0]; i++) {
+        const char *name = candidates[i];
+        if (name == NULL || name[0] == '\0') continue;
+        void *handle = open_blas(name);
+        if (!handle) continue;
+        void *fn = dlsym(handle, "cblas_sgemm");
+        if (!fn) {
+            dlclose(handle);
+            continue;
+        }
+        blas_sgemm = (csae_sgemm_fn)fn;
+        blas_set_threads = (void (*)(int))dlsym(handle, "openblas_set_num_threads");
+        char *(*corename)(void) = (char *(*)(void))dlsym(handle, "openblas_get_corename");
+        if (corename)
+            snprintf(blas_name, sizeof blas_name, "OpenBLAS %s (%s)", corename(), name);
+        else
+            snprintf(blas_name, sizeof blas_name, "%s", name);
+        return;
+    }
+}
+
+csae_sgemm_fn csae_internal_blas_sgemm(void) {
+    pthread_once(&blas_once, load_blas);
+    return blas_sgemm;
+}
+
+const char *csae_internal_blas_name(void) {
+    pthread_once(&blas_once, load_blas);
+    return blas_sgemm ? blas_name : "none";
+}
+
+void csae_internal_blas_set_threads(int n) {
+    pthread_once(&blas_once, load_blas);
+    if (blas_set_threads && n > 0) blas_set_threads(n);
+}

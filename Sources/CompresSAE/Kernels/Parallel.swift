@@ -1,0 +1,46 @@
+import Dispatch
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// A pointer that may cross into worker closures. The kernels that use it
+/// give each worker a disjoint part of the buffer, which is what makes the
+/// unchecked conformance sound.
+struct SharedPointer<T>: @unchecked Sendable {
+    let base: UnsafeMutablePointer<T>
+    init(_ base: UnsafeMutablePointer<T>) { self.base = base }
+}
+
+struct SharedConstPointer<T>: @unchecked Sendable {
+    let base: UnsafePointer<T>
+    init(_ base: UnsafePointer<T>) { self.base = base }
+}
+
+enum Parallel {
+    /// Cores available to this process.
+    static var availableCores: Int {
+        #if canImport(Glibc)
+        let n = sysconf(Int32(_SC_NPROCESSORS_ONLN))
+        return n > 0 ? n : 1
+        #else
+        return 1
+        #endif
+    }
+
+    /// The thread count for a request: 0 means every core.
+    static func threadCount(requested: Int) -> Int {
+        requested > 0 ? requested : availableCores
+    }
+
+    /// Runs `body(worker)` for `worker` in `0..<workers`, concurrently when
+    /// `workers > 1`. Work is split statically by the caller so that results
+    /// do not depend on scheduling (training must be bit-for-bit repeatable).
+    static func run(workers: Int, _ body: @Sendable (Int) -> Void) {
+        if workers <= 1 {
+            body(0)
+        } else {
+            DispatchQueue.concurrentPerform(iterations: workers, execute: body)
+        }
+    }
+}

@@ -1,0 +1,35 @@
+/// Checks of caller data, done once per call before any kernel runs, so that
+/// bad input becomes an error message instead of NaN codes or a trap.
+enum InputValidation {
+    /// Verifies that `x` holds `rows` finite, non-zero rows of `dim` floats.
+    ///
+    /// - Throws: `CompresSAEError` naming the first offending row (and column).
+    /// - Complexity: O(rows * dim).
+    static func checkRows(_ x: UnsafePointer<Float>, rows: Int, dim: Int, what: String = "input") throws {
+        for i in 0..<rows {
+            let row = x + i * dim
+            let sumSquares = squaredNorm(row, dim)
+            if sumSquares.isFinite && sumSquares > 0 { continue }
+            for j in 0..<dim where !row[j].isFinite {
+                throw CompresSAEError.invalid("\(what) row \(i), column \(j) is \(row[j]): values must be finite")
+            }
+            if sumSquares == 0 {
+                throw CompresSAEError.invalid(
+                    "\(what) row \(i) is all zeros: it has no direction, so it cannot be normalised or encoded")
+            }
+            throw CompresSAEError.invalid("\(what) row \(i) is too large: its squared norm overflows float32")
+        }
+    }
+
+    /// Verifies a buffer's element count against `rows * cols`.
+    static func checkCount(_ count: Int, rows: Int, cols: Int, name: String) throws {
+        let (expected, overflow) = rows.multipliedReportingOverflow(by: cols)
+        guard !overflow, count == expected else {
+            throw CompresSAEError.invalid("\(name) holds \(count) elements, expected \(rows) x \(cols)")
+        }
+    }
+
+    static func checkRowCount(_ rows: Int) throws {
+        guard rows >= 1 else { throw CompresSAEError.invalid("the number of rows must be >= 1, got \(rows)") }
+    }
+}

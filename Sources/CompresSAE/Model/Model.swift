@@ -1,0 +1,293 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// A CompresSAE model: a top-k sparse autoencoder that maps `inputDim`-dense
+/// embeddings to `k`-sparse codes in `latentDim` dimensions and back.
+///
+/// Parameters, as in the reference's state dict: `encoder_w [d,h]`,
+/// `encoder_b [h]`, `decoder_w [h,d]` with unit-norm rows. Internally the
+/// encoder is kept transposed (`[h,d]`) so that everything a latent owns is one
+/// contiguous row: the sparse backward pass then touches whole rows only.
+///
+/// Thread safety: encoding, decoding and reading weights may run concurrently
+/// from any number of threads; training takes the model exclusively (other
+/// calls wait for it to finish).
+public final class CompresSAEModel: @unchecked Sendable {
+    /// Dense input dimension `d`.
+    public let inputDim: Int
+    /// Sparse latent dimension `h`.
+    public let latentDim: Int
+
+    /// Encoder weights transposed, `[h, d]` row-major.
+    var encoderT: [Float]
+    /// Encoder bias, `[h]`.
+    var encoderBias: [Float]
+    /// Decoder weights, `[h, d]` row-major, unit-norm rows.
+    var decoder: [Float]
+    /// Nonzeros per code used by `encode` and by training.
+    var storedK: Int
+    /// Per-step losses of the last `train` call.
+    var storedHistory: [Float] = []
+
+    let lock = ReadWriteLock()
+    /// Held by a running `train` call: a second one fails fast instead of waiting.
+    let trainingFlag = TryLock()
+
+    /// Number of nonzeros per code.
+    public var k: Int { lock.withReadLock { storedK } }
+
+    /// Losses of every optimiser step of the last `train` call (before each update).
+    public var lossHistory: [Float] { lock.withReadLock { storedHistory } }
+
+    /// Creates a model with PyTorch's default initialisation
+    /// (`kaiming_uniform_`: Uniform(-sqrt(6/fan_in), +sqrt(6/fan_in)) with
+    /// `fan_in` the second dimension), a zero bias and unit-norm decoder rows.
+    ///
+    /// - Parameters:
+    ///   - inputDim: `d >= 1`.
+    ///   - latentDim: `h >= 1`.
+    ///   - k: nonzeros per code, `1...h`.
+    ///   - seed: seed of the initialisation; equal seeds give equal models.
+    public init(inputDim: Int, latentDim: Int, k: Int, seed: UInt64 = 0) throws {
+        try Self.validateShape(inputDim: inputDim, latentDim: latentDim, k: k)
+        self.inputDim = inputDim
+        self.latentDim = latentDim
+        self.storedK = k
+        let d = inputDim, h = latentDim
+        var rng = SeededGenerator(seed: seed)
+        // encoder_w [d,h] is drawn in its public layout, then stored transposed.
+        let encoderBound = (6.0 / Float(h)).squareRoot()
+        var encT = [Float](repeating: 0, count: h * d)
+        for row in 0..<d {
+            for col in 0..<h {
+                encT[col * d + row] = (2 * rng.nextUnitFloat() - 1) * encoderBound
+            }
+        }
+        let decoderBound = (6.0 / Float(d)).squareRoot()
+        var dec = [Float](repeating: 0, count: h * d)
+        for i in 0..<(h * d) { dec[i] = (2 * rng.nextUnitFloat() - 1) * decoderBound }
+        self.encoderT = encT
+        self.encoderBias = [Float](repeating: 0, count: h)
+        self.decoder = dec
+        normalizeDecoderRows()
+    }
+
+    /// Creates a model from given weights, copied as they are (the decoder is
+    /// not renormalised, so a reference checkpoint is reproduced exactly).
+    ///
+    /// - Parameters:
+    ///   - encoderWeights: `encoder_w`, `d*h` floats, `[d,h]` row-major.
+    ///   - encoderBias: `encoder_b`, `h` floats.
+    ///   - decoderWeights: `decoder_w`, `h*d` floats, `[h,d]` row-major.
+    /// - Throws: `CompresSAEError` on a size mismatch or a non-finite weight.
+    public convenience init(
+        inputDim: Int, latentDim: Int, k: Int,
+        encoderWeights: UnsafeBufferPointer<Float>,
+        encoderBias: UnsafeBufferPointer<Float>,
+        decoderWeights: UnsafeBufferPointer<Float>
+    ) throws {
+        try Self.validateShape(inputDim: inputDim, latentDim: latentDim, k: k)
+        let d = inputDim, h = latentDim
+        try Self.checkWeights(encoderWeights, count: d * h, name: "encoder_w", shape: "[\(d), \(h)]")
+        try Self.checkWeights(encoderBias, count: h, name: "encoder_b", shape: "[\(h)]")
+        try Self.checkWeights(decoderWeights, count: h * d, name: "decoder_w", shape: "[\(h), \(d)]")
+        var encT = [Float](repeating: 0, count: h * d)
+        Self.transpose(encoderWeights.baseAddress!, rows: d, cols: h, into: &encT)
+        self.init(inputDim: d, latentDim: h, k: k, encoderT: encT,
+                  encoderBias: Array(encoderBias), decoder: Array(decoderWeights))
+    }
+
+    /// Convenience form of `init(inputDim:latentDim:k:encoderWeights:encoderBias:decoderWeights:)`.
+    public convenience init(
+        inputDim: Int, latentDim: Int, k: Int,
+        encoderWeights: [Float], encoderBias: [Float], decoderWeights: [Float]
+    ) throws {
+        let d = inputDim, h = latentDim
+        try Self.validateShape(inputDim: d, latentDim: h, k: k)
+        for (w, count, name, shape) in [(encoderWeights, d * h, "encoder_w", "[\(d), \(h)]"),
+                                        (encoderBias, h, "encoder_b", "[\(h)]"),
+                                        (decoderWeights, h * d, "decoder_w", "[\(h), \(d)]")] {
+            try w.withUnsafeBufferPointer { try Self.checkWeights($0, count: count, name: name, shape: shape) }
+        }
+        var encT = [Float](repeating: 0, count: h * d)
+        encoderWeights.withUnsafeBufferPointer { Self.transpose($0.baseAddress!, rows: d, cols: h, into: &encT) }
+        self.init(inputDim: d, latentDim: h, k: k, encoderT: encT, encoderBias: encoderBias, decoder: decoderWeights)
+    }
+
+    /// Takes already validated storage (internal layouts).
+    init(inputDim: Int, latentDim: Int, k: Int, encoderT: [Float], encoderBias: [Float], decoder: [Float]) {
+        self.inputDim = inputDim
+        self.latentDim = latentDim
+        self.storedK = k
+        self.encoderT = encoderT
+        self.encoderBias = encoderBias
+        self.decoder = decoder
+    }
+
+    /// Changes the number of nonzeros per code (`1...h`).
+    public func setK(_ newK: Int) throws {
+        guard newK >= 1 && newK <= latentDim else {
+            throw CompresSAEError.invalid("k must be in 1...\(latentDim) (the latent dimension), got \(newK)")
+        }
+        lock.withWriteLock { storedK = newK }
+    }
+
+    /// `encoder_w` as `[d,h]` row-major (a copy).
+    public var encoderWeights: [Float] {
+        lock.withReadLock {
+            var out = [Float](repeating: 0, count: inputDim * latentDim)
+            encoderT.withUnsafeBufferPointer {
+                Self.transpose($0.baseAddress!, rows: latentDim, cols: inputDim, into: &out)
+            }
+            return out
+        }
+    }
+
+    /// `encoder_b` (a copy).
+    public var encoderBiasWeights: [Float] { lock.withReadLock { encoderBias } }
+
+    /// `decoder_w` as `[h,d]` row-major (a copy).
+    public var decoderWeights: [Float] { lock.withReadLock { decoder } }
+
+    /// Copies the weights into caller-owned buffers; a `nil` buffer is skipped.
+    ///
+    /// - Parameters:
+    ///   - encoderWeights: `d*h` floats, receives `encoder_w [d,h]`.
+    ///   - encoderBias: `h` floats.
+    ///   - decoderWeights: `h*d` floats.
+    public func copyWeights(
+        encoderWeights: UnsafeMutableBufferPointer<Float>?,
+        encoderBias: UnsafeMutableBufferPointer<Float>?,
+        decoderWeights: UnsafeMutableBufferPointer<Float>?
+    ) throws {
+        let d = inputDim, h = latentDim
+        if let out = encoderWeights, out.count != d * h {
+            throw CompresSAEError.invalid("encoder_w buffer holds \(out.count) floats, expected d*h = \(d * h)")
+        }
+        if let out = encoderBias, out.count != h {
+            throw CompresSAEError.invalid("encoder_b buffer holds \(out.count) floats, expected h = \(h)")
+        }
+        if let out = decoderWeights, out.count != h * d {
+            throw CompresSAEError.invalid("decoder_w buffer holds \(out.count) floats, expected h*d = \(h * d)")
+        }
+        lock.withReadLock {
+            if let out = encoderWeights {
+                encoderT.withUnsafeBufferPointer { src in
+                    for row in 0..<h {
+                        for col in 0..<d { out[col * h + row] = src[row * d + col] }
+                    }
+                }
+            }
+            if let out = encoderBias { _ = out.initialize(from: self.encoderBias) }
+            if let out = decoderWeights { _ = out.initialize(from: self.decoder) }
+        }
+    }
+
+    // MARK: - Internals
+
+    static func validateShape(inputDim: Int, latentDim: Int, k: Int) throws {
+        guard inputDim >= 1 else { throw CompresSAEError.invalid("input_dim must be >= 1, got \(inputDim)") }
+        guard latentDim >= 1 else { throw CompresSAEError.invalid("latent_dim must be >= 1, got \(latentDim)") }
+        guard k >= 1 && k <= latentDim else {
+            throw CompresSAEError.invalid("k must be in 1...\(latentDim) (the latent dimension), got \(k)")
+        }
+        // Keeps every index an Int32 and every buffer size far from overflow.
+        guard latentDim <= Int(Int32.max), inputDim <= Int(Int32.max),
+              inputDim.multipliedReportingOverflow(by: latentDim).overflow == false,
+              inputDim * latentDim <= 1 << 34 else {
+            throw CompresSAEError.invalid("input_dim x latent_dim = \(inputDim) x \(latentDim) is too large")
+        }
+    }
+
+    static func checkWeights(_ w: UnsafeBufferPointer<Float>, count: Int, name: String, shape: String) throws {
+        guard w.count == count, w.baseAddress != nil || count == 0 else {
+            throw CompresSAEError.invalid("\(name) must have shape \(shape) (\(count) floats), got \(w.count) floats")
+        }
+        for i in 0..<count where !w[i].isFinite {
+            throw CompresSAEError.invalid("\(name) has a non-finite value (\(w[i])) at flat position \(i)")
+        }
+    }
+
+    static func transpose(_ src: UnsafePointer<Float>, rows: Int, cols: Int, into dst: inout [Float]) {
+        dst.withUnsafeMutableBufferPointer { out in
+            // Tiles keep both sides in cache for large matrices.
+            let tile = 32
+            var r0 = 0
+            while r0 < rows {
+                let r1 = min(r0 + tile, rows)
+                var c0 = 0
+                while c0 < cols {
+                    let c1 = min(c0 + tile, cols)
+                    for r in r0..<r1 {
+                        for c in c0..<c1 { out[c * rows + r] = src[r * cols + c] }
+                    }
+                    c0 = c1
+                }
+                r0 = r1
+            }
+        }
+    }
+
+    /// `decoder_w[j] /= ||decoder_w[j]||` for every row (a zero row stays zero).
+    func normalizeDecoderRows() {
+        let d = inputDim
+        decoder.withUnsafeMutableBufferPointer { dec in
+            let base = dec.baseAddress!
+            for j in 0..<latentDim {
+                let row = base + j * d
+                let norm = squaredNorm(row, d).squareRoot()
+                if norm > 0 {
+                    for c in 0..<d { row[c] = row[c] / norm }
+                }
+            }
+        }
+    }
+}
+
+/// A pthread read-write lock on the heap (its address must not move).
+final class ReadWriteLock: @unchecked Sendable {
+    private let rw: UnsafeMutablePointer<pthread_rwlock_t>
+
+    init() {
+        rw = .allocate(capacity: 1)
+        rw.initialize(to: pthread_rwlock_t())
+        pthread_rwlock_init(rw, nil)
+    }
+
+    deinit {
+        pthread_rwlock_destroy(rw)
+        rw.deallocate()
+    }
+
+    func withReadLock<T>(_ body: () throws -> T) rethrows -> T {
+        pthread_rwlock_rdlock(rw)
+        defer { pthread_rwlock_unlock(rw) }
+        return try body()
+    }
+
+    func withWriteLock<T>(_ body: () throws -> T) rethrows -> T {
+        pthread_rwlock_wrlock(rw)
+        defer { pthread_rwlock_unlock(rw) }
+        return try body()
+    }
+}
+
+/// A non-blocking lock: `tryAcquire` fails instead of waiting.
+final class TryLock: @unchecked Sendable {
+    private let mutex: UnsafeMutablePointer<pthread_mutex_t>
+
+    init() {
+        mutex = .allocate(capacity: 1)
+        mutex.initialize(to: pthread_mutex_t())
+        pthread_mutex_init(mutex, nil)
+    }
+
+    deinit {
+        pthread_mutex_destroy(mutex)
+        mutex.deallocate()
+    }
+
+    func tryAcquire() -> Bool { pthread_mutex_trylock(mutex) == 0 }
+    func release() { pthread_mutex_unlock(mutex) }
+}

@@ -1,0 +1,73 @@
+/// Version of the model file layout written by `save`.
+let modelFormatVersion = "1"
+
+extension CompresSAEModel {
+    /// Saves the model as a safetensors file with `encoder_w [d,h]`,
+    /// `encoder_b [h]`, `decoder_w [h,d]` (float32) and `k`, the format name
+    /// and version in `__metadata__`. The write is atomic.
+    public func save(to path: String) throws {
+        let (tensors, k) = lock.withReadLock { () -> ([Safetensors.OutputTensor], Int) in
+            var enc = [Float](repeating: 0, count: inputDim * latentDim)
+            encoderT.withUnsafeBufferPointer {
+                Self.transpose($0.baseAddress!, rows: latentDim, cols: inputDim, into: &enc)
+            }
+            return ([
+                .float32("encoder_w", shape: [inputDim, latentDim], enc),
+                .float32("encoder_b", shape: [latentDim], encoderBias),
+                .float32("decoder_w", shape: [latentDim, inputDim], decoder),
+            ], storedK)
+        }
+        try Safetensors.write(
+            tensors,
+            metadata: [("format", "compressae"), ("format_version", modelFormatVersion), ("k", String(k))],
+            to: path)
+    }
+
+    /// Loads a model saved by `save`, or a state dict of the PyTorch reference
+    /// saved with `safetensors.torch.save_file` (then `k` must be given).
+    ///
+    /// - Parameters:
+    ///   - path: the file.
+    ///   - k: nonzeros per code; `nil` takes it from the file's metadata.
+    /// - Throws: `CompresSAEError` for a missing, truncated or malformed file,
+    ///   a wrong dtype or shape, non-finite weights, or an unknown `k`.
+    public static func load(from path: String, k: Int? = nil) throws -> CompresSAEModel {
+        let file = try Safetensors.File(path: path)
+        if let version = file.metadata["format_version"], file.metadata["format"] == "compressae",
+           version != modelFormatVersion {
+            throw CompresSAEError.format("'\(path)' has model format version \(version); this library reads version \(modelFormatVersion)")
+        }
+        guard let bias = file.tensors["encoder_b"], bias.shape.count == 1 else {
+            throw CompresSAEError.format("'\(path)' has no 1-D tensor \"encoder_b\": not a CompresSAE model")
+        }
+        guard let enc = file.tensors["encoder_w"], enc.shape.count == 2 else {
+            throw CompresSAEError.format("'\(path)' has no 2-D tensor \"encoder_w\": not a CompresSAE model")
+        }
+        let h = bias.shape[0], d = enc.shape[0]
+        let chosenK: Int
+        if let k {
+            chosenK = k
+        } else if let text = file.metadata["k"] {
+            guard let parsed = Int(text) else {
+                throw CompresSAEError.format("'\(path)': metadata k = \"\(text)\" is not an integer")
+            }
+            chosenK = parsed
+        } else {
+            throw CompresSAEError.invalid("'\(path)' does not record k (e.g. a reference state dict): pass k explicitly")
+        }
+        do {
+            try validateShape(inputDim: d, latentDim: h, k: chosenK)
+        } catch let e as CompresSAEError {
+            throw CompresSAEError(e.kind, "'\(path)': \(e.message)")
+        }
+        let encoderWeights = try file.readFloat32("encoder_w", shape: [d, h])
+        let encoderBias = try file.readFloat32("encoder_b", shape: [h])
+        let decoderWeights = try file.readFloat32("decoder_w", shape: [h, d])
+        do {
+            return try CompresSAEModel(inputDim: d, latentDim: h, k: chosenK, encoderWeights: encoderWeights,
+                                       encoderBias: encoderBias, decoderWeights: decoderWeights)
+        } catch let e as CompresSAEError {
+            throw CompresSAEError.format("'\(path)': \(e.message)")
+        }
+    }
+}
