@@ -66,6 +66,10 @@ static void load_blas(void) {
         }
         blas_sgemm = (csae_sgemm_fn)fn;
         blas_set_threads = (void (*)(int))dlsym(handle, "openblas_set_num_threads");
+        /* The library parallelises across row chunks itself; BLAS threads on
+         * top would oversubscribe the cores, and a product whose split depends
+         * on the thread count could round differently from run to run. */
+        if (blas_set_threads) blas_set_threads(1);
         char *(*corename)(void) = (char *(*)(void))dlsym(handle, "openblas_get_corename");
         if (corename)
             snprintf(blas_name, sizeof blas_name, "OpenBLAS %s (%s)", corename(), name);
@@ -83,9 +87,4 @@ csae_sgemm_fn csae_internal_blas_sgemm(void) {
 const char *csae_internal_blas_name(void) {
     pthread_once(&blas_once, load_blas);
     return blas_sgemm ? blas_name : "none";
-}
-
-void csae_internal_blas_set_threads(int n) {
-    pthread_once(&blas_once, load_blas);
-    if (blas_set_threads && n > 0) blas_set_threads(n);
 }

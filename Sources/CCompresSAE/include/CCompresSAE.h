@@ -16,6 +16,4 @@ typedef void (*csae_sgemm_fn)(int order, int trans_a, int trans_b, int m, int n,
 csae_sgemm_fn csae_internal_blas_sgemm(void);
 /* Name of the BLAS in use (e.g. "OpenBLAS Zen") or "none". */
 const char *csae_internal_blas_name(void);
-/* Sets the BLAS thread count when the library offers it (OpenBLAS). */
-void csae_internal_blas_set_threads(int n);
 #endif

@@ -58,9 +58,4 @@ enum GEMM {
             i += rows
         }
     }
-
-    /// Limits the BLAS's own threading (we parallelise across row chunks).
-    static func setBLASThreads(_ n: Int) {
-        csae_internal_blas_set_threads(Int32(n))
-    }
 }

@@ -209,7 +209,6 @@ extension CompresSAEModel {
         let chunkRows = min(encoderChunkRows, rows)
         let chunks = (rows + chunkRows - 1) / chunkRows
         let workers = min(Parallel.threadCount(requested: threads), chunks)
-        if workers > 1 { GEMM.setBLASThreads(1) }
         let src = SharedConstPointer(x)
         encoderT.withUnsafeBufferPointer { encBuffer in
             encoderBias.withUnsafeBufferPointer { biasBuffer in

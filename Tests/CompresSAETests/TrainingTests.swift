@@ -1,0 +1,123 @@
+import Testing
+@testable import CompresSAE
+
+@Suite("Training on real embeddings")
+struct TrainingTests {
+    @Test("the loss falls steadily over a few epochs")
+    func lossFalls() throws {
+        let (x, d) = try Fixtures.realEmbeddings(rows: 2000)
+        let model = try CompresSAEModel(inputDim: d, latentDim: 1024, k: 16, seed: 7)
+        var options = TrainingOptions()
+        options.batchSize = 200
+        options.epochs = 4
+        options.learningRate = 2e-3
+        let history = try model.train(x, rows: 2000, options: options)
+        #expect(history.count == 40)
+        let first = history.prefix(5).reduce(0, +) / 5
+        let last = history.suffix(5).reduce(0, +) / 5
+        // Per-epoch means must decrease epoch after epoch.
+        let epochMeans = (0..<4).map { e in history[(e * 10)..<(e * 10 + 10)].reduce(0, +) / 10 }
+        #expect(last < 0.8 * first, "first \(first), last \(last)")
+        for e in 1..<4 { #expect(epochMeans[e] < epochMeans[e - 1], "epoch means \(epochMeans)") }
+        #expect(history.allSatisfy { $0.isFinite })
+    }
+
+    @Test("a 5-step run with fixed seeds is bit-for-bit repeatable")
+    func repeatable() throws {
+        let (x, d) = try Fixtures.realEmbeddings(rows: 1000)
+        var options = TrainingOptions()
+        options.batchSize = 200
+        options.seed = 11
+        func run() throws -> ([Float], [Float], [Float], [Float]) {
+            let model = try CompresSAEModel(inputDim: d, latentDim: 512, k: 8, seed: 3)
+            let history = try model.train(x, rows: 1000, options: options)
+            return (history, model.encoderWeights, model.encoderBiasWeights, model.decoderWeights)
+        }
+        let a = try run(), b = try run()
+        #expect(a.0.count == 5)
+        #expect(a.0.map(\.bitPattern) == b.0.map(\.bitPattern))
+        #expect(a.1.map(\.bitPattern) == b.1.map(\.bitPattern))
+        #expect(a.2.map(\.bitPattern) == b.2.map(\.bitPattern))
+        #expect(a.3.map(\.bitPattern) == b.3.map(\.bitPattern))
+    }
+
+    @Test("the progress callback sees every step and can cancel")
+    func progressAndCancel() throws {
+        let (x, d) = try Fixtures.realEmbeddings(rows: 500)
+        let model = try CompresSAEModel(inputDim: d, latentDim: 256, k: 8)
+        var options = TrainingOptions()
+        options.batchSize = 100
+        options.epochs = 2
+        var seen: [Int] = []
+        try model.train(x, rows: 500, options: options) { step, total, loss in
+            #expect(total == 10)
+            #expect(loss.isFinite)
+            seen.append(step)
+            return true
+        }
+        #expect(seen == Array(1...10))
+        let error = #expect(throws: CompresSAEError.self) {
+            try model.train(x, rows: 500, options: options) { step, _, _ in step < 3 }
+        }
+        #expect(error?.kind == .cancelled)
+        #expect(model.lossHistory.count == 3)
+    }
+
+    @Test("the decoder rows stay unit norm after training")
+    func decoderNormalised() throws {
+        let (x, d) = try Fixtures.realEmbeddings(rows: 400)
+        let model = try CompresSAEModel(inputDim: d, latentDim: 256, k: 4)
+        var options = TrainingOptions()
+        options.batchSize = 100
+        try model.train(x, rows: 400, options: options)
+        let w = model.decoderWeights
+        for j in 0..<256 {
+            let norm = (0..<d).reduce(Float(0)) { $0 + w[j * d + $1] * w[j * d + $1] }.squareRoot()
+            #expect(abs(norm - 1) < 1e-5)
+        }
+    }
+}
+
+@Suite("Encoding")
+struct EncodingTests {
+    @Test("ties are broken towards the lower index, codes are ordered by |value|")
+    func ties() throws {
+        // Identity-like encoder: d = h, so pre-activations are the normalised input.
+        let d = 8
+        var enc = [Float](repeating: 0, count: d * d)
+        for i in 0..<d { enc[i * d + i] = 1 }
+        let model = try CompresSAEModel(inputDim: d, latentDim: d, k: 3, encoderWeights: enc,
+                                        encoderBias: .init(repeating: 0, count: d), decoderWeights: enc)
+        let codes = try model.encode([1, -2, 2, 1, -2, 0, 0, 1], rows: 1)
+        #expect(codes.indices == [1, 2, 4])
+        let more = try model.encode([1, -2, 2, 1, -2, 0, 0, 1], rows: 1, k: 6)
+        #expect(more.indices == [1, 2, 4, 0, 3, 7])
+        #expect(more.values[0] < 0 && more.values[1] > 0)
+    }
+
+    @Test("multi-threaded encoding equals single-threaded, and a k' prefix equals encoding at k'")
+    func threadsAndPrefix() throws {
+        let (x, d) = try Fixtures.realEmbeddings(rows: 1500)
+        let model = try CompresSAEModel(inputDim: d, latentDim: 1024, k: 32, seed: 5)
+        let one = try model.encode(x, rows: 1500, threads: 1)
+        let two = try model.encode(x, rows: 1500, threads: 2)
+        let same = one == two  // compared outside #expect, which would print both arrays
+        #expect(same)
+        let small = try model.encode(x, rows: 1500, k: 8, threads: 2)
+        let prefixes = (0..<1500).allSatisfy {
+            Array(one.indices[($0 * 32)..<($0 * 32 + 8)]) == Array(small.indices[($0 * 8)..<($0 * 8 + 8)])
+        }
+        #expect(prefixes)
+    }
+
+    @Test("the built-in GEMM agrees with the BLAS one")
+    func portableGEMM() {
+        let m = 5, n = 37, kk = 19
+        let a = (0..<(m * kk)).map { Float(($0 * 7919) % 23) / 23 - 0.5 }
+        let b = (0..<(n * kk)).map { Float(($0 * 104_729) % 31) / 31 - 0.5 }
+        var viaBLAS = [Float](repeating: 0, count: m * n), portable = viaBLAS
+        GEMM.multiplyTransposed(m: m, n: n, kk: kk, a: a, b: b, beta: 0, c: &viaBLAS)
+        GEMM.portableMultiplyTransposed(m: m, n: n, kk: kk, a: a, b: b, beta: 0, c: &portable)
+        #expect(relativeError(portable, viaBLAS) < 1e-5)
+    }
+}
