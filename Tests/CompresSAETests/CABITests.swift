@@ -1,0 +1,79 @@
+import Testing
+import CCompresSAE
+@testable import CompresSAE
+
+/// The C functions called as a C program would, including the misuse a C
+/// program can commit.
+@Suite("C ABI")
+struct CABITests {
+    func lastError() -> String { String(cString: csae_last_error()) }
+
+    @Test("create, train, encode, decode, free through the C functions")
+    func lifecycle() throws {
+        #expect(csae_abi_version() == CSAE_ABI_VERSION)
+        var model: OpaquePointer?
+        #expect(csae_model_create(16, 64, 4, 1, &model) == 0)
+        var d: Int64 = 0, h: Int64 = 0, k: Int64 = 0
+        #expect(csae_model_get_shape(model, &d, &h, &k) == 0)
+        #expect((d, h, k) == (16, 64, 4))
+        let x = (0..<(16 * 20)).map { Float(($0 * 37) % 17) - 8 }
+        var params = csae_train_default_params()
+        params.batch_size = 10
+        params.epochs = 2
+        #expect(csae_model_train(model, x, 20, 16, &params) == 0)
+        var length: Int64 = 0
+        #expect(csae_model_history_length(model, &length) == 0 && length == 4)
+        var indices = [Int32](repeating: 0, count: 20 * 4), values = [Float](repeating: 0, count: 20 * 4)
+        #expect(csae_model_encode(model, x, 20, 16, 0, &indices, &values) == 0)
+        var out = [Float](repeating: 0, count: 20 * 16)
+        #expect(csae_model_decode(model, indices, values, 20, 4, &out) == 0)
+        #expect(out.contains { $0 != 0 })
+        csae_model_free(model)
+        csae_model_free(nil)
+    }
+
+    @Test("misuse returns a status and a message")
+    func misuse() throws {
+        var model: OpaquePointer?
+        #expect(csae_model_create(16, 64, 100, 1, &model) == CSAE_ERR_INVALID_ARGUMENT.rawValue)
+        #expect(lastError().contains("k must be"))
+        #expect(model == nil)
+        #expect(csae_model_create(16, 64, 4, 1, nil) == CSAE_ERR_INVALID_ARGUMENT.rawValue)
+        #expect(csae_model_create(0, 64, 4, 1, &model) == CSAE_ERR_INVALID_ARGUMENT.rawValue)
+        #expect(csae_model_create(16, 64, 4, 1, &model) == 0)
+        let x = [Float](repeating: 1, count: 16)
+        var indices = [Int32](repeating: 0, count: 4), values = [Float](repeating: 0, count: 4)
+        #expect(csae_model_encode(model, nil, 1, 16, 0, &indices, &values) == CSAE_ERR_INVALID_ARGUMENT.rawValue)
+        #expect(lastError() == "x is NULL")
+        #expect(csae_model_encode(model, x, 1, 15, 0, &indices, &values) == CSAE_ERR_INVALID_ARGUMENT.rawValue)
+        #expect(csae_model_encode(model, x, -1, 16, 0, &indices, &values) == CSAE_ERR_INVALID_ARGUMENT.rawValue)
+        #expect(csae_model_encode(model, x, 1, 16, 65, &indices, &values) == CSAE_ERR_INVALID_ARGUMENT.rawValue)
+        #expect(csae_model_encode(model, x, 1, 16, 0, nil, &values) == CSAE_ERR_INVALID_ARGUMENT.rawValue)
+        #expect(csae_model_encode(model, x, 1, 16, 0, &indices, &values) == 0)
+        #expect(lastError() == "")
+        csae_model_free(model)
+        // A freed handle is refused, however often it is used or freed again.
+        #expect(csae_model_encode(model, x, 1, 16, 0, &indices, &values) == CSAE_ERR_INVALID_HANDLE.rawValue)
+        #expect(lastError().contains("not valid"))
+        csae_model_free(model)
+        #expect(csae_model_save(model, "/tmp/never") == CSAE_ERR_INVALID_HANDLE.rawValue)
+        #expect(csae_model_encode(OpaquePointer(bitPattern: 0x1234_5671), x, 1, 16, 0, &indices, &values)
+                == CSAE_ERR_INVALID_HANDLE.rawValue)
+        #expect(csae_model_load(nil, 0, &model) == CSAE_ERR_INVALID_ARGUMENT.rawValue)
+        #expect(csae_model_load("/nonexistent", 0, &model) == CSAE_ERR_IO.rawValue)
+    }
+
+    @Test("a progress callback that returns non-zero cancels training")
+    func cancel() throws {
+        var model: OpaquePointer?
+        #expect(csae_model_create(8, 32, 2, 1, &model) == 0)
+        defer { csae_model_free(model) }
+        let x = (0..<(8 * 40)).map { Float(($0 * 13) % 7) - 3 }
+        var params = csae_train_default_params()
+        params.batch_size = 10
+        params.progress = { _, step, _, _ in step >= 2 ? 1 : 0 }
+        #expect(csae_model_train(model, x, 40, 8, &params) == CSAE_ERR_CANCELLED.rawValue)
+        var length: Int64 = 0
+        #expect(csae_model_history_length(model, &length) == 0 && length == 2)
+    }
+}

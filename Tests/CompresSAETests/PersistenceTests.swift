@@ -1,0 +1,163 @@
+import Testing
+@testable import CompresSAE
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// A fresh temporary directory, removed with its content by `cleanup`.
+struct TemporaryDirectory {
+    let path: String
+
+    init() {
+        var template = Array("/tmp/compressae-test-XXXXXX".utf8CString)
+        path = template.withUnsafeMutableBufferPointer { String(cString: mkdtemp($0.baseAddress!)!) }
+    }
+
+    func file(_ name: String) -> String { path + "/" + name }
+
+    func entries() -> [String] {
+        guard let dir = opendir(path) else { return [] }
+        defer { closedir(dir) }
+        var names: [String] = []
+        while let entry = readdir(dir) {
+            let name = withUnsafeBytes(of: entry.pointee.d_name) { String(cString: $0.bindMemory(to: CChar.self).baseAddress!) }
+            if name != "." && name != ".." { names.append(name) }
+        }
+        return names.sorted()
+    }
+
+    func cleanup() {
+        for name in entries() { unlink(file(name)) }
+        rmdir(path)
+    }
+}
+
+func writeBytes(_ bytes: [UInt8], to path: String) throws {
+    try FileIO.writeAtomically(to: path) { emit in try bytes.withUnsafeBytes { try emit($0) } }
+}
+
+func readBytes(_ path: String) throws -> [UInt8] {
+    let reader = try FileIO.Reader(path: path)
+    var bytes = [UInt8](repeating: 0, count: reader.size)
+    try bytes.withUnsafeMutableBytes { try reader.read(into: $0.baseAddress!, count: reader.size, at: 0) }
+    return bytes
+}
+
+/// A safetensors file from a JSON header and a data section.
+func safetensorsBytes(header: String, data: [UInt8]) -> [UInt8] {
+    let h = Array(header.utf8)
+    return withUnsafeBytes(of: UInt64(h.count).littleEndian) { Array($0) } + h + data
+}
+
+@Suite("Model files")
+struct PersistenceTests {
+    @Test("save, load and encode give identical codes and weights")
+    func roundTrip() throws {
+        let dir = TemporaryDirectory()
+        defer { dir.cleanup() }
+        let (x, d) = try Fixtures.realEmbeddings(rows: 300)
+        let model = try CompresSAEModel(inputDim: d, latentDim: 512, k: 12, seed: 9)
+        var options = TrainingOptions()
+        options.batchSize = 100
+        try model.train(x, rows: 300, options: options)
+        try model.save(to: dir.file("m.safetensors"))
+        #expect(dir.entries() == ["m.safetensors"])  // no temporary file left
+        let loaded = try CompresSAEModel.load(from: dir.file("m.safetensors"))
+        #expect(loaded.k == 12)
+        #expect(loaded.encoderWeights == model.encoderWeights)
+        #expect(loaded.encoderBiasWeights == model.encoderBiasWeights)
+        #expect(loaded.decoderWeights == model.decoderWeights)
+        let same = try loaded.encode(x, rows: 300) == model.encode(x, rows: 300)
+        #expect(same)
+        #expect(try CompresSAEModel.load(from: dir.file("m.safetensors"), k: 5).k == 5)
+    }
+
+    @Test("a reference state dict without metadata loads when k is given")
+    func referenceStateDict() throws {
+        let dir = TemporaryDirectory()
+        defer { dir.cleanup() }
+        let golden = try Fixtures.Golden("small")
+        // The golden file holds the reference's tensors under the state-dict names.
+        let path = Fixtures.path("golden/small.safetensors")
+        let model = try CompresSAEModel.load(from: path, k: golden.k)
+        #expect(model.encoderWeights == (try golden.tensor("encoder_w")))
+        let error = #expect(throws: CompresSAEError.self) { try CompresSAEModel.load(from: path) }
+        #expect(error?.message.contains("pass k") == true)
+    }
+
+    @Test("damaged and foreign files are refused with a message")
+    func refused() throws {
+        let dir = TemporaryDirectory()
+        defer { dir.cleanup() }
+        let model = try CompresSAEModel(inputDim: 4, latentDim: 8, k: 2)
+        try model.save(to: dir.file("good.safetensors"))
+        let good = try readBytes(dir.file("good.safetensors"))
+
+        func expectRefused(_ bytes: [UInt8], _ fragment: String, sourceLocation: SourceLocation = #_sourceLocation) throws {
+            try writeBytes(bytes, to: dir.file("bad.safetensors"))
+            let error = #expect(throws: CompresSAEError.self, sourceLocation: sourceLocation) {
+                try CompresSAEModel.load(from: dir.file("bad.safetensors"))
+            }
+            #expect(error?.message.contains(fragment) == true, "\(error?.message ?? "")", sourceLocation: sourceLocation)
+        }
+        try expectRefused(Array(good.prefix(good.count - 10)), "outside the data section")
+        try expectRefused(Array(good.prefix(5)), "shorter than")
+        var oversized = good
+        withUnsafeBytes(of: UInt64(1 << 40).littleEndian) { for i in 0..<8 { oversized[i] = $0[i] } }
+        try expectRefused(oversized, "header length")
+        var beyond = good
+        withUnsafeBytes(of: UInt64(good.count).littleEndian) { for i in 0..<8 { beyond[i] = $0[i] } }
+        try expectRefused(beyond, "exceeds the file size")
+        try expectRefused(safetensorsBytes(header: "{not json", data: []), "invalid JSON")
+        let f64 = "{\"__metadata__\":{\"k\":\"2\"},\"encoder_w\":{\"dtype\":\"F64\",\"shape\":[4,8],\"data_offsets\":[0,256]},\"encoder_b\":{\"dtype\":\"F32\",\"shape\":[8],\"data_offsets\":[256,288]},\"decoder_w\":{\"dtype\":\"F32\",\"shape\":[8,4],\"data_offsets\":[288,416]}}"
+        try expectRefused(safetensorsBytes(header: f64, data: .init(repeating: 0, count: 416)), "dtype F64")
+        let wrongShape = "{\"__metadata__\":{\"k\":\"2\"},\"encoder_w\":{\"dtype\":\"F32\",\"shape\":[4,8],\"data_offsets\":[0,128]},\"encoder_b\":{\"dtype\":\"F32\",\"shape\":[8],\"data_offsets\":[128,160]},\"decoder_w\":{\"dtype\":\"F32\",\"shape\":[8,5],\"data_offsets\":[160,320]}}"
+        try expectRefused(safetensorsBytes(header: wrongShape, data: .init(repeating: 0, count: 320)), "shape [8, 5]")
+        var nan = good
+        let nanBits = withUnsafeBytes(of: Float.nan.bitPattern.littleEndian) { Array($0) }
+        for i in 0..<4 { nan[nan.count - 4 + i] = nanBits[i] }
+        try expectRefused(nan, "non-finite")
+        let missing = "{\"encoder_w\":{\"dtype\":\"F32\",\"shape\":[4,8],\"data_offsets\":[0,128]}}"
+        try expectRefused(safetensorsBytes(header: missing, data: .init(repeating: 0, count: 128)), "encoder_b")
+        let error = #expect(throws: CompresSAEError.self) { try CompresSAEModel.load(from: dir.file("absent")) }
+        #expect(error?.kind == .io)
+    }
+
+    @Test("a failed save leaves nothing behind")
+    func failedSave() throws {
+        let model = try CompresSAEModel(inputDim: 4, latentDim: 8, k: 2)
+        let error = #expect(throws: CompresSAEError.self) { try model.save(to: "/nonexistent-dir/m.safetensors") }
+        #expect(error?.kind == .io)
+    }
+}
+
+@Suite("Bad input")
+struct BadInputTests {
+    @Test("shapes, k and values are checked before any kernel runs")
+    func refused() throws {
+        #expect(throws: CompresSAEError.self) { try CompresSAEModel(inputDim: 0, latentDim: 8, k: 2) }
+        #expect(throws: CompresSAEError.self) { try CompresSAEModel(inputDim: 4, latentDim: 8, k: 9) }
+        #expect(throws: CompresSAEError.self) { try CompresSAEModel(inputDim: 4, latentDim: -1, k: 1) }
+        let model = try CompresSAEModel(inputDim: 4, latentDim: 8, k: 2)
+        let zeroRow = #expect(throws: CompresSAEError.self) {
+            try model.encode([1, 2, 3, 4, 0, 0, 0, 0], rows: 2)
+        }
+        #expect(zeroRow?.message.contains("row 1") == true)
+        let nan = #expect(throws: CompresSAEError.self) {
+            try model.encode([1, 2, 3, 4, 1, .nan, 0, 0], rows: 2)
+        }
+        #expect(nan?.message.contains("row 1, column 1") == true)
+        #expect(throws: CompresSAEError.self) { try model.encode([1, 2, .infinity, 4], rows: 1) }
+        #expect(throws: CompresSAEError.self) { try model.encode([1, 2, 3], rows: 1) }
+        #expect(throws: CompresSAEError.self) { try model.encode([1, 2, 3, 4], rows: 1, k: 9) }
+        #expect(throws: CompresSAEError.self) { try model.encode([], rows: 0) }
+        // Training needs the 4k code: 4 * 3 > 8.
+        let tooBig = try CompresSAEModel(inputDim: 4, latentDim: 8, k: 3)
+        let fourK = #expect(throws: CompresSAEError.self) { try tooBig.train([1, 2, 3, 4], rows: 1) }
+        #expect(fourK?.message.contains("4k") == true)
+        var codes = try model.encode([1, 2, 3, 4], rows: 1)
+        codes.indices[0] = 8
+        #expect(throws: CompresSAEError.self) { try model.decode(codes) }
+    }
+}
