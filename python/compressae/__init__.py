@@ -1,0 +1,60 @@
+"""compressae: embedding compression with a learned top-k sparse autoencoder.
+
+Python bindings of the CompresSAE library (Kasalický et al., RecSys 2025):
+dense embeddings in, ``k``-sparse codes out, trained on your own data.
+
+>>> import numpy as np, compressae
+>>> X = np.random.default_rng(0).standard_normal((1000, 64)).astype(np.float32)
+>>> model = compressae.CompresSAE(64, latent_dim=512, k=8).fit(X, batch_size=256)
+>>> codes = model.encode(X)            # codes.indices, codes.values: (1000, 8)
+>>> X_hat = model.decode(codes)        # (1000, 64) float32
+
+The numerical work runs in the Swift library ``libCompresSAE.so`` through its
+C ABI (see ``compressae._ffi`` for the raw functions).
+"""
+
+from . import _ffi, datasets
+from ._version import __version__
+from .errors import (
+    BusyError,
+    Cancelled,
+    Error,
+    FileError,
+    FormatError,
+    InvalidArgumentError,
+    InvalidHandleError,
+    OutOfMemoryError,
+)
+from .model import LOSS_NAMES, CompresSAE, SparseCodes
+
+__all__ = [
+    "CompresSAE",
+    "SparseCodes",
+    "LOSS_NAMES",
+    "Error",
+    "InvalidArgumentError",
+    "InvalidHandleError",
+    "FileError",
+    "FormatError",
+    "Cancelled",
+    "OutOfMemoryError",
+    "BusyError",
+    "library_version",
+    "library_path",
+    "blas_name",
+    "datasets",
+    "__version__",
+]
+
+#: Path of the loaded shared library.
+library_path = str(_ffi.library_path)
+
+
+def library_version() -> str:
+    """Version string of the loaded C library (``csae_version()``)."""
+    return _ffi.csae_version().decode()
+
+
+def blas_name() -> str:
+    """The BLAS the library uses for its dense products, or ``"none"``."""
+    return _ffi.csae_blas_name().decode()

@@ -1,0 +1,784 @@
+"""Public classes: :class:`CompresSAE` and :class:`SparseCodes`.
+
+Everything numeric happens in the C library; this module converts inputs to
+float32 C-contiguous arrays once, checks shapes for readable error messages,
+allocates the outputs and maps C status codes to exceptions.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import operator
+import os
+import sys
+import time
+
+import numpy as np
+
+from . import _ffi
+from ._handle import ModelHandle, check
+from .errors import Cancelled, InvalidArgumentError
+
+__all__ = ["CompresSAE", "SparseCodes"]
+
+#: Names of the seven losses, as the PyTorch reference reports them, in the
+#: order of the fields of ``struct csae_losses``.
+LOSS_NAMES = ("L2", "L2_4k", "L1", "L0", "Cosine", "Cosine_4k", "Loss")
+_LOSS_FIELDS = ("l2", "l2_4k", "l1", "l0", "cosine", "cosine_4k", "loss")
+
+_INT32_MAX = 2**31 - 1
+
+
+def _size(value, name: str, minimum: int = 1) -> int:
+    """An integer argument >= minimum (bools and floats are refused)."""
+    if isinstance(value, bool):
+        raise TypeError(f"{name} must be an integer, got a bool")
+    try:
+        value = operator.index(value)
+    except TypeError:
+        raise TypeError(f"{name} must be an integer, got {type(value).__name__}") from None
+    if value < minimum:
+        raise InvalidArgumentError(f"{name} must be >= {minimum}, got {value}")
+    return value
+
+
+def _seed(value, name: str = "seed") -> int:
+    value = _size(value, name, minimum=0)
+    if value >= 2**64:
+        raise InvalidArgumentError(f"{name} must be < 2**64, got {value}")
+    return value
+
+
+def _float_matrix(X, columns: int, name: str = "X", allow_1d: bool = True) -> np.ndarray:
+    """``X`` as a float32 C-contiguous [n, columns] array (copied only if needed).
+
+    A 1-D input is one row when ``allow_1d``. Values (NaN, Inf, zero rows)
+    are checked by the library, which reports the row number.
+    """
+    array = np.asarray(X)
+    if array.dtype.kind == "c":
+        raise InvalidArgumentError(f"{name} must be real, got dtype {array.dtype}")
+    if array.dtype.kind not in "fiub":
+        raise InvalidArgumentError(f"{name} must be numeric, got dtype {array.dtype}")
+    if array.ndim == 1 and allow_1d:
+        array = array.reshape(1, -1)
+    if array.ndim != 2:
+        raise InvalidArgumentError(
+            f"{name} must be a 2-D array [n, {columns}], got shape {array.shape}"
+        )
+    if array.shape[1] != columns:
+        raise InvalidArgumentError(
+            f"{name} has {array.shape[1]} columns but the model's input_dim is {columns}"
+        )
+    return np.ascontiguousarray(array, dtype=np.float32)
+
+
+def _weight(array, shape: tuple, name: str) -> np.ndarray:
+    array = np.asarray(array)
+    if array.dtype.kind not in "fiu":
+        raise InvalidArgumentError(f"{name} must be a float array, got dtype {array.dtype}")
+    if array.shape != shape:
+        raise InvalidArgumentError(f"{name} must have shape {shape}, got {array.shape}")
+    return np.ascontiguousarray(array, dtype=np.float32)
+
+
+class SparseCodes:
+    """k-sparse codes of n rows: ``k`` latent indices and values per row.
+
+    This is the paper's storage format (one int32 index and one float32
+    value per nonzero, ``8 k`` bytes per row). Within a row, entries are
+    ordered by decreasing ``|value|``.
+
+    Parameters
+    ----------
+    indices : array_like of int, shape (n, k)
+        Latent indices, each in ``[0, dim)``.
+    values : array_like of float, shape (n, k)
+        The code values (signed).
+    dim : int
+        The latent dimension ``h`` the indices refer to.
+
+    Attributes
+    ----------
+    indices : numpy.ndarray of int32, shape (n, k)
+    values : numpy.ndarray of float32, shape (n, k)
+    dim : int
+    """
+
+    __slots__ = ("indices", "values", "dim")
+
+    def __init__(self, indices, values, dim: int):
+        dim = _size(dim, "dim")
+        indices = np.asarray(indices)
+        values = np.asarray(values)
+        if indices.dtype.kind not in "iu":
+            raise InvalidArgumentError(
+                f"indices must be an integer array, got dtype {indices.dtype}"
+            )
+        if values.dtype.kind not in "fiu":
+            raise InvalidArgumentError(f"values must be a float array, got dtype {values.dtype}")
+        if indices.ndim != 2 or values.shape != indices.shape:
+            raise InvalidArgumentError(
+                "indices and values must be 2-D arrays of the same shape (n, k), "
+                f"got {indices.shape} and {values.shape}"
+            )
+        if indices.shape[1] < 1:
+            raise InvalidArgumentError("codes need k >= 1 entries per row")
+        if indices.size and (indices.min() < 0 or indices.max() >= dim):
+            raise InvalidArgumentError(
+                f"indices must lie in [0, {dim}), found {indices.min()}..{indices.max()}"
+            )
+        self.indices = np.ascontiguousarray(indices, dtype=np.int32)
+        self.values = np.ascontiguousarray(values, dtype=np.float32)
+        self.dim = dim
+
+    @classmethod
+    def _wrap(cls, indices: np.ndarray, values: np.ndarray, dim: int) -> "SparseCodes":
+        # Arrays produced by the library (or sliced from valid codes): no checks.
+        codes = cls.__new__(cls)
+        codes.indices, codes.values, codes.dim = indices, values, dim
+        return codes
+
+    @property
+    def k(self) -> int:
+        """Number of entries per row."""
+        return self.indices.shape[1]
+
+    @property
+    def shape(self) -> tuple:
+        """``(n, dim)``: the shape of the dense matrix these codes stand for."""
+        return (self.indices.shape[0], self.dim)
+
+    @property
+    def nbytes(self) -> int:
+        """Bytes held by ``indices`` and ``values`` (``8 n k``)."""
+        return self.indices.nbytes + self.values.nbytes
+
+    def __len__(self) -> int:
+        return self.indices.shape[0]
+
+    def __getitem__(self, rows) -> "SparseCodes":
+        """Select rows: ``codes[i]`` (one row, kept 2-D), ``codes[a:b]``,
+        an integer array or a boolean mask."""
+        if isinstance(rows, tuple):
+            raise TypeError("SparseCodes can only be indexed by rows")
+        indices = self.indices[rows]
+        values = self.values[rows]
+        if indices.ndim == 1:  # an integer picked one row
+            indices, values = indices.reshape(1, -1), values.reshape(1, -1)
+        return SparseCodes._wrap(indices, values, self.dim)
+
+    def toarray(self) -> np.ndarray:
+        """The codes as a dense float32 array of shape ``(n, dim)``."""
+        n = len(self)
+        dense = np.zeros((n, self.dim), dtype=np.float32)
+        # Scatter-add so that duplicated indices (possible in hand-made
+        # codes) mean the same as in decode: their values add up.
+        np.add.at(dense, (np.repeat(np.arange(n), self.k), self.indices.ravel()),
+                  self.values.ravel())
+        return dense
+
+    def to_csr(self):
+        """The codes as a ``scipy.sparse.csr_matrix`` of shape ``(n, dim)``.
+
+        Column indices are sorted within each row. Needs scipy.
+        """
+        try:
+            import scipy.sparse
+        except ImportError as exc:
+            raise ImportError(
+                "SparseCodes.to_csr() needs scipy (pip install scipy)"
+            ) from exc
+        n, k = self.indices.shape
+        indptr = np.arange(0, n * k + 1, k, dtype=np.int64)
+        matrix = scipy.sparse.csr_matrix(
+            (self.values.ravel().copy(), self.indices.ravel().copy(), indptr),
+            shape=(n, self.dim),
+        )
+        matrix.sum_duplicates()  # also sorts the indices
+        return matrix
+
+    def __repr__(self) -> str:
+        return f"SparseCodes(n={len(self)}, k={self.k}, dim={self.dim})"
+
+
+class _StderrProgress:
+    """Fallback progress display (one rewritten stderr line) without tqdm."""
+
+    def __init__(self):
+        self._last = 0.0
+
+    def __call__(self, step: int, total: int, loss: float) -> None:
+        now = time.monotonic()
+        if step == total or now - self._last >= 0.2:
+            self._last = now
+            sys.stderr.write(f"\rcompressae: step {step}/{total}  loss {loss:.5f}")
+            sys.stderr.flush()
+
+    def close(self) -> None:
+        if self._last:
+            sys.stderr.write("\n")
+            sys.stderr.flush()
+
+
+class _TqdmProgress:
+    def __init__(self, tqdm):
+        self._tqdm = tqdm
+        self._bar = None
+
+    def __call__(self, step: int, total: int, loss: float) -> None:
+        if self._bar is None:
+            self._bar = self._tqdm(total=total, desc="compressae", unit="step")
+        self._bar.update(step - self._bar.n)
+        self._bar.set_postfix(loss=f"{loss:.5f}", refresh=False)
+
+    def close(self) -> None:
+        if self._bar is not None:
+            self._bar.close()
+
+
+def _default_progress():
+    try:
+        from tqdm.auto import tqdm
+    except ImportError:
+        return _StderrProgress()
+    return _TqdmProgress(tqdm)
+
+
+class _ProgressBridge:
+    """Turns a Python progress callable into a C ``csae_progress_fn``.
+
+    Exceptions must not unwind through the Swift frames that call the
+    callback (that is undefined behaviour), so the trampoline catches
+    everything, asks the library to cancel, and ``fit`` re-raises the
+    exception once the C call has returned.
+    """
+
+    def __init__(self, progress):
+        self.error = None
+        self.cancelled = False
+        self.steps = 0
+        self._closer = None
+        if progress is None or progress is False:
+            self.report = None
+        elif progress is True:
+            self.report = _default_progress()
+            self._closer = self.report.close
+        elif callable(progress):
+            self.report = progress
+        else:
+            raise TypeError("progress must be None, True, False or a callable")
+        # The CFUNCTYPE object must outlive the C call: keep it on self.
+        self.c_callback = _ffi.csae_progress_fn(self._trampoline) if self.report else None
+
+    def _trampoline(self, user_data, step, total, loss) -> int:
+        self.steps = step
+        try:
+            result = self.report(int(step), int(total), float(loss))
+        except BaseException as exc:  # including KeyboardInterrupt
+            self.error = exc
+            return 1
+        if result is False:
+            self.cancelled = True
+            return 1
+        return 0
+
+    def close(self) -> None:
+        if self._closer is not None:
+            self._closer()
+
+
+class CompresSAE:
+    """CompresSAE: a top-k sparse autoencoder for embedding compression.
+
+    Encodes dense vectors of ``input_dim`` floats into ``k``-sparse codes over
+    ``latent_dim`` latents (``xn = x / ||x||``, ``p = xn @ encoder_w +
+    encoder_b``, keep the ``k`` entries of largest ``|p|``) and decodes them
+    linearly (``codes @ decoder_w``).
+
+    Parameters
+    ----------
+    input_dim : int
+        Dimension ``d`` of the dense embeddings.
+    latent_dim : int, default 4096
+        Sparse dimension ``h``. Training needs ``4 * k <= latent_dim``.
+    k : int, default 32
+        Nonzeros per code.
+    seed : int, default 0
+        Seed of the Kaiming-uniform initialisation (and of the training
+        shuffle when ``fit`` is called with ``seed=None``).
+
+    Notes
+    -----
+    The model owns memory in the C library: release it early with
+    :meth:`close` or a ``with`` block (it is otherwise freed by the garbage
+    collector). A model can be used from several threads at once: calls
+    release the GIL and run concurrently. While ``fit`` runs, other calls
+    on the model wait for the current optimiser step and see the weights
+    between steps; a second concurrent ``fit`` raises :class:`BusyError`.
+    """
+
+    def __init__(self, input_dim: int, latent_dim: int = 4096, k: int = 32, seed: int = 0):
+        input_dim = _size(input_dim, "input_dim")
+        latent_dim = _size(latent_dim, "latent_dim")
+        k = _size(k, "k")
+        seed = _seed(seed)
+        out = _ffi.csae_model_p()
+        check(_ffi.csae_model_create(input_dim, latent_dim, k, seed, ctypes.byref(out)))
+        self._init(out.value, seed)
+
+    def _init(self, pointer: int, seed: int) -> None:
+        self._handle = ModelHandle(pointer)
+        self._seed_value = seed
+        self._fit_calls = 0
+        #: Per-step training losses of the last ``fit`` call (float32).
+        self.history_ = np.zeros(0, dtype=np.float32)
+        d, h, k = ctypes.c_int64(), ctypes.c_int64(), ctypes.c_int64()
+        self._handle.call(_ffi.csae_model_get_shape, ctypes.byref(d), ctypes.byref(h),
+                          ctypes.byref(k))
+        self._d, self._h, self._k = d.value, h.value, k.value
+
+    @classmethod
+    def _from_pointer(cls, pointer: int, seed: int = 0) -> "CompresSAE":
+        model = cls.__new__(cls)
+        model._init(pointer, seed)
+        return model
+
+    # ------------------------------------------------------------ creation
+
+    @classmethod
+    def from_weights(cls, encoder_w, encoder_b, decoder_w, k: int) -> "CompresSAE":
+        """A model with the given weights (copied as given, not renormalised).
+
+        Parameters
+        ----------
+        encoder_w : array_like, shape (d, h)
+        encoder_b : array_like, shape (h,)
+        decoder_w : array_like, shape (h, d)
+            Rows should have unit L2 norm, as training keeps them.
+        k : int
+            Nonzeros per code.
+
+        Returns
+        -------
+        CompresSAE
+        """
+        encoder_w = np.asarray(encoder_w)
+        if encoder_w.ndim != 2:
+            raise InvalidArgumentError(
+                f"encoder_w must be a 2-D array [d, h], got shape {encoder_w.shape}"
+            )
+        d, h = encoder_w.shape
+        encoder_w = _weight(encoder_w, (d, h), "encoder_w")
+        encoder_b = _weight(encoder_b, (h,), "encoder_b")
+        decoder_w = _weight(decoder_w, (h, d), "decoder_w")
+        k = _size(k, "k")
+        out = _ffi.csae_model_p()
+        check(_ffi.csae_model_create_from_weights(
+            d, h, k, _ffi.f32_ptr(encoder_w), _ffi.f32_ptr(encoder_b),
+            _ffi.f32_ptr(decoder_w), ctypes.byref(out)))
+        return cls._from_pointer(out.value)
+
+    @classmethod
+    def load(cls, path, k: int | None = None) -> "CompresSAE":
+        """Load a model from a safetensors file.
+
+        Parameters
+        ----------
+        path : str or os.PathLike
+            A file written by :meth:`save`, or a PyTorch reference
+            ``state_dict`` saved as safetensors (tensors ``encoder_w``,
+            ``encoder_b``, ``decoder_w``, float32).
+        k : int, optional
+            Nonzeros per code. Required when the file has no compressae
+            metadata (e.g. a reference state dict); overrides the file's k
+            otherwise.
+
+        Returns
+        -------
+        CompresSAE
+
+        Raises
+        ------
+        FileError
+            The file cannot be read.
+        FormatError
+            The file is not a valid model file (the message says why).
+        """
+        k = 0 if k is None else _size(k, "k")
+        out = _ffi.csae_model_p()
+        check(_ffi.csae_model_load(os.fsencode(os.fspath(path)), k, ctypes.byref(out)))
+        return cls._from_pointer(out.value)
+
+    def save(self, path) -> None:
+        """Save the weights and k to a safetensors file.
+
+        The file is written next to its destination under a temporary name
+        and renamed into place, so readers never see a partial file.
+
+        Parameters
+        ----------
+        path : str or os.PathLike
+        """
+        self._handle.call(_ffi.csae_model_save, os.fsencode(os.fspath(path)))
+
+    # ---------------------------------------------------------- attributes
+
+    @property
+    def input_dim(self) -> int:
+        """Dimension ``d`` of the dense inputs."""
+        return self._d
+
+    @property
+    def latent_dim(self) -> int:
+        """Dimension ``h`` of the sparse codes."""
+        return self._h
+
+    @property
+    def k(self) -> int:
+        """Nonzeros per code used by :meth:`encode` and by training.
+
+        Assignable: ``model.k = 16`` changes it (``1 <= k <= latent_dim``).
+        """
+        return self._k
+
+    @k.setter
+    def k(self, value: int) -> None:
+        value = _size(value, "k")
+        self._handle.call(_ffi.csae_model_set_k, value)
+        self._k = value
+
+    def _copy_weights(self, which: str) -> np.ndarray:
+        d, h = self._d, self._h
+        shapes = {"encoder_w": (d, h), "encoder_b": (h,), "decoder_w": (h, d)}
+        out = np.empty(shapes[which], dtype=np.float32)
+        args = []
+        for name in ("encoder_w", "encoder_b", "decoder_w"):
+            if name == which:
+                args += [_ffi.f32_ptr(out), out.size]
+            else:
+                args += [None, 0]
+        self._handle.call(_ffi.csae_model_copy_weights, *args)
+        return out
+
+    @property
+    def encoder_w(self) -> np.ndarray:
+        """Encoder weights, a fresh float32 copy of shape ``(d, h)``."""
+        return self._copy_weights("encoder_w")
+
+    @property
+    def encoder_b(self) -> np.ndarray:
+        """Encoder bias, a fresh float32 copy of shape ``(h,)``."""
+        return self._copy_weights("encoder_b")
+
+    @property
+    def decoder_w(self) -> np.ndarray:
+        """Decoder weights, a fresh float32 copy of shape ``(h, d)`` (unit rows)."""
+        return self._copy_weights("decoder_w")
+
+    @property
+    def closed(self) -> bool:
+        """True once :meth:`close` was called."""
+        return self._handle.closed
+
+    # ------------------------------------------------------------ training
+
+    def fit(self, X, batch_size: int = 4096, epochs: int = 1, lr: float = 1e-3,
+            seed: int | None = None, progress=None, shuffle: bool = True,
+            num_threads: int = 0, *, beta1: float = 0.9, beta2: float = 0.999,
+            eps: float = 1e-8) -> "CompresSAE":
+        """Train on ``X`` with Adam, updating the model in place.
+
+        Each call starts a new Adam optimiser from the current weights and
+        runs ``epochs * ceil(n / batch_size)`` steps; the loss of every step
+        is stored in ``history_``.
+
+        Parameters
+        ----------
+        X : array_like, shape (n, input_dim)
+            Training embeddings (converted to float32 once). Rows must be
+            finite and nonzero.
+        batch_size : int, default 4096
+            Rows per optimiser step (the last batch of an epoch may be
+            smaller).
+        epochs : int, default 1
+            Passes over ``X``.
+        lr : float, default 1e-3
+            Adam learning rate.
+        seed : int, optional
+            Seed of the per-epoch shuffle. ``None`` derives it from the
+            model's seed and the number of earlier ``fit`` calls on this
+            object, so repeated calls see different orders while a script
+            stays reproducible. Models made by ``load``/``from_weights``
+            count from seed 0.
+        progress : None, bool or callable, optional
+            ``True`` shows a progress bar (tqdm when installed, else a line
+            on stderr). A callable is called after every step as
+            ``progress(step, total, loss)`` (``step`` from 1 to ``total``);
+            returning ``False`` (exactly) stops training and raises
+            :class:`Cancelled`. An exception raised by the callable stops
+            training and is re-raised by ``fit``.
+        shuffle : bool, default True
+            Shuffle the rows every epoch; ``False`` uses them in order.
+        num_threads : int, default 0
+            Worker threads, 0 for all cores.
+        beta1, beta2, eps : float
+            Adam's parameters (PyTorch's defaults).
+
+        Returns
+        -------
+        CompresSAE
+            ``self``.
+
+        Raises
+        ------
+        Cancelled
+            The progress callable returned ``False``. The model keeps the
+            steps done, ``history_`` their losses.
+        InvalidArgumentError
+            Bad sizes, ``4 * k > latent_dim``, NaN/Inf or all-zero rows.
+        """
+        X = _float_matrix(X, self._d, allow_1d=False)
+        if X.shape[0] == 0:
+            raise InvalidArgumentError("fit needs at least one row")
+        # Checked here because ctypes would silently wrap a negative value
+        # into the unsigned/int32 fields of the C struct.
+        params = _ffi.csae_train_default_params()
+        params.batch_size = _size(batch_size, "batch_size")
+        params.epochs = _size(epochs, "epochs")
+        params.learning_rate = float(lr)
+        params.beta1 = float(beta1)
+        params.beta2 = float(beta2)
+        params.eps = float(eps)
+        if seed is None:
+            seed = (self._seed_value + self._fit_calls) % 2**64
+        params.seed = _seed(seed)
+        params.shuffle = 1 if shuffle else 0
+        params.num_threads = _size(num_threads, "num_threads", minimum=0)
+        if params.num_threads > _INT32_MAX:
+            raise InvalidArgumentError("num_threads is too large")
+        bridge = _ProgressBridge(progress)
+        if bridge.c_callback is not None:
+            params.progress = bridge.c_callback
+
+        self.history_ = np.zeros(0, dtype=np.float32)
+        try:
+            status, message = self._handle.call(
+                _ffi.csae_model_train, _ffi.f32_ptr(X), X.shape[0], X.shape[1],
+                ctypes.byref(params), raise_on_error=False)
+        finally:
+            bridge.close()
+        self._fit_calls += 1
+        if status in (_ffi.CSAE_OK, _ffi.CSAE_ERR_CANCELLED):
+            self.history_ = self._history()
+        if bridge.error is not None:
+            raise bridge.error
+        if status == _ffi.CSAE_ERR_CANCELLED and bridge.cancelled:
+            raise Cancelled(
+                f"training cancelled by the progress callback after step {bridge.steps}",
+                status)
+        check(status, message)
+        return self
+
+    def _history(self) -> np.ndarray:
+        length = ctypes.c_int64()
+        self._handle.call(_ffi.csae_model_history_length, ctypes.byref(length))
+        out = np.empty(length.value, dtype=np.float32)
+        if length.value:
+            self._handle.call(_ffi.csae_model_copy_history, _ffi.f32_ptr(out), out.size)
+        return out
+
+    def fit_transform(self, X, **fit_params) -> SparseCodes:
+        """``fit(X, **fit_params)`` then ``encode(X)``."""
+        return self.fit(X, **fit_params).encode(X)
+
+    def loss_and_gradients(self, X) -> tuple[dict, dict]:
+        """Losses and gradients of one batch at the current weights (no update).
+
+        Parameters
+        ----------
+        X : array_like, shape (n, input_dim)
+
+        Returns
+        -------
+        losses : dict of str to float
+            ``L2``, ``L2_4k``, ``L1``, ``L0``, ``Cosine``, ``Cosine_4k`` and
+            ``Loss`` (= ``Cosine + Cosine_4k / 8``, the training objective),
+            named as in the PyTorch reference.
+        gradients : dict of str to numpy.ndarray
+            d Loss / d parameter for ``encoder_w`` (d, h), ``encoder_b`` (h,)
+            and ``decoder_w`` (h, d), float32.
+        """
+        X = _float_matrix(X, self._d, allow_1d=False)
+        if X.shape[0] == 0:
+            raise InvalidArgumentError("the loss needs at least one row")
+        d, h = self._d, self._h
+        losses = _ffi.csae_losses()
+        grads = {
+            "encoder_w": np.empty((d, h), dtype=np.float32),
+            "encoder_b": np.empty(h, dtype=np.float32),
+            "decoder_w": np.empty((h, d), dtype=np.float32),
+        }
+        self._handle.call(
+            _ffi.csae_model_loss_and_gradients, _ffi.f32_ptr(X), X.shape[0], d,
+            ctypes.byref(losses), _ffi.f32_ptr(grads["encoder_w"]),
+            _ffi.f32_ptr(grads["encoder_b"]), _ffi.f32_ptr(grads["decoder_w"]))
+        values = {name: float(getattr(losses, field))
+                  for name, field in zip(LOSS_NAMES, _LOSS_FIELDS)}
+        return values, grads
+
+    # ----------------------------------------------------- encode / decode
+
+    def preactivations(self, X) -> np.ndarray:
+        """Dense pre-activations ``normalize(X) @ encoder_w + encoder_b``.
+
+        Parameters
+        ----------
+        X : array_like, shape (n, input_dim) or (input_dim,)
+
+        Returns
+        -------
+        numpy.ndarray of float32, shape (n, latent_dim)
+        """
+        X = _float_matrix(X, self._d)
+        out = np.empty((X.shape[0], self._h), dtype=np.float32)
+        if X.shape[0]:
+            self._handle.call(_ffi.csae_model_preactivations, _ffi.f32_ptr(X),
+                              X.shape[0], X.shape[1], _ffi.f32_ptr(out))
+        return out
+
+    def encode(self, X, k: int | None = None) -> SparseCodes:
+        """Compress dense vectors to k-sparse codes.
+
+        Parameters
+        ----------
+        X : array_like, shape (n, input_dim) or (input_dim,)
+            Any real array (converted to float32 C order once). A 1-D array
+            is one row. An empty array (n = 0) gives empty codes. Rows must
+            be finite and nonzero (the error names the first bad row).
+        k : int, optional
+            Nonzeros per row, ``1 <= k <= latent_dim``; defaults to
+            ``self.k``.
+
+        Returns
+        -------
+        SparseCodes
+            ``n`` rows of ``k`` (index, value) pairs, by decreasing
+            ``|value|`` (ties: lower index first).
+        """
+        X = _float_matrix(X, self._d)
+        k = self._k if k is None else _size(k, "k")
+        if k > self._h:
+            raise InvalidArgumentError(f"k = {k} exceeds latent_dim = {self._h}")
+        n = X.shape[0]
+        indices = np.empty((n, k), dtype=np.int32)
+        values = np.empty((n, k), dtype=np.float32)
+        if n:
+            self._handle.call(_ffi.csae_model_encode, _ffi.f32_ptr(X), n, X.shape[1], k,
+                              _ffi.i32_ptr(indices), _ffi.f32_ptr(values))
+        return SparseCodes._wrap(indices, values, self._h)
+
+    def decode(self, codes) -> np.ndarray:
+        """Reconstruct dense vectors from sparse codes (``codes @ decoder_w``).
+
+        Parameters
+        ----------
+        codes : SparseCodes, (indices, values) pair, or scipy sparse matrix
+            A pair holds two arrays of shape (n, k) (or (k,) for one row); a
+            scipy matrix has shape (n, latent_dim) and any number of
+            nonzeros per row.
+
+        Returns
+        -------
+        numpy.ndarray of float32, shape (n, input_dim)
+        """
+        indices, values = self._code_arrays(codes)
+        n, k = indices.shape
+        out = np.empty((n, self._d), dtype=np.float32)
+        if n:
+            self._handle.call(_ffi.csae_model_decode, _ffi.i32_ptr(indices),
+                              _ffi.f32_ptr(values), n, k, _ffi.f32_ptr(out))
+        return out
+
+    def _code_arrays(self, codes) -> tuple[np.ndarray, np.ndarray]:
+        if isinstance(codes, SparseCodes):
+            if codes.dim != self._h:
+                raise InvalidArgumentError(
+                    f"the codes have dim {codes.dim} but the model's latent_dim is {self._h}")
+            return codes.indices, codes.values
+        sparse = sys.modules.get("scipy.sparse")
+        if sparse is not None and sparse.issparse(codes):
+            return self._csr_arrays(codes)
+        if isinstance(codes, (tuple, list)) and len(codes) == 2:
+            indices, values = np.asarray(codes[0]), np.asarray(codes[1])
+            if indices.dtype.kind not in "iu":
+                raise InvalidArgumentError(
+                    f"indices must be an integer array, got dtype {indices.dtype}")
+            if values.dtype.kind not in "fiu":
+                raise InvalidArgumentError(
+                    f"values must be a float array, got dtype {values.dtype}")
+            if indices.ndim == 1:
+                indices, values = indices.reshape(1, -1), values.reshape(1, -1)
+            if indices.ndim != 2 or values.shape != indices.shape or indices.shape[1] < 1:
+                raise InvalidArgumentError(
+                    "indices and values must have the same shape (n, k) with k >= 1, "
+                    f"got {indices.shape} and {values.shape}")
+            if indices.dtype != np.int32 and indices.size and (
+                    indices.min() < -_INT32_MAX - 1 or indices.max() > _INT32_MAX):
+                # Casting would wrap around silently; the range itself
+                # ([0, h)) is checked by the library.
+                raise InvalidArgumentError(
+                    f"indices must lie in [0, {self._h}), found {indices.min()}..{indices.max()}")
+            return (np.ascontiguousarray(indices, dtype=np.int32),
+                    np.ascontiguousarray(values, dtype=np.float32))
+        raise TypeError(
+            "decode expects SparseCodes, an (indices, values) pair or a scipy sparse "
+            f"matrix, got {type(codes).__name__}")
+
+    def _csr_arrays(self, matrix) -> tuple[np.ndarray, np.ndarray]:
+        if matrix.ndim != 2 or matrix.shape[1] != self._h:
+            raise InvalidArgumentError(
+                f"the sparse matrix must have {self._h} columns (latent_dim), "
+                f"got shape {matrix.shape}")
+        csr = matrix.tocsr()
+        n = csr.shape[0]
+        counts = np.diff(csr.indptr)
+        k = max(1, int(counts.max()) if n else 1)
+        # Rows with fewer than k entries are padded with (index 0, value 0),
+        # which adds exactly nothing to the reconstruction.
+        indices = np.zeros((n, k), dtype=np.int32)
+        values = np.zeros((n, k), dtype=np.float32)
+        rows = np.repeat(np.arange(n), counts)
+        slots = np.arange(csr.nnz) - np.repeat(csr.indptr[:-1], counts)
+        indices[rows, slots] = csr.indices
+        values[rows, slots] = csr.data
+        return indices, values
+
+    transform = encode
+    inverse_transform = decode
+
+    # ------------------------------------------------------------ lifetime
+
+    def close(self) -> None:
+        """Free the C model. Further calls raise :class:`InvalidHandleError`."""
+        self._handle.close()
+
+    def __enter__(self) -> "CompresSAE":
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        self.close()
+
+    def __reduce__(self):
+        # Pickle (and copy.deepcopy) through the weights: the C handle
+        # itself cannot cross processes.
+        return (_restore, (self.encoder_w, self.encoder_b, self.decoder_w, self._k))
+
+    def __repr__(self) -> str:
+        state = ", closed" if self.closed else ""
+        return (f"CompresSAE(input_dim={self._d}, latent_dim={self._h}, "
+                f"k={self._k}{state})")
+
+
+def _restore(encoder_w, encoder_b, decoder_w, k) -> CompresSAE:
+    return CompresSAE.from_weights(encoder_w, encoder_b, decoder_w, k)

@@ -1,0 +1,88 @@
+"""Parity with the PyTorch reference (Tests/Fixtures/golden, see its README)."""
+
+import numpy as np
+import pytest
+
+import compressae
+from helpers import assert_close_to_max
+
+
+def model_at_init(tensors, settings):
+    return compressae.CompresSAE.from_weights(
+        tensors["encoder_w"], tensors["encoder_b"], tensors["decoder_w"], k=settings["k"])
+
+
+def test_shapes_match_settings(golden):
+    _, t, s = golden
+    with model_at_init(t, s) as m:
+        assert (m.input_dim, m.latent_dim, m.k) == (s["d"], s["h"], s["k"])
+        assert t["x"].shape == (s["batch"], s["d"])
+        np.testing.assert_array_equal(m.encoder_w, t["encoder_w"])
+        np.testing.assert_array_equal(m.encoder_b, t["encoder_b"])
+        np.testing.assert_array_equal(m.decoder_w, t["decoder_w"])
+
+
+def test_preactivations(golden):
+    _, t, s = golden
+    with model_at_init(t, s) as m:
+        assert_close_to_max(m.preactivations(t["x"]), t["pre"], 1e-5, "pre")
+
+
+@pytest.mark.parametrize("which", ["k", "4k"])
+def test_codes_and_reconstruction(golden, which):
+    _, t, s = golden
+    k = s["k"] if which == "k" else 4 * s["k"]
+    expected = t[f"codes_{which}"]
+    with model_at_init(t, s) as m:
+        codes = m.encode(t["x"], k=k)
+        assert codes.indices.shape == (s["batch"], k)
+        assert codes.dim == s["h"]
+        dense = codes.toarray()
+        # The golden batch keeps a gap at every top-k boundary, so the selected
+        # set must be identical, not merely close.
+        np.testing.assert_array_equal(dense != 0, expected != 0)
+        assert_close_to_max(dense, expected, 1e-5, f"codes_{which}")
+        # Within a row: by decreasing |value|.
+        assert np.all(np.diff(np.abs(codes.values), axis=1) <= 0)
+        assert_close_to_max(m.decode(codes), t[f"recon_{which}"], 1e-5, f"recon_{which}")
+
+
+def test_losses_at_init(golden):
+    _, t, s = golden
+    with model_at_init(t, s) as m:
+        losses, _ = m.loss_and_gradients(t["x"])
+    assert set(losses) == set(compressae.LOSS_NAMES)
+    for name, expected in s["losses_at_init"].items():
+        assert losses[name] == pytest.approx(expected, rel=1e-5), name
+    assert losses["L0"] == s["k"]
+    assert losses["Loss"] == pytest.approx(losses["Cosine"] + losses["Cosine_4k"] / 8, rel=1e-6)
+
+
+def test_gradients(golden):
+    _, t, s = golden
+    with model_at_init(t, s) as m:
+        _, grads = m.loss_and_gradients(t["x"])
+    for name in ("encoder_w", "encoder_b", "decoder_w"):
+        assert_close_to_max(grads[name], t[f"grad_{name}"], 1e-5, f"grad_{name}")
+
+
+def test_one_adam_step(golden):
+    _, t, s = golden
+    with model_at_init(t, s) as m:
+        m.fit(t["x"], batch_size=s["batch"], epochs=1, lr=s["lr"], shuffle=False)
+        assert m.history_.shape == (1,)
+        assert m.history_[0] == pytest.approx(s["losses_at_init"]["Loss"], rel=1e-5)
+        for name in ("encoder_w", "encoder_b", "decoder_w"):
+            np.testing.assert_allclose(getattr(m, name), t[f"{name}_step1"], rtol=0, atol=1e-4,
+                                       err_msg=name)
+        norms = np.linalg.norm(m.decoder_w, axis=1)
+        np.testing.assert_allclose(norms, 1.0, atol=1e-5)
+
+
+def test_twenty_steps(golden):
+    _, t, s = golden
+    with model_at_init(t, s) as m:
+        m.fit(t["x"], batch_size=s["batch"], epochs=s["steps"], lr=s["lr"], shuffle=False)
+        np.testing.assert_allclose(m.history_, t["loss_trace"], rtol=1e-4, atol=0)
+        for name in ("encoder_w", "encoder_b", "decoder_w"):
+            assert_close_to_max(getattr(m, name), t[f"{name}_final"], 1e-3, f"{name}_final")
