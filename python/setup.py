@@ -70,7 +70,10 @@ def build_swift_library() -> Path:
         args += ["-Xswiftc", "-static-stdlib"]
     args += shlex.split(os.environ.get("COMPRESSAE_SWIFT_BUILD_ARGS", ""))
     print("compressae: " + " ".join(shlex.quote(a) for a in args), flush=True)
-    subprocess.run(args, check=True, cwd=REPO)
+    if subprocess.run(args, cwd=REPO).returncode != 0:
+        # The compiler's own messages are above; a Python traceback would
+        # only bury them.
+        sys.exit("error: `swift build` failed (see its messages above)")
     bin_path = subprocess.run(
         args + ["--show-bin-path"], check=True, cwd=REPO, capture_output=True, text=True
     ).stdout.strip().splitlines()[-1]

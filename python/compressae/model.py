@@ -203,20 +203,30 @@ class SparseCodes:
 
 
 class _StderrProgress:
-    """Fallback progress display (one rewritten stderr line) without tqdm."""
+    """Fallback progress display on stderr when tqdm is not installed.
+
+    On a terminal one line is rewritten in place; otherwise (logs, CI) whole
+    lines are written, fewer of them, so the log stays readable.
+    """
 
     def __init__(self):
-        self._last = 0.0
+        self._last = None
+        try:
+            self._tty = sys.stderr.isatty()
+        except (AttributeError, ValueError):
+            self._tty = False
+        self._interval = 0.2 if self._tty else 2.0
 
     def __call__(self, step: int, total: int, loss: float) -> None:
         now = time.monotonic()
-        if step == total or now - self._last >= 0.2:
+        if step == total or self._last is None or now - self._last >= self._interval:
             self._last = now
-            sys.stderr.write(f"\rcompressae: step {step}/{total}  loss {loss:.5f}")
+            text = f"compressae: step {step}/{total}  loss {loss:.5f}"
+            sys.stderr.write("\r" + text if self._tty else text + "\n")
             sys.stderr.flush()
 
     def close(self) -> None:
-        if self._last:
+        if self._last is not None and self._tty:
             sys.stderr.write("\n")
             sys.stderr.flush()
 
@@ -541,8 +551,9 @@ class CompresSAE:
         X = _float_matrix(X, self._d, allow_1d=False)
         if X.shape[0] == 0:
             raise InvalidArgumentError("fit needs at least one row")
-        # Checked here because ctypes would silently wrap a negative value
-        # into the unsigned/int32 fields of the C struct.
+        # Integer settings are checked here because ctypes silently wraps
+        # out-of-range values into the struct's uint64/int32 fields; the
+        # float settings (lr, betas, eps) are validated by the library.
         params = _ffi.csae_train_default_params()
         params.batch_size = _size(batch_size, "batch_size")
         params.epochs = _size(epochs, "epochs")
@@ -554,9 +565,10 @@ class CompresSAE:
             seed = (self._seed_value + self._fit_calls) % 2**64
         params.seed = _seed(seed)
         params.shuffle = 1 if shuffle else 0
-        params.num_threads = _size(num_threads, "num_threads", minimum=0)
-        if params.num_threads > _INT32_MAX:
-            raise InvalidArgumentError("num_threads is too large")
+        num_threads = _size(num_threads, "num_threads", minimum=0)
+        if num_threads > _INT32_MAX:
+            raise InvalidArgumentError(f"num_threads = {num_threads} is too large")
+        params.num_threads = num_threads
         bridge = _ProgressBridge(progress)
         if bridge.c_callback is not None:
             params.progress = bridge.c_callback

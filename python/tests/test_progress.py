@@ -118,3 +118,16 @@ def test_progress_true_uses_tqdm_when_installed(model, data, monkeypatch):
     bar = bars[0]
     assert (bar.total, bar.n, bar.closed) == (10, 10, True)
     assert "loss" in bar.postfix
+
+
+def test_callback_may_use_the_model(model, data, tmp_path):
+    # Checkpointing from the callback: encode/save/loss run between steps
+    # without deadlocking on the training lock.
+    def callback(step, total, loss):
+        model.encode(data[:10])
+        model.save(tmp_path / f"step{step}.safetensors")
+
+    model.fit(data, batch_size=100, progress=callback)
+    assert sorted(p.name for p in tmp_path.iterdir()) == [f"step{i}.safetensors" for i in range(1, 6)]
+    with compressae.CompresSAE.load(tmp_path / "step5.safetensors") as last:
+        np.testing.assert_array_equal(last.encoder_w, model.encoder_w)

@@ -117,3 +117,29 @@ def test_training_excludes_concurrent_training(wordnet):
             t.join(timeout=300)
         assert len(errors) <= 1
         assert m.encode(x[:10]).indices.shape == (10, 16)
+
+
+def test_encode_while_training(wordnet):
+    # Other calls interleave with the optimiser steps: they see consistent
+    # weights (valid codes), never a crash or a half-written row.
+    x = wordnet[:2000]
+    with compressae.CompresSAE(384, latent_dim=1024, k=16) as m:
+        done = threading.Event()
+        seen = []
+
+        def reader():
+            while not done.is_set():
+                codes = m.encode(x[:200])
+                assert codes.indices.min() >= 0 and codes.indices.max() < 1024
+                assert np.all(np.isfinite(codes.values))
+                seen.append(1)
+
+        t = threading.Thread(target=reader)
+        t.start()
+        try:
+            m.fit(x, batch_size=100, epochs=2)
+        finally:
+            done.set()
+            t.join(timeout=60)
+        assert m.history_.shape == (40,)
+        assert seen

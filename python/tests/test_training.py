@@ -128,7 +128,8 @@ def test_num_threads_gives_same_result(wordnet):
 
 @pytest.mark.parametrize("kwargs", [
     {"batch_size": 0}, {"epochs": 0}, {"num_threads": -1}, {"lr": 0.0}, {"lr": float("nan")},
-    {"beta1": 1.0}, {"beta2": -0.1}, {"eps": 0.0}, {"seed": -1},
+    {"beta1": 1.0}, {"beta2": -0.1}, {"eps": 0.0}, {"seed": -1}, {"seed": 2**64},
+    {"num_threads": 2**31},
 ])
 def test_bad_fit_settings(wordnet, kwargs):
     with compressae.CompresSAE(384, latent_dim=512, k=8) as m:
