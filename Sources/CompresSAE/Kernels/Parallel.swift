@@ -44,3 +44,9 @@ enum Parallel {
         }
     }
 }
+
+/// Boxes a value for workers that only read it.
+struct UnsafeSendableBox<T>: @unchecked Sendable {
+    let value: T
+    init(_ value: T) { self.value = value }
+}

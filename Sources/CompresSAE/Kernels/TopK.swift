@@ -39,7 +39,23 @@ enum TopK {
             start -= 1
         }
         var worst = heapKeys[0]
+        // Most entries lose to the current worst candidate: test 8 at a time and
+        // fall back to scalar code only for a block where some lane wins.
         var j = m
+        let raw = UnsafeRawPointer(row)
+        while j + 8 <= n {
+            let block = raw.loadUnaligned(fromByteOffset: j * 4, as: SIMD8<Float>.self)
+            let magnitudes = pointwiseMax(block, -block)
+            if any(magnitudes .> SIMD8<Float>(repeating: worst)) {
+                for lane in 0..<8 where magnitudes[lane] > worst {
+                    heapKeys[0] = magnitudes[lane]
+                    heapIndices[0] = Int32(j + lane)
+                    siftDown(heapKeys, heapIndices, count: m, from: 0)
+                    worst = heapKeys[0]
+                }
+            }
+            j += 8
+        }
         while j < n {
             let key = abs(row[j])
             // A later index loses every tie, so only a strictly larger key enters.

@@ -200,9 +200,12 @@ extension CompresSAEModel {
     /// Splits `rows` into chunks, computes each chunk's pre-activations and
     /// hands them to `body(firstRow, rowCount, pre, scratch)`. Chunk `c` goes to
     /// worker `c % workers`: a static split, so results never depend on timing.
-    /// The caller holds the read lock.
+    /// The normalised rows are written to `normalizedOut` (all `rows * d` of
+    /// them) when given, else to per-chunk scratch. The caller holds a lock.
     func forEachEncoderChunk(
         _ x: UnsafePointer<Float>, rows: Int, threads: Int,
+        normalizedOut: UnsafeMutablePointer<Float>? = nil,
+        scratchPool: [EncoderScratch]? = nil,
         _ body: @Sendable (Int, Int, UnsafeMutablePointer<Float>, EncoderScratch) -> Void
     ) {
         let d = inputDim, h = latentDim
@@ -210,20 +213,24 @@ extension CompresSAEModel {
         let chunks = (rows + chunkRows - 1) / chunkRows
         let workers = min(Parallel.threadCount(requested: threads), chunks)
         let src = SharedConstPointer(x)
+        let normalizedBase = normalizedOut.map { SharedPointer($0) }
+        let pool = UnsafeSendableBox(scratchPool)
         encoderT.withUnsafeBufferPointer { encBuffer in
             encoderBias.withUnsafeBufferPointer { biasBuffer in
                 let enc = SharedConstPointer(encBuffer.baseAddress!)
                 let bias = SharedConstPointer(biasBuffer.baseAddress!)
                 Parallel.run(workers: workers) { w in
-                    let scratch = EncoderScratch(chunkRows: chunkRows, d: d, h: h)
-                    defer { scratch.deallocate() }
+                    let pooled = pool.value.flatMap { w < $0.count ? $0[w] : nil }
+                    let scratch = pooled ?? EncoderScratch(chunkRows: chunkRows, d: d, h: h)
+                    defer { if pooled == nil { scratch.deallocate() } }
                     var c = w
                     while c < chunks {
                         let start = c * chunkRows
                         let count = min(chunkRows, rows - start)
-                        normalizeRows(src.base + start * d, rows: count, dim: d, into: scratch.normalized)
+                        let normalized = normalizedBase.map { $0.base + start * d } ?? scratch.normalized
+                        normalizeRows(src.base + start * d, rows: count, dim: d, into: normalized)
                         computePreactivations(
-                            normalized: scratch.normalized, rows: count, d: d, h: h,
+                            normalized: normalized, rows: count, d: d, h: h,
                             encoderT: enc.base, bias: bias.base, into: scratch.pre)
                         body(start, count, scratch.pre, scratch)
                         c += workers

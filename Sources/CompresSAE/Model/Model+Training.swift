@@ -2,67 +2,6 @@
 import Glibc
 #endif
 
-/// Gradient accumulators of one worker, in the internal `[h,d]` layouts.
-final class GradientBuffers {
-    let encoderT: UnsafeMutablePointer<Float>
-    let bias: UnsafeMutablePointer<Float>
-    let decoder: UnsafeMutablePointer<Float>
-    let weightCount: Int
-    let latentCount: Int
-
-    init(h: Int, d: Int) {
-        weightCount = h * d
-        latentCount = h
-        encoderT = .allocate(capacity: weightCount)
-        encoderT.initialize(repeating: 0, count: weightCount)
-        bias = .allocate(capacity: h)
-        bias.initialize(repeating: 0, count: h)
-        decoder = .allocate(capacity: weightCount)
-        decoder.initialize(repeating: 0, count: weightCount)
-    }
-
-    deinit {
-        encoderT.deallocate()
-        bias.deallocate()
-        decoder.deallocate()
-    }
-}
-
-/// Loss sums of one worker, in Double so that summing many rows loses nothing.
-struct LossSums {
-    var l2 = 0.0, l2_4k = 0.0, l1 = 0.0, l0 = 0.0, cosine = 0.0, cosine4k = 0.0
-
-    mutating func add(_ o: LossSums) {
-        l2 += o.l2; l2_4k += o.l2_4k; l1 += o.l1; l0 += o.l0; cosine += o.cosine; cosine4k += o.cosine4k
-    }
-
-    func report(rows: Int, dim: Int) -> LossReport {
-        var r = LossReport()
-        let b = Double(rows)
-        r.l2 = Float(l2 / (b * Double(dim)))
-        r.l2_4k = Float(l2_4k / (b * Double(dim)))
-        r.l1 = Float(l1 / b)
-        r.l0 = Float(l0 / b)
-        r.cosine = Float(cosine / b)
-        r.cosine4k = Float(cosine4k / b)
-        r.loss = Float(cosine / b + cosine4k / b / 8)
-        return r
-    }
-}
-
-/// Adam's moments for the three parameters (internal layouts).
-final class AdamState {
-    var encoderT: [Float], bias: [Float], decoder: [Float]
-    var encoderTSq: [Float], biasSq: [Float], decoderSq: [Float]
-    var step = 0
-
-    init(h: Int, d: Int) {
-        encoderT = .init(repeating: 0, count: h * d); encoderTSq = encoderT
-        bias = .init(repeating: 0, count: h); biasSq = bias
-        decoder = .init(repeating: 0, count: h * d); decoderSq = decoder
-    }
-}
-
 /// `PyTorch's cosine_similarity` clamps each norm at this value.
 private let cosineNormFloor: Float = 1e-8
 
@@ -83,8 +22,10 @@ extension CompresSAEModel {
     ///     `false` to stop (then `CompresSAEError.cancelled` is thrown and the
     ///     steps done so far are kept).
     /// - Returns: the loss of every step, before its update (also in `lossHistory`).
-    /// - Complexity: per step O(b d h) for the encoder GEMM plus O(b k d) for
-    ///   the sparse forward and backward, plus O(h d) for Adam.
+    /// - Complexity: per step O(b d h) for the encoder GEMM, O(b h) for the
+    ///   selection, O(b k d) for the sparse forward and backward, O(h d) for Adam.
+    ///   Memory: the weights, Adam's moments, and O(b (d + k)) per batch; the
+    ///   `[b,h]` pre-activations exist only one chunk of rows at a time.
     @discardableResult
     public func train(
         _ x: UnsafeBufferPointer<Float>, rows: Int, options: TrainingOptions = TrainingOptions(),
@@ -106,10 +47,11 @@ extension CompresSAEModel {
         defer { trainingFlag.release() }
 
         let batchSize = min(options.batchSize, rows)
+        try Self.checkBatchEntries(rows: batchSize, k: kk)
         let stepsPerEpoch = (rows + batchSize - 1) / batchSize
         let total = options.epochs * stepsPerEpoch
-        let workers = min(Parallel.threadCount(requested: options.threads), max(1, (batchSize + 63) / 64))
-        let grads = (0..<workers).map { _ in GradientBuffers(h: h, d: d) }
+        let workers = Parallel.threadCount(requested: options.threads)
+        let buffers = StepBuffers(rows: batchSize, d: d, h: h, m: 4 * kk, workers: workers)
         let adam = AdamState(h: h, d: d)
         var order = Array(0..<rows)
         var rng = SeededGenerator(seed: options.seed)
@@ -128,16 +70,17 @@ extension CompresSAEModel {
                 for r in 0..<count {
                     (batch + r * d).update(from: x.baseAddress! + order[first + r] * d, count: d)
                 }
-                let report = lock.withWriteLock { () -> LossReport in
-                    let report = accumulateGradients(batch, rows: count, k: kk, into: grads, workers: workers)
-                    adamStep(adam, grads: grads, options: options, workers: workers)
-                    normalizeDecoderRows()
+                let loss = lock.withWriteLock { () -> Float in
+                    let report = forwardBackward(batch, rows: count, k: kk, buffers: buffers, workers: workers)
+                    adam.step += 1
+                    let scalars = AdamScalars(options: options, step: adam.step)
+                    applyAdam(scalars, adam: adam, buffers: buffers, rows: count, k: kk, workers: workers)
                     storedHistory.append(report.loss)
-                    return report
+                    return report.loss
                 }
-                history.append(report.loss)
+                history.append(loss)
                 step += 1
-                if let progress, !progress(step, total, report.loss) {
+                if let progress, !progress(step, total, loss) {
                     throw CompresSAEError(.cancelled, "training cancelled by the progress callback after step \(step) of \(total)")
                 }
             }
@@ -173,74 +116,93 @@ extension CompresSAEModel {
             throw CompresSAEError.invalid("the loss needs 4k <= latent_dim: k = \(kk), latent_dim = \(h)")
         }
         try InputValidation.checkRows(x.baseAddress!, rows: rows, dim: d)
-        let workers = min(Parallel.threadCount(requested: threads), max(1, (rows + 63) / 64))
-        let grads = (0..<workers).map { _ in GradientBuffers(h: h, d: d) }
+        try Self.checkBatchEntries(rows: rows, k: kk)
+        let workers = Parallel.threadCount(requested: threads)
+        let buffers = StepBuffers(rows: rows, d: d, h: h, m: 4 * kk, workers: workers)
         return lock.withReadLock {
-            let report = accumulateGradients(x.baseAddress!, rows: rows, k: kk, into: grads, workers: workers)
+            let report = forwardBackward(x.baseAddress!, rows: rows, k: kk, buffers: buffers, workers: workers)
             guard withGradients else { return (report, nil) }
-            // Sum the workers' buffers in a fixed order, then restore public layouts.
-            var encT = [Float](repeating: 0, count: h * d)
-            var bias = [Float](repeating: 0, count: h)
-            var dec = [Float](repeating: 0, count: h * d)
-            for g in grads {
-                for i in 0..<(h * d) { encT[i] += g.encoderT[i]; dec[i] += g.decoder[i] }
-                for j in 0..<h { bias[j] += g.bias[j] }
+            var gradients = Gradients(encoderWeights: .init(repeating: 0, count: d * h),
+                                      encoderBias: .init(repeating: 0, count: h),
+                                      decoderWeights: .init(repeating: 0, count: h * d))
+            gradients.encoderWeights.withUnsafeMutableBufferPointer { encBuffer in
+                gradients.encoderBias.withUnsafeMutableBufferPointer { biasBuffer in
+                    gradients.decoderWeights.withUnsafeMutableBufferPointer { decBuffer in
+                        let enc = SharedPointer(encBuffer.baseAddress!), bias = SharedPointer(biasBuffer.baseAddress!)
+                        let dec = SharedPointer(decBuffer.baseAddress!)
+                        forEachLatentGradient(buffers: buffers, rows: rows, k: kk, workers: workers) { j, gEnc, gDec, gBias in
+                            // encoder_w is [d,h]: latent j is column j.
+                            for c in 0..<d { enc.base[c * h + j] = gEnc[c] }
+                            (dec.base + j * d).update(from: gDec, count: d)
+                            bias.base[j] = gBias
+                        }
+                    }
+                }
             }
-            var enc = [Float](repeating: 0, count: d * h)
-            encT.withUnsafeBufferPointer { Self.transpose($0.baseAddress!, rows: h, cols: d, into: &enc) }
-            return (report, Gradients(encoderWeights: enc, encoderBias: bias, decoderWeights: dec))
+            return (report, gradients)
         }
     }
 
-    // MARK: - The step
+    /// The latent phase indexes the `b * 4k` selected entries of a batch with Int32.
+    static func checkBatchEntries(rows: Int, k: Int) throws {
+        guard rows * 4 * k < Int(Int32.max) else {
+            throw CompresSAEError.invalid("batch of \(rows) rows x 4k = \(4 * k) selected entries is too large (limit 2^31); use a smaller batch_size")
+        }
+    }
 
-    /// Forward and sparse backward of a batch; adds the objective's gradients
-    /// into `grads` (one buffer per worker) and returns the batch's losses.
-    /// Only the encoder forward is a dense product; everything else touches the
-    /// 4k selected latents of each row. Caller holds a lock.
-    func accumulateGradients(
-        _ x: UnsafePointer<Float>, rows b: Int, k: Int, into grads: [GradientBuffers], workers: Int
+    // MARK: - Phase A: rows
+
+    /// Encodes the batch and differentiates the loss with respect to each
+    /// row's selected pre-activations and reconstructions; leaves in `buffers`
+    /// what the per-latent phase needs. Rows are independent, so the results do
+    /// not depend on how chunks are spread over workers. Caller holds a lock.
+    ///
+    /// - Complexity: the chunked encoder GEMM, then O(b (h + k d)).
+    func forwardBackward(
+        _ x: UnsafePointer<Float>, rows b: Int, k: Int, buffers: StepBuffers, workers: Int
     ) -> LossReport {
         let d = inputDim, h = latentDim, m = 4 * k
-        let perWorkerSums = UnsafeMutablePointer<LossSums>.allocate(capacity: workers)
-        perWorkerSums.initialize(repeating: LossSums(), count: workers)
-        defer { perWorkerSums.deallocate() }
-        let sums = SharedPointer(perWorkerSums)
+        let chunkRows = min(encoderChunkRows, b)
+        let chunks = (b + chunkRows - 1) / chunkRows
+        // Loss sums per chunk, added in chunk order: repeatable for any thread count.
+        let chunkSums = UnsafeMutablePointer<LossSums>.allocate(capacity: chunks)
+        chunkSums.initialize(repeating: LossSums(), count: chunks)
+        defer { chunkSums.deallocate() }
+        let sums = SharedPointer(chunkSums)
         let weightK = 1 / Float(b), weight4k = 1 / (8 * Float(b))
         let src = SharedConstPointer(x)
-        let gradBuffers = UnsafeSendableBox(grads)
+        let out = buffers.pointers
 
         decoder.withUnsafeBufferPointer { decBuffer in
             let dec = SharedConstPointer(decBuffer.baseAddress!)
-            forEachEncoderChunk(x, rows: b, threads: workers) { start, count, pre, scratch in
-                // Chunk c runs on worker c % workers, so this index is the worker's own.
-                let worker = (start / min(encoderChunkRows, b)) % workers
-                let g = gradBuffers.value[worker]
+            forEachEncoderChunk(x, rows: b, threads: workers, normalizedOut: out.normalized,
+                                scratchPool: buffers.encoderScratch) { start, count, pre, scratch in
                 var local = LossSums()
-                let selected = UnsafeMutablePointer<Int32>.allocate(capacity: m)
-                let work = UnsafeMutablePointer<Float>.allocate(capacity: 4 * d)
-                defer { selected.deallocate(); work.deallocate() }
-                let reconK = work, recon4k = work + d, gradK = work + 2 * d, grad4k = work + 3 * d
+                let work = UnsafeMutablePointer<Float>.allocate(capacity: 3 * d)
+                defer { work.deallocate() }
+                let reconK = work, recon4k = work + d, gradK = work + 2 * d
                 for r in 0..<count {
+                    let i = start + r
                     let row = pre + r * h
-                    let xi = src.base + (start + r) * d
-                    let xn = scratch.normalized + r * d
+                    let xi = src.base + i * d
+                    let selected = out.selected + i * m, values = out.values + i * m
+                    let gPre = out.gPre + i * m
+                    let upstreamK = out.upstreamK + i * d, upstream4k = out.upstream4k + i * d
                     TopK.select(row: row, n: h, m: m, outIndices: selected,
                                 heapKeys: scratch.heapKeys, heapIndices: scratch.heapIndices)
                     // Reconstructions: the k-code is a prefix of the 4k-code.
                     reconK.initialize(repeating: 0, count: d)
-                    for t in 0..<k {
+                    for t in 0..<m {
                         let j = Int(selected[t])
-                        axpy(row[j], dec.base + j * d, reconK, d)
-                        local.l1 += Double(abs(row[j]))
-                        if row[j] != 0 { local.l0 += 1 }
+                        let v = row[j]
+                        values[t] = v
+                        if t == k { recon4k.update(from: reconK, count: d) }
+                        axpy(v, dec.base + j * d, t < k ? reconK : recon4k, d)
+                        if t < k {
+                            local.l1 += Double(abs(v))
+                            if v != 0 { local.l0 += 1 }
+                        }
                     }
-                    recon4k.update(from: reconK, count: d)
-                    for t in k..<m {
-                        let j = Int(selected[t])
-                        axpy(row[j], dec.base + j * d, recon4k, d)
-                    }
-                    // Losses and d(loss)/d(recon) for both reconstructions.
                     let xNorm = max(squaredNorm(xi, d).squareRoot(), cosineNormFloor)
                     var l2 = Float(0), l2_4k = Float(0)
                     for c in 0..<d {
@@ -250,67 +212,103 @@ extension CompresSAEModel {
                     }
                     local.l2 += Double(l2)
                     local.l2_4k += Double(l2_4k)
-                    let cosK = cosineGradient(x: xi, xNorm: xNorm, recon: reconK, d: d,
-                                              weight: weightK, into: gradK)
-                    let cos4k = cosineGradient(x: xi, xNorm: xNorm, recon: recon4k, d: d,
-                                               weight: weight4k, into: grad4k)
+                    let cosK = cosineGradient(x: xi, xNorm: xNorm, recon: reconK, d: d, weight: weightK, into: gradK)
+                    let cos4k = cosineGradient(x: xi, xNorm: xNorm, recon: recon4k, d: d, weight: weight4k, into: upstream4k)
                     local.cosine += Double(1 - cosK)
                     local.cosine4k += Double(1 - cos4k)
-                    // The k-code's entries receive both gradients, the rest only the 4k one.
-                    axpy(1, grad4k, gradK, d)
+                    // The k-code's entries feed both reconstructions, the others only the 4k one.
+                    for c in 0..<d { upstreamK[c] = gradK[c] + upstream4k[c] }
                     for t in 0..<m {
-                        let j = Int(selected[t])
-                        let upstream = t < k ? UnsafePointer(gradK) : UnsafePointer(grad4k)
-                        let decRow = dec.base + j * d
-                        let gPre = dot(decRow, upstream, d)
-                        axpy(row[j], upstream, g.decoder + j * d, d)
-                        axpy(gPre, xn, g.encoderT + j * d, d)
-                        g.bias[j] += gPre
+                        let decRow = dec.base + Int(selected[t]) * d
+                        gPre[t] = dot(decRow, t < k ? upstreamK : upstream4k, d)
                     }
                 }
-                sums.base[worker].add(local)
+                sums.base[start / chunkRows] = local
             }
         }
         var total = LossSums()
-        for w in 0..<workers { total.add(perWorkerSums[w]) }
+        for c in 0..<chunks { total.add(chunkSums[c]) }
         return total.report(rows: b, dim: d)
     }
 
-    /// One bias-corrected Adam update of all parameters (PyTorch's arithmetic),
-    /// consuming and zeroing the workers' gradient buffers in the same pass.
-    func adamStep(_ adam: AdamState, grads: [GradientBuffers], options: TrainingOptions, workers: Int) {
-        adam.step += 1
-        let t = Double(adam.step)
-        // Scalars are computed in Double and rounded once, as PyTorch does with
-        // its Python-float hyperparameters.
-        let beta1 = options.beta1, beta2 = options.beta2
-        let stepSize = Float(options.learningRate / (1 - _pow(beta1, t)))
-        let correction2Sqrt = Float((1 - _pow(beta2, t)).squareRoot())
-        let params = AdamScalars(oneMinusBeta1: Float(1 - beta1), beta2: Float(beta2),
-                                 oneMinusBeta2: Float(1 - beta2), eps: Float(options.eps),
-                                 stepSize: stepSize, correction2Sqrt: correction2Sqrt)
-        let box = UnsafeSendableBox(grads)
-        func update(_ p: inout [Float], _ m: inout [Float], _ v: inout [Float],
-                    gradient: @escaping @Sendable (GradientBuffers) -> UnsafeMutablePointer<Float>) {
-            let n = p.count
-            p.withUnsafeMutableBufferPointer { pb in
-                m.withUnsafeMutableBufferPointer { mb in
-                    v.withUnsafeMutableBufferPointer { vb in
-                        let pp = SharedPointer(pb.baseAddress!), mp = SharedPointer(mb.baseAddress!)
-                        let vp = SharedPointer(vb.baseAddress!)
-                        let parts = min(workers, max(1, n / 65536))
-                        Parallel.run(workers: parts) { w in
-                            let lo = n * w / parts, hi = n * (w + 1) / parts
-                            adamUpdate(params, p: pp.base, m: mp.base, v: vp.base, range: lo..<hi,
-                                       gradients: box.value.map { gradient($0) })
-                        }
+    // MARK: - Phase B: latents
+
+    /// For every latent `j`, gathers the gradient of its encoder row, decoder
+    /// row and bias from the rows that selected it, and hands them to
+    /// `body(j, gEncoder, gDecoder, gBias)`. Latents no row selected get zero
+    /// gradients.
+    ///
+    /// Latents are processed in blocks whose accumulators fit in the core's L2
+    /// cache; within a block the entries are visited in row order, so each
+    /// batch row is read once per block, sequentially, instead of once per
+    /// entry at random (the batch's rows do not fit in cache). Each latent still
+    /// sums its rows in ascending order: the gradients are the same for any
+    /// thread count.
+    ///
+    /// - Complexity: O(b k d) arithmetic; O(b d * blocks) memory traffic.
+    func forEachLatentGradient(
+        buffers: StepBuffers, rows b: Int, k: Int, workers: Int,
+        _ body: @Sendable (Int, UnsafePointer<Float>, UnsafePointer<Float>, Float) -> Void
+    ) {
+        let d = inputDim, h = latentDim, m = 4 * k
+        let blockSize = buffers.latentBlockSize
+        let blocks = (h + blockSize - 1) / blockSize
+        buffers.groupEntriesByLatentBlock(rows: b)
+        let p = buffers.pointers
+        let stride = min(workers, blocks)
+        Parallel.run(workers: stride) { w in
+            let accumulators = UnsafeMutablePointer<Float>.allocate(capacity: blockSize * (2 * d + 1))
+            defer { accumulators.deallocate() }
+            let accEnc = accumulators, accDec = accumulators + blockSize * d
+            let accBias = accumulators + 2 * blockSize * d
+            var blockIndex = w
+            while blockIndex < blocks {
+                let first = blockIndex * blockSize
+                let count = min(blockSize, h - first)
+                accumulators.initialize(repeating: 0, count: blockSize * (2 * d + 1))
+                for position in p.blockStart[blockIndex]..<p.blockStart[blockIndex + 1] {
+                    let entry = Int(p.blockEntries[position])
+                    let i = entry / m, t = entry - i * m
+                    let local = Int(p.selected[entry]) - first
+                    let g = p.gPre[entry]
+                    accBias[local] += g
+                    axpy(g, p.normalized + i * d, accEnc + local * d, d)
+                    axpy(p.values[entry], (t < k ? p.upstreamK : p.upstream4k) + i * d, accDec + local * d, d)
+                }
+                for local in 0..<count {
+                    body(first + local, accEnc + local * d, accDec + local * d, accBias[local])
+                }
+                blockIndex += stride
+            }
+        }
+    }
+
+    /// One bias-corrected Adam update of all parameters, fused with the
+    /// gradient gathering and the decoder renormalisation: each latent's rows
+    /// are updated while they are in cache. Caller holds the write lock.
+    func applyAdam(_ s: AdamScalars, adam: AdamState, buffers: StepBuffers, rows: Int, k: Int, workers: Int) {
+        let d = inputDim
+        encoderT.withUnsafeMutableBufferPointer { encBuffer in
+            encoderBias.withUnsafeMutableBufferPointer { biasBuffer in
+                decoder.withUnsafeMutableBufferPointer { decBuffer in
+                    let enc = SharedPointer(encBuffer.baseAddress!), bias = SharedPointer(biasBuffer.baseAddress!)
+                    let dec = SharedPointer(decBuffer.baseAddress!)
+                    let moments = adam.pointers
+                    forEachLatentGradient(buffers: buffers, rows: rows, k: k, workers: workers) { j, gEnc, gDec, gBias in
+                        let row = j * d
+                        adamUpdate(s, p: enc.base + row, m: moments.encoderT + row, v: moments.encoderTSq + row,
+                                   g: gEnc, count: d)
+                        adamUpdate(s, p: dec.base + row, m: moments.decoder + row, v: moments.decoderSq + row,
+                                   g: gDec, count: d)
+                        var g = gBias
+                        adamUpdate(s, p: bias.base + j, m: moments.bias + j, v: moments.biasSq + j, g: &g, count: 1)
+                        let decRow = dec.base + row
+                        let norm = squaredNorm(decRow, d).squareRoot()
+                        if norm > 0 { for c in 0..<d { decRow[c] = decRow[c] / norm } }
                     }
                 }
             }
         }
-        update(&encoderT, &adam.encoderT, &adam.encoderTSq) { $0.encoderT }
-        update(&encoderBias, &adam.bias, &adam.biasSq) { $0.bias }
-        update(&decoder, &adam.decoder, &adam.decoderSq) { $0.decoder }
     }
 }
 
@@ -329,41 +327,21 @@ private func cosineGradient(
     return cos
 }
 
-struct AdamScalars: Sendable {
-    let oneMinusBeta1: Float, beta2: Float, oneMinusBeta2: Float, eps: Float
-    let stepSize: Float, correction2Sqrt: Float
-}
-
-/// The fused update of one slice: sum the workers' gradients (and zero them),
-/// then PyTorch's `exp_avg.lerp_(g, 1-beta1)`,
+/// PyTorch's Adam arithmetic on a slice: `exp_avg.lerp_(g, 1-beta1)`,
 /// `exp_avg_sq = beta2 * exp_avg_sq + (1-beta2) g^2`,
 /// `p -= step_size * exp_avg / (sqrt(exp_avg_sq) / sqrt(bc2) + eps)`.
 @inline(__always)
 private func adamUpdate(
     _ s: AdamScalars, p: UnsafeMutablePointer<Float>, m: UnsafeMutablePointer<Float>,
-    v: UnsafeMutablePointer<Float>, range: Range<Int>, gradients: [UnsafeMutablePointer<Float>]
+    v: UnsafeMutablePointer<Float>, g: UnsafePointer<Float>, count: Int
 ) {
-    let oneMinusBeta1 = s.oneMinusBeta1, oneMinusBeta2 = s.oneMinusBeta2
-    for i in range {
-        var g: Float = 0
-        for buffer in gradients {
-            g += buffer[i]
-            buffer[i] = 0
-        }
-        let mi = m[i] + oneMinusBeta1 * (g - m[i])
-        let vi = s.beta2 * v[i] + oneMinusBeta2 * g * g
+    for i in 0..<count {
+        let gi = g[i]
+        let mi = m[i] + s.oneMinusBeta1 * (gi - m[i])
+        let vi = s.beta2 * v[i] + s.oneMinusBeta2 * gi * gi
         m[i] = mi
         v[i] = vi
         let denom = vi.squareRoot() / s.correction2Sqrt + s.eps
         p[i] = p[i] - s.stepSize * (mi / denom)
     }
 }
-
-/// Boxes a non-Sendable value for workers that only read it.
-struct UnsafeSendableBox<T>: @unchecked Sendable {
-    let value: T
-    init(_ value: T) { self.value = value }
-}
-
-@inline(__always)
-func _pow(_ base: Double, _ exponent: Double) -> Double { Glibc.pow(base, exponent) }

@@ -1,0 +1,157 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// Per-step scalars of Adam, computed in Double and rounded once, as PyTorch
+/// does with its Python-float hyperparameters.
+struct AdamScalars: Sendable {
+    let oneMinusBeta1: Float, beta2: Float, oneMinusBeta2: Float, eps: Float
+    let stepSize: Float, correction2Sqrt: Float
+
+    init(options: TrainingOptions, step: Int) {
+        let t = Double(step)
+        oneMinusBeta1 = Float(1 - options.beta1)
+        beta2 = Float(options.beta2)
+        oneMinusBeta2 = Float(1 - options.beta2)
+        eps = Float(options.eps)
+        stepSize = Float(options.learningRate / (1 - pow(options.beta1, t)))
+        correction2Sqrt = Float((1 - pow(options.beta2, t)).squareRoot())
+    }
+}
+
+/// Adam's moments for the three parameters (internal `[h,d]` layouts).
+final class AdamState {
+    struct Pointers: @unchecked Sendable {
+        let encoderT, encoderTSq, bias, biasSq, decoder, decoderSq: UnsafeMutablePointer<Float>
+    }
+
+    let pointers: Pointers
+    var step = 0
+    private let weightCount: Int, latentCount: Int
+
+    init(h: Int, d: Int) {
+        weightCount = h * d
+        latentCount = h
+        func zeros(_ n: Int) -> UnsafeMutablePointer<Float> {
+            let p = UnsafeMutablePointer<Float>.allocate(capacity: n)
+            p.initialize(repeating: 0, count: n)
+            return p
+        }
+        pointers = Pointers(encoderT: zeros(h * d), encoderTSq: zeros(h * d), bias: zeros(h), biasSq: zeros(h),
+                            decoder: zeros(h * d), decoderSq: zeros(h * d))
+    }
+
+    deinit {
+        for p in [pointers.encoderT, pointers.encoderTSq, pointers.bias, pointers.biasSq,
+                  pointers.decoder, pointers.decoderSq] { p.deallocate() }
+    }
+}
+
+/// What the row phase of a training step leaves for the latent phase, for a
+/// batch of up to `capacity` rows. O(b (d + k)) floats: no `[b,h]` array.
+final class StepBuffers {
+    struct Pointers: @unchecked Sendable {
+        /// `[b,d]` normalised inputs.
+        let normalized: UnsafeMutablePointer<Float>
+        /// `[b,4k]` selected latents per row, best first (the first k are the k-code).
+        let selected: UnsafeMutablePointer<Int32>
+        /// `[b,4k]` their pre-activation values.
+        let values: UnsafeMutablePointer<Float>
+        /// `[b,4k]` d(loss)/d(pre-activation) of each selected entry.
+        let gPre: UnsafeMutablePointer<Float>
+        /// `[b,d]` d(loss)/d(code value) direction for k-code entries (both reconstructions).
+        let upstreamK: UnsafeMutablePointer<Float>
+        /// `[b,d]` the same for the other 3k entries (4k reconstruction only).
+        let upstream4k: UnsafeMutablePointer<Float>
+        /// `[blocks+1]` start of each latent block's entries in `blockEntries`.
+        let blockStart: UnsafeMutablePointer<Int>
+        /// `[b*4k]` flat `row * 4k + slot` positions, grouped by latent block, rows ascending.
+        let blockEntries: UnsafeMutablePointer<Int32>
+    }
+
+    let pointers: Pointers
+    let capacity: Int, d: Int, h: Int, m: Int
+    /// Latents per block of the latent phase: their gradient accumulators
+    /// (`2 d + 1` floats each) take about 384 KB, a third of a typical L2.
+    let latentBlockSize: Int
+    /// Per-worker encoder scratch, kept for the whole training run so that
+    /// steps do not map and fault in fresh pages.
+    let encoderScratch: [CompresSAEModel.EncoderScratch]
+
+    init(rows: Int, d: Int, h: Int, m: Int, workers: Int) {
+        capacity = rows
+        self.d = d
+        self.h = h
+        self.m = m
+        latentBlockSize = max(8, min(h, 384 * 1024 / (4 * (2 * d + 1))))
+        let blocks = (h + latentBlockSize - 1) / latentBlockSize
+        pointers = Pointers(
+            normalized: .allocate(capacity: rows * d), selected: .allocate(capacity: rows * m),
+            values: .allocate(capacity: rows * m), gPre: .allocate(capacity: rows * m),
+            upstreamK: .allocate(capacity: rows * d), upstream4k: .allocate(capacity: rows * d),
+            blockStart: .allocate(capacity: blocks + 1), blockEntries: .allocate(capacity: rows * m))
+        let chunkRows = min(encoderChunkRows, rows)
+        encoderScratch = (0..<max(1, workers)).map { _ in
+            CompresSAEModel.EncoderScratch(chunkRows: chunkRows, d: d, h: h)
+        }
+    }
+
+    deinit {
+        pointers.normalized.deallocate()
+        pointers.selected.deallocate()
+        pointers.values.deallocate()
+        pointers.gPre.deallocate()
+        pointers.upstreamK.deallocate()
+        pointers.upstream4k.deallocate()
+        pointers.blockStart.deallocate()
+        pointers.blockEntries.deallocate()
+        for scratch in encoderScratch { scratch.deallocate() }
+    }
+
+    /// Groups the selected entries of `rows` rows by latent block (a counting
+    /// sort), keeping rows in ascending order within each block.
+    ///
+    /// - Complexity: O(rows * 4k + blocks).
+    func groupEntriesByLatentBlock(rows: Int) {
+        let p = pointers
+        let blocks = (h + latentBlockSize - 1) / latentBlockSize
+        let total = rows * m
+        p.blockStart.initialize(repeating: 0, count: blocks + 1)
+        for e in 0..<total { p.blockStart[Int(p.selected[e]) / latentBlockSize + 1] += 1 }
+        for block in 0..<blocks { p.blockStart[block + 1] += p.blockStart[block] }
+        // Fill using blockStart[block] as a cursor, then shift the cursors back.
+        for e in 0..<total {
+            let block = Int(p.selected[e]) / latentBlockSize
+            p.blockEntries[p.blockStart[block]] = Int32(e)
+            p.blockStart[block] += 1
+        }
+        var block = blocks
+        while block > 0 {
+            p.blockStart[block] = p.blockStart[block - 1]
+            block -= 1
+        }
+        p.blockStart[0] = 0
+    }
+}
+
+/// Loss sums of a chunk of rows, in Double so that summing many rows loses nothing.
+struct LossSums {
+    var l2 = 0.0, l2_4k = 0.0, l1 = 0.0, l0 = 0.0, cosine = 0.0, cosine4k = 0.0
+
+    mutating func add(_ o: LossSums) {
+        l2 += o.l2; l2_4k += o.l2_4k; l1 += o.l1; l0 += o.l0; cosine += o.cosine; cosine4k += o.cosine4k
+    }
+
+    func report(rows: Int, dim: Int) -> LossReport {
+        var r = LossReport()
+        let b = Double(rows)
+        r.l2 = Float(l2 / (b * Double(dim)))
+        r.l2_4k = Float(l2_4k / (b * Double(dim)))
+        r.l1 = Float(l1 / b)
+        r.l0 = Float(l0 / b)
+        r.cosine = Float(cosine / b)
+        r.cosine4k = Float(cosine4k / b)
+        r.loss = Float(cosine / b + cosine4k / b / 8)
+        return r
+    }
+}
