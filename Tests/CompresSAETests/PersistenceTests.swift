@@ -108,7 +108,7 @@ struct PersistenceTests {
         try expectRefused(oversized, "header length")
         var beyond = good
         withUnsafeBytes(of: UInt64(good.count).littleEndian) { for i in 0..<8 { beyond[i] = $0[i] } }
-        try expectRefused(beyond, "exceeds the file size")
+        try expectRefused(beyond, "exceed the file size")
         try expectRefused(safetensorsBytes(header: "{not json", data: []), "invalid JSON")
         let f64 = "{\"__metadata__\":{\"k\":\"2\"},\"encoder_w\":{\"dtype\":\"F64\",\"shape\":[4,8],\"data_offsets\":[0,256]},\"encoder_b\":{\"dtype\":\"F32\",\"shape\":[8],\"data_offsets\":[256,288]},\"decoder_w\":{\"dtype\":\"F32\",\"shape\":[8,4],\"data_offsets\":[288,416]}}"
         try expectRefused(safetensorsBytes(header: f64, data: .init(repeating: 0, count: 416)), "dtype F64")
@@ -159,5 +159,20 @@ struct BadInputTests {
         var codes = try model.encode([1, 2, 3, 4], rows: 1)
         codes.indices[0] = 8
         #expect(throws: CompresSAEError.self) { try model.decode(codes) }
+    }
+}
+
+@Suite("Extreme scales")
+struct ExtremeScaleTests {
+    @Test("rows of tiny or huge scale encode like the same rows at unit scale")
+    func scaleInvariance() throws {
+        let (x, d) = try Fixtures.realEmbeddings(rows: 4)
+        let model = try CompresSAEModel(inputDim: d, latentDim: 256, k: 8, seed: 2)
+        let reference = try model.encode(x, rows: 4)
+        for scale: Float in [1e-30, 1e-20, 1e20, 1e30] {
+            let codes = try model.encode(x.map { $0 * scale }, rows: 4)
+            #expect(codes.indices == reference.indices, "scale \(scale)")
+            #expect(relativeError(codes.values, reference.values) < 1e-5, "scale \(scale)")
+        }
     }
 }

@@ -39,7 +39,7 @@ final class HandleRegistry<Object: AnyObject>: @unchecked Sendable {
 
     /// The live object behind `handle`.
     func lookup(_ handle: OpaquePointer?) throws -> Object {
-        guard let handle else { throw CompresSAEError(.invalidArgument, "the \(kind) handle is NULL") }
+        guard let handle else { throw CompresSAEError(.invalidHandle, "the \(kind) handle is NULL") }
         let bits = UInt(bitPattern: Int(bitPattern: UnsafeRawPointer(handle)))
         let object = locked { bits & 0xF == 0 ? objects[bits >> 4] : nil }
         guard let object else {

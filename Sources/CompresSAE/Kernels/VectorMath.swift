@@ -54,3 +54,22 @@ func squaredNorm(_ a: UnsafePointer<Float>, _ n: Int) -> Float { dot(a, a, n) }
 func scaled(_ alpha: Float, _ x: UnsafePointer<Float>, into y: UnsafeMutablePointer<Float>, _ n: Int) {
     for i in 0..<n { y[i] = alpha * x[i] }
 }
+
+/// The L2 norm of a row, exact also where the plain sum of squares would
+/// underflow (entries around 1e-20) or overflow (around 1e20): then the row is
+/// scaled by its largest magnitude first. Rows of ordinary scale take the
+/// plain path, so results match a straightforward `sqrt(sum(x^2))`.
+@inline(__always)
+func robustNorm(_ a: UnsafePointer<Float>, _ n: Int) -> Float {
+    let sumSquares = squaredNorm(a, n)
+    if sumSquares.isFinite && sumSquares >= Float.leastNormalMagnitude { return sumSquares.squareRoot() }
+    var largest: Float = 0
+    for i in 0..<n { largest = max(largest, abs(a[i])) }
+    guard largest > 0 && largest.isFinite else { return sumSquares.squareRoot() }
+    var scaled: Float = 0
+    for i in 0..<n {
+        let v = a[i] / largest
+        scaled += v * v
+    }
+    return largest * scaled.squareRoot()
+}

@@ -2,6 +2,8 @@
 /// bad input becomes an error message instead of NaN codes or a trap.
 enum InputValidation {
     /// Verifies that `x` holds `rows` finite, non-zero rows of `dim` floats.
+    /// Rows of extreme scale (whose plain sum of squares under- or overflows)
+    /// are accepted: normalisation uses `robustNorm`.
     ///
     /// - Throws: `CompresSAEError` naming the first offending row (and column).
     /// - Complexity: O(rows * dim).
@@ -13,11 +15,11 @@ enum InputValidation {
             for j in 0..<dim where !row[j].isFinite {
                 throw CompresSAEError.invalid("\(what) row \(i), column \(j) is \(row[j]): values must be finite")
             }
-            if sumSquares == 0 {
+            if (0..<dim).allSatisfy({ row[$0] == 0 }) {
                 throw CompresSAEError.invalid(
                     "\(what) row \(i) is all zeros: it has no direction, so it cannot be normalised or encoded")
             }
-            throw CompresSAEError.invalid("\(what) row \(i) is too large: its squared norm overflows float32")
+            // Finite, non-zero, but of extreme scale: robustNorm handles it.
         }
     }
 

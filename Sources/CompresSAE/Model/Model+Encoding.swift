@@ -245,7 +245,7 @@ extension CompresSAEModel {
 func normalizeRows(_ x: UnsafePointer<Float>, rows: Int, dim: Int, into out: UnsafeMutablePointer<Float>) {
     for i in 0..<rows {
         let row = x + i * dim
-        let norm = squaredNorm(row, dim).squareRoot()
+        let norm = robustNorm(row, dim)
         let o = out + i * dim
         for j in 0..<dim { o[j] = row[j] / norm }
     }

@@ -203,15 +203,15 @@ extension CompresSAEModel {
                             if v != 0 { local.l0 += 1 }
                         }
                     }
-                    let xNorm = max(squaredNorm(xi, d).squareRoot(), cosineNormFloor)
-                    var l2 = Float(0), l2_4k = Float(0)
+                    let xNorm = max(robustNorm(xi, d), cosineNormFloor)
+                    var l2 = 0.0, l2_4k = 0.0
                     for c in 0..<d {
-                        let e = reconK[c] - xi[c], e4 = recon4k[c] - xi[c]
+                        let e = Double(reconK[c] - xi[c]), e4 = Double(recon4k[c] - xi[c])
                         l2 += e * e
                         l2_4k += e4 * e4
                     }
-                    local.l2 += Double(l2)
-                    local.l2_4k += Double(l2_4k)
+                    local.l2 += l2
+                    local.l2_4k += l2_4k
                     let cosK = cosineGradient(x: xi, xNorm: xNorm, recon: reconK, d: d, weight: weightK, into: gradK)
                     let cos4k = cosineGradient(x: xi, xNorm: xNorm, recon: recon4k, d: d, weight: weight4k, into: upstream4k)
                     local.cosine += Double(1 - cosK)

@@ -37,19 +37,22 @@ extension CompresSAEModel {
            version != modelFormatVersion {
             throw CompresSAEError.format("'\(path)' has model format version \(version); this library reads version \(modelFormatVersion)")
         }
-        guard let bias = file.tensors["encoder_b"], bias.shape.count == 1 else {
-            throw CompresSAEError.format("'\(path)' has no 1-D tensor \"encoder_b\": not a CompresSAE model")
-        }
+        // The shape comes from encoder_w [d,h]; the other tensors are checked against it.
         guard let enc = file.tensors["encoder_w"], enc.shape.count == 2 else {
             throw CompresSAEError.format("'\(path)' has no 2-D tensor \"encoder_w\": not a CompresSAE model")
         }
-        let h = bias.shape[0], d = enc.shape[0]
+        let d = enc.shape[0], h = enc.shape[1]
+        // Every tensor's presence, dtype and shape is checked before k, so a
+        // damaged file is reported as such even when k is missing too.
+        for (name, shape) in [("encoder_w", [d, h]), ("encoder_b", [h]), ("decoder_w", [h, d])] {
+            _ = try file.requireTensor(name, dtype: "F32", shape: shape)
+        }
         let chosenK: Int
         if let k {
             chosenK = k
         } else if let text = file.metadata["k"] {
-            guard let parsed = Int(text) else {
-                throw CompresSAEError.format("'\(path)': metadata k = \"\(text)\" is not an integer")
+            guard let parsed = Int(text), parsed >= 1, parsed <= h else {
+                throw CompresSAEError.format("'\(path)': metadata k = \"\(text)\" is not an integer in 1...\(h)")
             }
             chosenK = parsed
         } else {
@@ -58,7 +61,9 @@ extension CompresSAEModel {
         do {
             try validateShape(inputDim: d, latentDim: h, k: chosenK)
         } catch let e as CompresSAEError {
-            throw CompresSAEError(e.kind, "'\(path)': \(e.message)")
+            // A k given by the caller is the caller's mistake; anything else is the file's.
+            throw CompresSAEError(k != nil && !(1...h).contains(chosenK) ? .invalidArgument : .format,
+                                  "'\(path)': \(e.message)")
         }
         let encoderWeights = try file.readFloat32("encoder_w", shape: [d, h])
         let encoderBias = try file.readFloat32("encoder_b", shape: [h])

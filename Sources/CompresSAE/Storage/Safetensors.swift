@@ -36,7 +36,7 @@ enum Safetensors {
                 throw CompresSAEError.format("'\(path)': header length \(headerLength) is outside 2...\(maxHeaderBytes) bytes (corrupt or not a safetensors file)")
             }
             guard Int(headerLength) <= size - 8 else {
-                throw CompresSAEError.format("'\(path)': header length \(headerLength) exceeds the file size \(size) (truncated or corrupt)")
+                throw CompresSAEError.format("'\(path)': the 8-byte length field plus a header of \(headerLength) bytes exceed the file size \(size) (truncated or corrupt)")
             }
             var header = [UInt8](repeating: 0, count: Int(headerLength))
             try header.withUnsafeMutableBytes { try reader.read(into: $0.baseAddress!, count: Int(headerLength), at: 8) }
