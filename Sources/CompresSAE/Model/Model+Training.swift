@@ -75,6 +75,7 @@ extension CompresSAEModel {
                     adam.step += 1
                     let scalars = AdamScalars(options: options, step: adam.step)
                     applyAdam(scalars, adam: adam, buffers: buffers, rows: count, k: kk, workers: workers)
+                    weightsVersion += 1
                     storedHistory.append(report.loss)
                     return report.loss
                 }

@@ -29,6 +29,9 @@ public final class CompresSAEModel: @unchecked Sendable {
     var storedK: Int
     /// Per-step losses of the last `train` call.
     var storedHistory: [Float] = []
+    /// Incremented whenever training changes the weights: an index built from
+    /// earlier codes can tell that they no longer match the model.
+    var weightsVersion = 0
 
     let lock = ReadWriteLock()
     /// Held by a running `train` call: a second one fails fast instead of waiting.

@@ -1,0 +1,332 @@
+/// Queries per block of the reconstructed-mode kernel: four SIMD8 accumulators.
+let reconstructedQueryBlock = 32
+
+extension SparseIndex {
+    /// Searches with dense queries `[rows, d]`: encoded with the model in
+    /// sparse mode; used as they are in reconstructed mode (asymmetric search).
+    ///
+    /// - Parameters:
+    ///   - queries: `rows * d` floats; finite, no all-zero row.
+    ///   - n: results per query, `>= 1`.
+    ///   - scores: receives `rows * n` cosines, best first; `-inf` where the
+    ///     index has fewer than `n` items.
+    ///   - ids: receives `rows * n` item ids (insertion order); `-1` as padding.
+    public func search(
+        dense queries: UnsafeBufferPointer<Float>, rows: Int, n: Int,
+        scores: UnsafeMutableBufferPointer<Float>, ids: UnsafeMutableBufferPointer<Int64>, threads: Int = 0
+    ) throws {
+        let d = model.inputDim
+        try InputValidation.checkRowCount(rows)
+        try InputValidation.checkCount(queries.count, rows: rows, cols: d, name: "queries")
+        try checkOutputs(rows: rows, n: n, scores: scores, ids: ids)
+        try InputValidation.checkRows(queries.baseAddress!, rows: rows, dim: d, what: "query")
+        switch mode {
+        case .sparse:
+            guard let kk = k else { throw CompresSAEError.invalid("the index is empty: add items before searching") }
+            var indices = [Int32](repeating: 0, count: rows * kk), values = [Float](repeating: 0, count: rows * kk)
+            try indices.withUnsafeMutableBufferPointer { ib in
+                try values.withUnsafeMutableBufferPointer { vb in
+                    try model.encode(queries, rows: rows, k: kk, indices: ib, values: vb, threads: threads)
+                }
+            }
+            try prepareForSearch()
+            try lock.withReadLock {
+                try checkSearchable()
+                searchSparse(indices: indices, values: values, rows: rows, k: kk, n: n,
+                             scores: scores.baseAddress!, ids: ids.baseAddress!, threads: threads)
+            }
+        case .reconstructed:
+            var unit = [Float](repeating: 0, count: rows * d)
+            unit.withUnsafeMutableBufferPointer { normalizeRows(queries.baseAddress!, rows: rows, dim: d, into: $0.baseAddress!) }
+            try lock.withReadLock {
+                try checkSearchable()
+                searchReconstructed(unitQueries: unit, rows: rows, n: n,
+                                    scores: scores.baseAddress!, ids: ids.baseAddress!, threads: threads)
+            }
+        }
+    }
+
+    /// Searches with sparse queries (`rows` codes of `k` nonzeros; `k` may
+    /// differ from the index's). In reconstructed mode the queries are decoded first.
+    public func search(
+        indices: UnsafeBufferPointer<Int32>, values: UnsafeBufferPointer<Float>, rows: Int, k: Int, n: Int,
+        scores: UnsafeMutableBufferPointer<Float>, ids: UnsafeMutableBufferPointer<Int64>, threads: Int = 0
+    ) throws {
+        let d = model.inputDim, h = model.latentDim
+        try InputValidation.checkRowCount(rows)
+        guard k >= 1 && k <= h else { throw CompresSAEError.invalid("k must be in 1...\(h), got \(k)") }
+        try InputValidation.checkCount(indices.count, rows: rows, cols: k, name: "query indices")
+        try InputValidation.checkCount(values.count, rows: rows, cols: k, name: "query values")
+        try checkOutputs(rows: rows, n: n, scores: scores, ids: ids)
+        try Self.validateCodes(indices: indices.baseAddress!, values: values.baseAddress!, rows: rows, k: k,
+                               latentDim: h, what: "query")
+        switch mode {
+        case .sparse:
+            try prepareForSearch()
+            try lock.withReadLock {
+                try checkSearchable()
+                searchSparse(indices: Array(indices), values: Array(values), rows: rows, k: k, n: n,
+                             scores: scores.baseAddress!, ids: ids.baseAddress!, threads: threads)
+            }
+        case .reconstructed:
+            var decoded = [Float](repeating: 0, count: rows * d)
+            try decoded.withUnsafeMutableBufferPointer {
+                try model.decode(indices: indices, values: values, rows: rows, k: k, into: $0, threads: threads)
+            }
+            // A query decoding to zero has no direction: its row stays zero and scores 0 everywhere.
+            var unit = [Float](repeating: 0, count: rows * d)
+            for i in 0..<rows {
+                let norm = decoded.withUnsafeBufferPointer { robustNorm($0.baseAddress! + i * d, d) }
+                if norm > 0 { for c in 0..<d { unit[i * d + c] = decoded[i * d + c] / norm } }
+            }
+            try lock.withReadLock {
+                try checkSearchable()
+                searchReconstructed(unitQueries: unit, rows: rows, n: n,
+                                    scores: scores.baseAddress!, ids: ids.baseAddress!, threads: threads)
+            }
+        }
+    }
+
+    // MARK: - Checks
+
+    func checkOutputs(rows: Int, n: Int, scores: UnsafeMutableBufferPointer<Float>,
+                      ids: UnsafeMutableBufferPointer<Int64>) throws {
+        guard n >= 1 else { throw CompresSAEError.invalid("n must be >= 1, got \(n)") }
+        try InputValidation.checkCount(scores.count, rows: rows, cols: n, name: "scores buffer")
+        try InputValidation.checkCount(ids.count, rows: rows, cols: n, name: "ids buffer")
+    }
+
+    /// Caller holds the read lock.
+    func checkSearchable() throws {
+        guard state.count > 0 else { throw CompresSAEError.invalid("the index is empty: add items before searching") }
+        try checkModelVersion()
+    }
+
+    /// Builds the posting lists of items added since the last search.
+    func prepareForSearch() throws {
+        let pending = lock.withReadLock { state.pendingCount }
+        if pending > 0 { lock.withWriteLock { mergePending() } }
+    }
+
+    // MARK: - Sparse mode
+
+    /// Term-at-a-time scoring through the posting lists of the query's
+    /// latents, then top-n over the touched items. Items no posting list
+    /// reaches score exactly 0; they are ranked (by id) where brute force
+    /// would put them: after positive scores, before negative ones.
+    /// Queries are spread over workers; caller holds the read lock.
+    ///
+    /// - Complexity: per query O(sum of its posting-list lengths + touched log n).
+    func searchSparse(indices: [Int32], values: [Float], rows: Int, k: Int, n: Int,
+                      scores: UnsafeMutablePointer<Float>, ids: UnsafeMutablePointer<Int64>, threads: Int) {
+        let itemCount = state.count
+        let workers = min(Parallel.threadCount(requested: threads), rows)
+        let outScores = SharedPointer(scores), outIDs = SharedPointer(ids)
+        let compact = storage == .compact
+        indices.withUnsafeBufferPointer { qIdxBuffer in
+        values.withUnsafeBufferPointer { qValBuffer in
+        state.postingStart.withUnsafeBufferPointer { startBuffer in
+        state.postingIDs.withUnsafeBufferPointer { idBuffer in
+        state.postingValues.withUnsafeBufferPointer { valueBuffer in
+        state.postingValues16.withUnsafeBufferPointer { value16Buffer in
+            let qIdx = SharedConstPointer(qIdxBuffer.baseAddress!), qVal = SharedConstPointer(qValBuffer.baseAddress!)
+            let start = SharedConstPointer(startBuffer.baseAddress!), postingIDs = SharedConstPointer(idBuffer.baseAddress!)
+            let postingValues = UnsafeSendableBox(valueBuffer.baseAddress), postingValues16 = UnsafeSendableBox(value16Buffer.baseAddress)
+            Parallel.run(workers: workers) { w in
+                let accumulator = UnsafeMutablePointer<Float>.allocate(capacity: itemCount)
+                let stamp = UnsafeMutablePointer<UInt32>.allocate(capacity: itemCount)
+                stamp.initialize(repeating: 0, count: itemCount)
+                let touched = UnsafeMutablePointer<Int32>.allocate(capacity: itemCount)
+                var selector = TopNSelector(capacity: n)
+                defer {
+                    accumulator.deallocate(); stamp.deallocate(); touched.deallocate(); selector.deallocate()
+                }
+                var currentStamp: UInt32 = 0
+                var q = w
+                while q < rows {
+                    currentStamp &+= 1
+                    var touchedCount = 0
+                    let queryNorm = robustNorm(qVal.base + q * k, k)
+                    if queryNorm > 0 {
+                        for t in 0..<k {
+                            let latent = Int(qIdx.base[q * k + t])
+                            let weight = qVal.base[q * k + t] / queryNorm
+                            let first = start.base[latent], last = start.base[latent + 1]
+                            for e in first..<last {
+                                let item = Int(postingIDs.base[e])
+                                let value = compact ? HalfPrecision.decode(postingValues16.value![e]) : postingValues.value![e]
+                                if stamp[item] != currentStamp {
+                                    stamp[item] = currentStamp
+                                    accumulator[item] = 0
+                                    touched[touchedCount] = Int32(item)
+                                    touchedCount += 1
+                                }
+                                accumulator[item] += weight * value
+                            }
+                        }
+                    }
+                    selector.reset()
+                    for u in 0..<touchedCount {
+                        let item = Int(touched[u])
+                        selector.offer(accumulator[item], Int64(item))
+                    }
+                    let rowScores = outScores.base + q * n, rowIDs = outIDs.base + q * n
+                    var found = selector.drainSorted(scores: rowScores, ids: rowIDs)
+                    // Brute-force order: positives, then zeros by id (touched or not), then negatives.
+                    var positives = 0
+                    while positives < found && rowScores[positives] > 0 { positives += 1 }
+                    if positives < min(n, itemCount) {
+                        let negatives = (positives..<found).filter { rowScores[$0] < 0 }.map { (rowScores[$0], rowIDs[$0]) }
+                        var slot = positives
+                        var item = 0
+                        while slot < n && item < itemCount {
+                            if stamp[item] != currentStamp || accumulator[item] == 0 {
+                                rowScores[slot] = 0
+                                rowIDs[slot] = Int64(item)
+                                slot += 1
+                            }
+                            item += 1
+                        }
+                        for (score, id) in negatives where slot < n {
+                            rowScores[slot] = score
+                            rowIDs[slot] = id
+                            slot += 1
+                        }
+                        found = slot
+                    }
+                    for slot in found..<n {
+                        rowScores[slot] = -.infinity
+                        rowIDs[slot] = -1
+                    }
+                    q += workers
+                }
+            }
+        }
+        }
+        }
+        }
+        }
+        }
+    }
+
+    // MARK: - Reconstructed mode
+
+    /// Scores every item as `sum_t value'_t * u[index_t]` with
+    /// `u = decoder_w @ q_unit`, for blocks of 32 queries at once: `u` for the
+    /// block is one GEMM (`[h, 32]`), and each item's k nonzeros then update
+    /// 32 query scores with vector operations. Items are split into contiguous
+    /// ranges across workers, whose top-n lists are merged at the end.
+    /// Caller holds the read lock.
+    ///
+    /// - Complexity: per block O(h d 32) for `u`, plus O(count k 32).
+    func searchReconstructed(unitQueries: [Float], rows: Int, n: Int,
+                             scores: UnsafeMutablePointer<Float>, ids: UnsafeMutablePointer<Int64>, threads: Int) {
+        let d = model.inputDim, h = model.latentDim, qb = reconstructedQueryBlock
+        let itemCount = state.count, k = state.k!
+        let workers = min(Parallel.threadCount(requested: threads), max(1, itemCount / 1024))
+        let u = UnsafeMutablePointer<Float>.allocate(capacity: h * qb)
+        let block = UnsafeMutablePointer<Float>.allocate(capacity: qb * d)
+        defer { u.deallocate(); block.deallocate() }
+        let selectors = UnsafeMutablePointer<TopNSelector>.allocate(capacity: workers * qb)
+        for s in 0..<(workers * qb) { (selectors + s).initialize(to: TopNSelector(capacity: n)) }
+        defer {
+            for s in 0..<(workers * qb) { selectors[s].deallocate() }
+            selectors.deinitialize(count: workers * qb)
+            selectors.deallocate()
+        }
+        let shared = SharedPointer(selectors)
+        let compact = storage == .compact
+
+        model.lock.withReadLock {
+        model.decoder.withUnsafeBufferPointer { decoderBuffer in
+        state.rowIndices.withUnsafeBufferPointer { idxBuffer in
+        state.rowIndices16.withUnsafeBufferPointer { idx16Buffer in
+        state.rowValues.withUnsafeBufferPointer { valBuffer in
+        state.rowValues16.withUnsafeBufferPointer { val16Buffer in
+            let rowIdx = UnsafeSendableBox(idxBuffer.baseAddress), rowIdx16 = UnsafeSendableBox(idx16Buffer.baseAddress)
+            let rowVal = UnsafeSendableBox(valBuffer.baseAddress), rowVal16 = UnsafeSendableBox(val16Buffer.baseAddress)
+            let uShared = SharedConstPointer(UnsafePointer(u))
+            var first = 0
+            while first < rows {
+                let active = min(qb, rows - first)
+                block.initialize(repeating: 0, count: qb * d)
+                unitQueries.withUnsafeBufferPointer {
+                    block.update(from: $0.baseAddress! + first * d, count: active * d)
+                }
+                // u[j, l] = decoder_w[j] . q_l for the block's queries.
+                GEMM.multiplyTransposed(m: h, n: qb, kk: d, a: decoderBuffer.baseAddress!, b: block, beta: 0, c: u)
+                Parallel.run(workers: workers) { w in
+                    let lo = itemCount * w / workers, hi = itemCount * (w + 1) / workers
+                    let mine = shared.base + w * qb
+                    for l in 0..<qb { mine[l].reset() }
+                    // Lanes of absent queries never accept a candidate.
+                    var limits = (SIMD8<Float>(repeating: -.infinity), SIMD8<Float>(repeating: -.infinity),
+                                  SIMD8<Float>(repeating: -.infinity), SIMD8<Float>(repeating: -.infinity))
+                    for l in active..<qb {
+                        switch l / 8 {
+                        case 0: limits.0[l % 8] = .infinity
+                        case 1: limits.1[l % 8] = .infinity
+                        case 2: limits.2[l % 8] = .infinity
+                        default: limits.3[l % 8] = .infinity
+                        }
+                    }
+                    @inline(__always)
+                    func admit(_ scores: SIMD8<Float>, _ limit: inout SIMD8<Float>, group: Int, item: Int) {
+                        for lane in 0..<8 where scores[lane] > limit[lane] {
+                            let l = group * 8 + lane
+                            mine[l].offer(scores[lane], Int64(item))
+                            limit[lane] = mine[l].threshold
+                        }
+                    }
+                    let uRows = UnsafeRawPointer(uShared.base)
+                    for item in lo..<hi {
+                        var a0 = SIMD8<Float>(), a1 = SIMD8<Float>(), a2 = SIMD8<Float>(), a3 = SIMD8<Float>()
+                        for t in 0..<k {
+                            let e = item * k + t
+                            let latent: Int, value: Float
+                            if compact {
+                                latent = Int(rowIdx16.value![e])
+                                value = HalfPrecision.decode(rowVal16.value![e])
+                            } else {
+                                latent = Int(rowIdx.value![e])
+                                value = rowVal.value![e]
+                            }
+                            let base = latent * qb * 4
+                            let v = SIMD8<Float>(repeating: value)
+                            a0 += v * uRows.loadUnaligned(fromByteOffset: base, as: SIMD8<Float>.self)
+                            a1 += v * uRows.loadUnaligned(fromByteOffset: base + 32, as: SIMD8<Float>.self)
+                            a2 += v * uRows.loadUnaligned(fromByteOffset: base + 64, as: SIMD8<Float>.self)
+                            a3 += v * uRows.loadUnaligned(fromByteOffset: base + 96, as: SIMD8<Float>.self)
+                        }
+                        if any(a0 .> limits.0) { admit(a0, &limits.0, group: 0, item: item) }
+                        if any(a1 .> limits.1) { admit(a1, &limits.1, group: 1, item: item) }
+                        if any(a2 .> limits.2) { admit(a2, &limits.2, group: 2, item: item) }
+                        if any(a3 .> limits.3) { admit(a3, &limits.3, group: 3, item: item) }
+                    }
+                }
+                // Merge the workers' lists per query; the order is total, so the
+                // result does not depend on how items were split.
+                for l in 0..<active {
+                    var merged = TopNSelector(capacity: n)
+                    defer { merged.deallocate() }
+                    for w in 0..<workers {
+                        let s = selectors + w * qb + l
+                        for e in 0..<s.pointee.count { merged.offer(s.pointee.scores[e], s.pointee.ids[e]) }
+                    }
+                    let q = first + l
+                    let found = merged.drainSorted(scores: scores + q * n, ids: ids + q * n)
+                    for slot in found..<n {
+                        scores[q * n + slot] = -.infinity
+                        ids[q * n + slot] = -1
+                    }
+                }
+                first += qb
+            }
+        }
+        }
+        }
+        }
+        }
+        }
+    }
+}

@@ -1,0 +1,285 @@
+/// A searchable collection of k-sparse codes, in one of the two retrieval
+/// modes of CompresSAE (SPEC.md, "Retrieval").
+///
+/// - `sparse`: cosine between sparse codes, served by an inverted index (one
+///   posting list per latent: item ids ascending, values pre-divided by the
+///   item's code norm). A query touches only the k posting lists of its own
+///   latents. Exact: the same ranking as brute-force cosine over the codes.
+/// - `reconstructed`: cosine between decoded vectors `x_hat = s @ decoder_w`,
+///   computed in O(k) per item as `(u . s_y) / (|x_hat_q| |x_hat_y|)` with
+///   `u = decoder_w @ x_hat_q` once per query and `|x_hat_y|` stored at add
+///   time. A dense query is used as is (asymmetric search: `u = decoder_w @ q`).
+///
+/// Items are numbered in insertion order from 0. Search results are ordered
+/// by score, then by lower id. Adds and searches may come from several
+/// threads; adds wait for running searches and vice versa.
+public final class SparseIndex: @unchecked Sendable {
+    /// Which similarity the index serves.
+    public enum Mode: Int32, Sendable {
+        case sparse = 0
+        case reconstructed = 1
+
+        var name: String { self == .sparse ? "sparse" : "reconstructed" }
+    }
+
+    /// How the codes are stored.
+    public enum Storage: Int32, Sendable {
+        /// int32 index + float32 value per nonzero (8 bytes; the paper's CSR).
+        case standard = 0
+        /// Half-precision values (and uint16 latent indices in reconstructed
+        /// mode): 4 bytes per nonzero in reconstructed mode, 6 in sparse mode
+        /// (its posting lists keep 32-bit item ids). Scores are then approximate.
+        case compact = 1
+
+        var name: String { self == .standard ? "standard" : "compact" }
+    }
+
+    public let model: CompresSAEModel
+    public let mode: Mode
+    public let storage: Storage
+
+    let lock = ReadWriteLock()
+    var state: State
+
+    /// Everything mutable, guarded by `lock`.
+    struct State {
+        /// Nonzeros per code, fixed by the first add.
+        var k: Int? = nil
+        var count = 0
+        /// The model's `weightsVersion` when the first items were added.
+        var modelVersion: Int? = nil
+
+        // Reconstructed mode: codes row by row, values divided by |x_hat_y|.
+        var rowIndices: [Int32] = []
+        var rowIndices16: [UInt16] = []
+        var rowValues: [Float] = []
+        var rowValues16: [UInt16] = []
+
+        // Sparse mode: posting lists (CSC), values divided by |s_y|.
+        var postingStart: [Int] = []
+        var postingIDs: [Int32] = []
+        var postingValues: [Float] = []
+        var postingValues16: [UInt16] = []
+        /// Items added since the posting lists were last built (row-major,
+        /// already scaled), merged in before the next search.
+        var pendingIndices: [Int32] = []
+        var pendingValues: [Float] = []
+        var pendingCount = 0
+    }
+
+    /// Creates an empty index over the codes of `model`.
+    public init(model: CompresSAEModel, mode: Mode, storage: Storage = .standard) throws {
+        if storage == .compact && mode == .reconstructed && model.latentDim > 65536 {
+            throw CompresSAEError.invalid("compact storage keeps latent indices in 16 bits: latent_dim must be <= 65536, got \(model.latentDim)")
+        }
+        self.model = model
+        self.mode = mode
+        self.storage = storage
+        self.state = State()
+        if mode == .sparse { state.postingStart = .init(repeating: 0, count: model.latentDim + 1) }
+    }
+
+    /// Number of items.
+    public var count: Int { lock.withReadLock { state.count + 0 } }
+
+    /// Nonzeros per stored code (`nil` before the first add).
+    public var k: Int? { lock.withReadLock { state.k } }
+
+    /// Bytes held by the index: the codes (8 or 4 bytes per nonzero in
+    /// reconstructed mode; 8 or 6 in sparse mode's posting lists) plus the
+    /// posting-list offsets (8 bytes per latent) and items not yet merged.
+    public var nbytes: Int {
+        lock.withReadLock {
+            let s = state
+            return s.rowIndices.count * 4 + s.rowIndices16.count * 2 + s.rowValues.count * 4 + s.rowValues16.count * 2
+                + s.postingStart.count * 8 + s.postingIDs.count * 4 + s.postingValues.count * 4
+                + s.postingValues16.count * 2 + s.pendingIndices.count * 4 + s.pendingValues.count * 4
+        }
+    }
+
+    // MARK: - Adding
+
+    /// Adds `rows` codes of `k` nonzeros each (indices in `0..<h`, finite
+    /// values, no index repeated within a row). The first add fixes `k`.
+    ///
+    /// - Complexity: O(rows k) in sparse mode (posting lists are rebuilt
+    ///   lazily, O(total nonzeros), at the next search); O(rows k d) in
+    ///   reconstructed mode (each item is decoded once for its norm).
+    public func add(indices: UnsafeBufferPointer<Int32>, values: UnsafeBufferPointer<Float>, rows: Int, k: Int) throws {
+        try InputValidation.checkRowCount(rows)
+        guard k >= 1 && k <= model.latentDim else {
+            throw CompresSAEError.invalid("k must be in 1...\(model.latentDim) (the latent dimension), got \(k)")
+        }
+        try InputValidation.checkCount(indices.count, rows: rows, cols: k, name: "indices")
+        try InputValidation.checkCount(values.count, rows: rows, cols: k, name: "values")
+        try Self.validateCodes(indices: indices.baseAddress!, values: values.baseAddress!, rows: rows, k: k,
+                               latentDim: model.latentDim, what: "code")
+        try lock.withWriteLock {
+            if let existing = state.k, existing != k {
+                throw CompresSAEError.invalid("the index holds codes with k = \(existing); these have k = \(k)")
+            }
+            try checkModelVersion()
+            guard state.count + rows <= Int(Int32.max) else {
+                throw CompresSAEError.invalid("an index holds at most \(Int32.max) items")
+            }
+            let scales = itemScales(indices: indices.baseAddress!, values: values.baseAddress!, rows: rows, k: k)
+            state.k = k
+            if state.modelVersion == nil { state.modelVersion = model.weightsVersion }
+            switch mode {
+            case .sparse: appendPending(indices: indices.baseAddress!, values: values.baseAddress!, scales: scales, rows: rows, k: k)
+            case .reconstructed: appendRows(indices: indices.baseAddress!, values: values.baseAddress!, scales: scales, rows: rows, k: k)
+            }
+            state.count += rows
+        }
+    }
+
+    /// Encodes dense rows with the model (at the index's `k`, or the model's
+    /// `k` for the first add) and adds their codes.
+    public func add(dense x: UnsafeBufferPointer<Float>, rows: Int, threads: Int = 0) throws {
+        let kk = k ?? model.k
+        try InputValidation.checkRowCount(rows)
+        var indices = [Int32](repeating: 0, count: rows * kk)
+        var values = [Float](repeating: 0, count: rows * kk)
+        try indices.withUnsafeMutableBufferPointer { ib in
+            try values.withUnsafeMutableBufferPointer { vb in
+                try model.encode(x, rows: rows, k: kk, indices: ib, values: vb, threads: threads)
+            }
+        }
+        try indices.withUnsafeBufferPointer { ib in
+            try values.withUnsafeBufferPointer { vb in try add(indices: ib, values: vb, rows: rows, k: kk) }
+        }
+    }
+
+    /// Refuses to mix codes from different weights (the model trained since the first add).
+    func checkModelVersion() throws {
+        if let version = state.modelVersion, version != model.weightsVersion {
+            throw CompresSAEError.invalid(
+                "the model was trained after items were added to this index: its codes no longer match; build a new index")
+        }
+    }
+
+    /// Checks indices are in range and unique per row and values are finite.
+    static func validateCodes(indices: UnsafePointer<Int32>, values: UnsafePointer<Float>, rows: Int, k: Int,
+                              latentDim h: Int, what: String) throws {
+        for i in 0..<rows {
+            let idx = indices + i * k, val = values + i * k
+            for t in 0..<k {
+                guard idx[t] >= 0 && Int(idx[t]) < h else {
+                    throw CompresSAEError.invalid("\(what) row \(i): index \(idx[t]) at position \(t) is outside 0..<\(h)")
+                }
+                guard val[t].isFinite else {
+                    throw CompresSAEError.invalid("\(what) row \(i): value at position \(t) is \(val[t]): values must be finite")
+                }
+            }
+            // k is small: a quadratic scan beats any allocation.
+            for t in 1..<max(1, k) {
+                for u in 0..<t where idx[u] == idx[t] {
+                    throw CompresSAEError.invalid("\(what) row \(i): latent \(idx[t]) appears twice")
+                }
+            }
+        }
+    }
+
+    /// Per item `1 / |s_y|` (sparse mode) or `1 / |x_hat_y|` (reconstructed
+    /// mode); 0 for a zero vector, whose cosine with anything is taken as 0.
+    func itemScales(indices: UnsafePointer<Int32>, values: UnsafePointer<Float>, rows: Int, k: Int) -> [Float] {
+        var scales = [Float](repeating: 0, count: rows)
+        switch mode {
+        case .sparse:
+            for i in 0..<rows {
+                let norm = robustNorm(values + i * k, k)
+                scales[i] = norm > 0 ? 1 / norm : 0
+            }
+        case .reconstructed:
+            let d = model.inputDim
+            let decoded = UnsafeMutablePointer<Float>.allocate(capacity: d)
+            defer { decoded.deallocate() }
+            model.lock.withReadLock {
+                model.decoder.withUnsafeBufferPointer { dec in
+                    for i in 0..<rows {
+                        decoded.initialize(repeating: 0, count: d)
+                        for t in 0..<k {
+                            axpy(values[i * k + t], dec.baseAddress! + Int(indices[i * k + t]) * d, decoded, d)
+                        }
+                        let norm = robustNorm(decoded, d)
+                        scales[i] = norm > 0 ? 1 / norm : 0
+                    }
+                }
+            }
+        }
+        return scales
+    }
+
+    private func appendRows(indices: UnsafePointer<Int32>, values: UnsafePointer<Float>, scales: [Float], rows: Int, k: Int) {
+        for i in 0..<rows {
+            for t in 0..<k {
+                let value = values[i * k + t] * scales[i]
+                switch storage {
+                case .standard:
+                    state.rowIndices.append(indices[i * k + t])
+                    state.rowValues.append(value)
+                case .compact:
+                    state.rowIndices16.append(UInt16(indices[i * k + t]))
+                    state.rowValues16.append(HalfPrecision.encode(value))
+                }
+            }
+        }
+    }
+
+    private func appendPending(indices: UnsafePointer<Int32>, values: UnsafePointer<Float>, scales: [Float], rows: Int, k: Int) {
+        for i in 0..<rows {
+            for t in 0..<k {
+                state.pendingIndices.append(indices[i * k + t])
+                state.pendingValues.append(values[i * k + t] * scales[i])
+            }
+        }
+        state.pendingCount += rows
+    }
+
+    /// Merges pending items into the posting lists. New ids are larger than
+    /// all existing ones, so appending keeps every list sorted by id.
+    ///
+    /// - Complexity: O(total nonzeros + h). Caller holds the write lock.
+    func mergePending() {
+        guard mode == .sparse, state.pendingCount > 0, let k = state.k else { return }
+        let h = model.latentDim
+        let firstNewID = state.count - state.pendingCount
+        var added = [Int](repeating: 0, count: h)
+        for j in state.pendingIndices { added[Int(j)] += 1 }
+        var newStart = [Int](repeating: 0, count: h + 1)
+        for j in 0..<h {
+            newStart[j + 1] = newStart[j] + (state.postingStart[j + 1] - state.postingStart[j]) + added[j]
+        }
+        let total = newStart[h]
+        var ids = [Int32](repeating: 0, count: total)
+        var cursor = newStart
+        var standardValues = storage == .standard ? [Float](repeating: 0, count: total) : []
+        var compactValues = storage == .compact ? [UInt16](repeating: 0, count: total) : []
+        // Old entries first (lower ids), then the new ones in id order.
+        for j in 0..<h {
+            for e in state.postingStart[j]..<state.postingStart[j + 1] {
+                ids[cursor[j]] = state.postingIDs[e]
+                if storage == .standard { standardValues[cursor[j]] = state.postingValues[e] }
+                else { compactValues[cursor[j]] = state.postingValues16[e] }
+                cursor[j] += 1
+            }
+        }
+        for i in 0..<state.pendingCount {
+            for t in 0..<k {
+                let j = Int(state.pendingIndices[i * k + t])
+                ids[cursor[j]] = Int32(firstNewID + i)
+                let value = state.pendingValues[i * k + t]
+                if storage == .standard { standardValues[cursor[j]] = value }
+                else { compactValues[cursor[j]] = HalfPrecision.encode(value) }
+                cursor[j] += 1
+            }
+        }
+        state.postingStart = newStart
+        state.postingIDs = ids
+        state.postingValues = standardValues
+        state.postingValues16 = compactValues
+        state.pendingIndices = []
+        state.pendingValues = []
+        state.pendingCount = 0
+    }
+}

@@ -1,0 +1,189 @@
+import Testing
+@testable import CompresSAE
+
+/// Brute-force cosine top-n in Double: the ground truth for exactness tests.
+func bruteForceTopN(scores: [[Double]], n: Int) -> [[(Double, Int)]] {
+    scores.map { row -> [(Double, Int)] in
+        let pairs: [(Double, Int)] = row.enumerated().map { ($0.element, $0.offset) }
+        let sorted = pairs.sorted { (a: (Double, Int), b: (Double, Int)) -> Bool in
+            a.0 > b.0 || (a.0 == b.0 && a.1 < b.1)
+        }
+        return Array(sorted.prefix(n))
+    }
+}
+
+func cosine(_ a: [Double], _ b: [Double]) -> Double {
+    let dot = zip(a, b).reduce(0) { $0 + $1.0 * $1.1 }
+    let na = a.reduce(0) { $0 + $1 * $1 }.squareRoot(), nb = b.reduce(0) { $0 + $1 * $1 }.squareRoot()
+    return na == 0 || nb == 0 ? 0 : dot / (na * nb)
+}
+
+/// Checks a search result against brute force: scores within `tolerance`,
+/// and ids equal wherever the true scores are separated by more than it.
+func expectMatches(scores: [Float], ids: [Int64], truth: [[(Double, Int)]], n: Int, tolerance: Double,
+                   sourceLocation: SourceLocation = #_sourceLocation) {
+    for (q, expected) in truth.enumerated() {
+        for r in 0..<n {
+            let score = Double(scores[q * n + r])
+            #expect(abs(score - expected[r].0) <= tolerance, "query \(q) rank \(r): \(score) vs \(expected[r].0)", sourceLocation: sourceLocation)
+            let separated = (r == 0 || expected[r - 1].0 - expected[r].0 > tolerance)
+                && (r == n - 1 || expected[r].0 - expected[r + 1].0 > tolerance)
+            if separated {
+                #expect(Int(ids[q * n + r]) == expected[r].1, "query \(q) rank \(r)", sourceLocation: sourceLocation)
+            }
+        }
+    }
+}
+
+@Suite("Sparse index")
+struct SparseIndexTests {
+    static func setup() throws -> (CompresSAEModel, [Float], [Float], Int) {
+        let (x, d) = try Fixtures.realEmbeddings(rows: 1200)
+        let model = try CompresSAEModel(inputDim: d, latentDim: 512, k: 16, seed: 4)
+        var options = TrainingOptions()
+        options.batchSize = 200
+        try model.train(Array(x[..<(1000 * d)]), rows: 1000, options: options)
+        return (model, Array(x[..<(1000 * d)]), Array(x[(1000 * d)...]), d)
+    }
+
+    @Test("sparse mode ranks exactly like brute-force cosine over the codes", arguments: [1, 2])
+    func sparseExact(threads: Int) throws {
+        let (model, items, queries, _) = try Self.setup()
+        let index = try SparseIndex(model: model, mode: .sparse)
+        let itemCodes = try model.encode(items, rows: 1000)
+        // Two adds: the second lands in the pending buffer and is merged at search.
+        try itemCodes.indices.withUnsafeBufferPointer { ib in
+            try itemCodes.values.withUnsafeBufferPointer { vb in
+                try index.add(indices: UnsafeBufferPointer(rebasing: ib[..<(600 * 16)]),
+                              values: UnsafeBufferPointer(rebasing: vb[..<(600 * 16)]), rows: 600, k: 16)
+                try index.add(indices: UnsafeBufferPointer(rebasing: ib[(600 * 16)...]),
+                              values: UnsafeBufferPointer(rebasing: vb[(600 * 16)...]), rows: 400, k: 16)
+            }
+        }
+        #expect(index.count == 1000)
+        let queryCodes = try model.encode(queries, rows: 200)
+        let n = 50
+        var scores = [Float](repeating: 0, count: 200 * n), ids = [Int64](repeating: 0, count: 200 * n)
+        try queries.withUnsafeBufferPointer { qb in
+            try scores.withUnsafeMutableBufferPointer { sb in
+                try ids.withUnsafeMutableBufferPointer { ib in
+                    try index.search(dense: qb, rows: 200, n: n, scores: sb, ids: ib, threads: threads)
+                }
+            }
+        }
+        func dense(_ c: SparseCodes, _ i: Int) -> [Double] {
+            var v = [Double](repeating: 0, count: c.dim)
+            for t in 0..<c.k { v[Int(c.indices[i * c.k + t])] = Double(c.values[i * c.k + t]) }
+            return v
+        }
+        let itemVectors = (0..<1000).map { dense(itemCodes, $0) }
+        let truth = bruteForceTopN(scores: (0..<200).map { q in
+            let qv = dense(queryCodes, q)
+            return itemVectors.map { cosine(qv, $0) }
+        }, n: n)
+        expectMatches(scores: scores, ids: ids, truth: truth, n: n, tolerance: 1e-5)
+    }
+
+    @Test("reconstructed mode scores equal the cosine of decoded vectors", arguments: [1, 2])
+    func reconstructedExact(threads: Int) throws {
+        let (model, items, queries, d) = try Self.setup()
+        let index = try SparseIndex(model: model, mode: .reconstructed)
+        try items.withUnsafeBufferPointer { try index.add(dense: $0, rows: 1000) }
+        let decodedItems = try model.decode(try model.encode(items, rows: 1000))
+        let queryCodes = try model.encode(queries, rows: 200)
+        let decodedQueries = try model.decode(queryCodes)
+        let n = 40
+        var scores = [Float](repeating: 0, count: 200 * n), ids = [Int64](repeating: 0, count: 200 * n)
+        try queryCodes.indices.withUnsafeBufferPointer { qi in
+            try queryCodes.values.withUnsafeBufferPointer { qv in
+                try scores.withUnsafeMutableBufferPointer { sb in
+                    try ids.withUnsafeMutableBufferPointer { ib in
+                        try index.search(indices: qi, values: qv, rows: 200, k: 16, n: n, scores: sb, ids: ib, threads: threads)
+                    }
+                }
+            }
+        }
+        let row = { (a: [Float], i: Int) in (0..<d).map { Double(a[i * d + $0]) } }
+        let itemRows = (0..<1000).map { row(decodedItems, $0) }
+        var truth = bruteForceTopN(scores: (0..<200).map { q in
+            let qv = row(decodedQueries, q)
+            return itemRows.map { cosine(qv, $0) }
+        }, n: n)
+        expectMatches(scores: scores, ids: ids, truth: truth, n: n, tolerance: 1e-5)
+
+        // Asymmetric: dense queries against decoded items.
+        try queries.withUnsafeBufferPointer { qb in
+            try scores.withUnsafeMutableBufferPointer { sb in
+                try ids.withUnsafeMutableBufferPointer { ib in
+                    try index.search(dense: qb, rows: 200, n: n, scores: sb, ids: ib, threads: threads)
+                }
+            }
+        }
+        truth = bruteForceTopN(scores: (0..<200).map { q in
+            let qv = row(queries, q)
+            return itemRows.map { cosine(qv, $0) }
+        }, n: n)
+        expectMatches(scores: scores, ids: ids, truth: truth, n: n, tolerance: 1e-5)
+    }
+
+    @Test("items no posting list reaches rank by id between positive and negative scores")
+    func zeroScoreFill() throws {
+        // d = h = 4 with an identity encoder: codes are the normalised inputs' top-k.
+        let identity: [Float] = [1, 0, 0, 0, 0, 1, 0, 0, 0, 0, 1, 0, 0, 0, 0, 1]
+        let model = try CompresSAEModel(inputDim: 4, latentDim: 4, k: 1, encoderWeights: identity,
+                                        encoderBias: [0, 0, 0, 0], decoderWeights: identity)
+        let index = try SparseIndex(model: model, mode: .sparse)
+        // Items: +e0, +e1, -e0, +e2, +e0.
+        let indices: [Int32] = [0, 1, 0, 2, 0], values: [Float] = [1, 1, -1, 1, 2]
+        try indices.withUnsafeBufferPointer { ib in
+            try values.withUnsafeBufferPointer { try index.add(indices: ib, values: $0, rows: 5, k: 1) }
+        }
+        var scores = [Float](repeating: 0, count: 7), ids = [Int64](repeating: 0, count: 7)
+        try scores.withUnsafeMutableBufferPointer { sb in
+            try ids.withUnsafeMutableBufferPointer { ib in
+                try [Int32(0)].withUnsafeBufferPointer { qi in
+                    try [Float(3)].withUnsafeBufferPointer { qv in
+                        try index.search(indices: qi, values: qv, rows: 1, k: 1, n: 7, scores: sb, ids: ib)
+                    }
+                }
+            }
+        }
+        #expect(ids == [0, 4, 1, 3, 2, -1, -1])
+        #expect(scores == [1, 1, 0, 0, -1, -.infinity, -.infinity])
+    }
+
+    @Test("bad queries and an empty index are refused with a message")
+    func badQueries() throws {
+        let (model, items, _, d) = try Self.setup()
+        let index = try SparseIndex(model: model, mode: .sparse)
+        var scores = [Float](repeating: 0, count: 10), ids = [Int64](repeating: 0, count: 10)
+        func search(_ q: [Float], rows: Int, n: Int) throws {
+            try q.withUnsafeBufferPointer { qb in
+                try scores.withUnsafeMutableBufferPointer { sb in
+                    try ids.withUnsafeMutableBufferPointer { ib in
+                        try index.search(dense: qb, rows: rows, n: n, scores: UnsafeMutableBufferPointer(rebasing: sb[..<(rows * n)]),
+                                         ids: UnsafeMutableBufferPointer(rebasing: ib[..<(rows * n)]))
+                    }
+                }
+            }
+        }
+        let query = Array(items[..<d])
+        let empty = #expect(throws: CompresSAEError.self) { try search(query, rows: 1, n: 5) }
+        #expect(empty?.message.contains("empty") == true)
+        try items.withUnsafeBufferPointer { try index.add(dense: $0, rows: 1000) }
+        try search(query, rows: 1, n: 5)
+        #expect(ids[0] == 0)
+        #expect(throws: CompresSAEError.self) { try search(query, rows: 1, n: 0) }
+        #expect(throws: CompresSAEError.self) { try search(Array(query.dropLast()), rows: 1, n: 5) }
+        var nan = query
+        nan[3] = .nan
+        let error = #expect(throws: CompresSAEError.self) { try search(nan, rows: 1, n: 5) }
+        #expect(error?.message.contains("column 3") == true)
+        // Retraining the model invalidates codes already in the index.
+        var options = TrainingOptions()
+        options.batchSize = 500
+        try model.train(items, rows: 1000, options: options)
+        let stale = #expect(throws: CompresSAEError.self) { try search(query, rows: 1, n: 5) }
+        #expect(stale?.message.contains("trained after") == true)
+    }
+}
