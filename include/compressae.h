@@ -31,7 +31,7 @@ extern "C" {
 
 /** ABI version of this header. Bumped on every incompatible change;
  *  compare with csae_abi_version() at load time. */
-#define CSAE_ABI_VERSION 1
+#define CSAE_ABI_VERSION 2
 
 /** Status codes returned by every csae_ function that can fail.
  *  On any non-zero status, csae_last_error() describes the failure. */
@@ -45,6 +45,22 @@ enum csae_status {
     CSAE_ERR_OUT_OF_MEMORY = 6,    /**< an allocation failed */
     CSAE_ERR_BUSY = 7              /**< the model is being trained by another call */
 };
+
+/** Retrieval modes of a csae_index. */
+enum csae_index_mode {
+    CSAE_INDEX_SPARSE = 0,        /**< cosine between sparse codes, through an inverted index */
+    CSAE_INDEX_RECONSTRUCTED = 1  /**< cosine between decoded vectors, O(k) per item */
+};
+
+/** Storage of a csae_index's codes. */
+enum csae_index_storage {
+    CSAE_STORAGE_STANDARD = 0,    /**< int32 index + float32 value per nonzero */
+    CSAE_STORAGE_COMPACT = 1      /**< half-precision values (and uint16 indices in reconstructed mode) */
+};
+
+/** Opaque handle to an index of sparse codes. Create with csae_index_create
+ *  or csae_index_load, release with csae_index_free. */
+typedef struct csae_index csae_index;
 
 /** Opaque handle to a model. Create with csae_model_create / _load /
  *  _create_from_weights, release with csae_model_free. */
@@ -236,6 +252,79 @@ int32_t csae_model_preactivations(csae_model *model, const float *x, int64_t n, 
 int32_t csae_model_loss_and_gradients(csae_model *model, const float *x, int64_t n, int64_t d,
                                       csae_losses *losses, float *grad_encoder_w,
                                       float *grad_encoder_b, float *grad_decoder_w);
+
+/* -- CABI/IndexExports.swift -- */
+
+/// Sets the number of worker threads used by calls that take no thread count
+/// (encode, decode, search with num_threads = 0, train with num_threads = 0).
+/// @param num_threads  >= 1, or 0 for every core (the default)
+int32_t csae_set_num_threads(int32_t num_threads);
+
+/// Number of worker threads calls use by default.
+int32_t csae_get_num_threads(void);
+
+/// Creates an empty index over the codes of a model. The index keeps the
+/// model alive; freeing the model handle first is safe.
+/// @param model    the model whose codes (and, in reconstructed mode, decoder) are used
+/// @param mode     CSAE_INDEX_SPARSE (cosine between codes, inverted index) or
+///                 CSAE_INDEX_RECONSTRUCTED (cosine between decoded vectors)
+/// @param storage  CSAE_STORAGE_STANDARD (int32 + float32 per nonzero) or
+///                 CSAE_STORAGE_COMPACT (half-precision values; uint16 indices in
+///                 reconstructed mode)
+/// @param out      receives the new handle; release it with csae_index_free
+int32_t csae_index_create(csae_model *model, int32_t mode, int32_t storage, csae_index **out);
+
+/// Releases an index. NULL is a no-op; a handle already freed is ignored.
+void csae_index_free(csae_index *index);
+
+/// Adds n codes of k nonzeros (as csae_model_encode writes them). Items get
+/// the ids count, count+1, ... in order. The first add fixes k.
+/// @param indices  n*k latent indices in [0, h), no index twice in a row
+/// @param values   n*k finite values
+int32_t csae_index_add_codes(csae_index *index, const int32_t *indices, const float *values,
+                             int64_t n, int64_t k);
+
+/// Encodes n dense rows with the index's model and adds their codes.
+/// @param x  n*d floats; finite, no all-zero row
+int32_t csae_index_add_dense(csae_index *index, const float *x, int64_t n, int64_t d);
+
+/// Searches with nq dense queries. Sparse mode encodes them with the model;
+/// reconstructed mode uses them as they are (asymmetric search).
+/// @param queries      nq*d floats; finite, no all-zero row
+/// @param n            results per query (>= 1)
+/// @param num_threads  worker threads, 0 for the default
+/// @param scores       receives nq*n cosines, best first, -INFINITY as padding
+/// @param ids          receives nq*n item ids, -1 as padding
+int32_t csae_index_search_dense(csae_index *index, const float *queries, int64_t nq, int64_t d,
+                                int64_t n, int32_t num_threads, float *scores, int64_t *ids);
+
+/// Searches with nq sparse queries of k nonzeros (k may differ from the
+/// index's). Reconstructed mode decodes them first.
+/// @param indices  nq*k latent indices in [0, h), no index twice in a row
+/// @param values   nq*k finite values
+/// @param scores   receives nq*n cosines, best first, -INFINITY as padding
+/// @param ids      receives nq*n item ids, -1 as padding
+int32_t csae_index_search_codes(csae_index *index, const int32_t *indices, const float *values,
+                                int64_t nq, int64_t k, int64_t n, int32_t num_threads,
+                                float *scores, int64_t *ids);
+
+/// Reads the index's state. Each output pointer may be NULL.
+/// @param count    receives the number of items
+/// @param k        receives the nonzeros per stored code (0 while empty)
+/// @param nbytes   receives the bytes held by the codes and the index structure
+/// @param mode     receives the mode (CSAE_INDEX_SPARSE / CSAE_INDEX_RECONSTRUCTED)
+/// @param storage  receives the storage (CSAE_STORAGE_STANDARD / CSAE_STORAGE_COMPACT)
+int32_t csae_index_get_info(csae_index *index, int64_t *count, int64_t *k, int64_t *nbytes,
+                            int32_t *mode, int32_t *storage);
+
+/// Saves the index as safetensors (codes, mode, storage, and the model's
+/// fingerprint), atomically.
+int32_t csae_index_save(csae_index *index, const char *path);
+
+/// Loads an index saved by csae_index_save. The model must be the one the
+/// index was built with (same shape and weights), else CSAE_ERR_INVALID_ARGUMENT.
+/// @param out  receives the new handle
+int32_t csae_index_load(const char *path, csae_model *model, csae_index **out);
 
 #ifdef __cplusplus
 } /* extern "C" */

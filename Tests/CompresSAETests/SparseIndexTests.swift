@@ -187,3 +187,71 @@ struct SparseIndexTests {
         #expect(stale?.message.contains("trained after") == true)
     }
 }
+
+@Suite("Index files")
+struct IndexPersistenceTests {
+    func results(_ index: SparseIndex, _ queries: [Float], rows: Int, n: Int) throws -> ([Float], [Int64]) {
+        var scores = [Float](repeating: 0, count: rows * n), ids = [Int64](repeating: 0, count: rows * n)
+        try queries.withUnsafeBufferPointer { qb in
+            try scores.withUnsafeMutableBufferPointer { sb in
+                try ids.withUnsafeMutableBufferPointer { ib in
+                    try index.search(dense: qb, rows: rows, n: n, scores: sb, ids: ib)
+                }
+            }
+        }
+        return (scores, ids)
+    }
+
+    @Test("save and load give identical results in every mode and storage")
+    func roundTrip() throws {
+        let dir = TemporaryDirectory()
+        defer { dir.cleanup() }
+        let (x, d) = try Fixtures.realEmbeddings(rows: 700)
+        let model = try CompresSAEModel(inputDim: d, latentDim: 512, k: 8, seed: 1)
+        let items = Array(x[..<(600 * d)]), queries = Array(x[(600 * d)...])
+        for mode in [SparseIndex.Mode.sparse, .reconstructed] {
+            for storage in [SparseIndex.Storage.standard, .compact] {
+                let index = try SparseIndex(model: model, mode: mode, storage: storage)
+                try items.withUnsafeBufferPointer { try index.add(dense: $0, rows: 600) }
+                let before = try results(index, queries, rows: 100, n: 20)
+                let path = dir.file("\(mode.name)-\(storage.name).safetensors")
+                try index.save(to: path)
+                let loaded = try SparseIndex.load(from: path, model: model)
+                #expect(loaded.count == 600 && loaded.k == 8 && loaded.mode == mode && loaded.storage == storage)
+                #expect(loaded.nbytes == index.nbytes)
+                let after = try results(loaded, queries, rows: 100, n: 20)
+                #expect(before.1 == after.1, "\(mode) \(storage)")
+                #expect(before.0 == after.0, "\(mode) \(storage)")
+                let bytesPerNonzero = Double(index.nbytes - (mode == .sparse ? 8 * 513 : 0)) / Double(600 * 8)
+                let expected: Double = switch (mode, storage) {
+                case (.sparse, .standard): 8
+                case (.sparse, .compact): 6
+                case (.reconstructed, .standard): 8
+                case (.reconstructed, .compact): 4
+                }
+                #expect(bytesPerNonzero == expected, "\(mode) \(storage)")
+            }
+        }
+    }
+
+    @Test("an index is refused with another model's weights, or when damaged")
+    func refused() throws {
+        let dir = TemporaryDirectory()
+        defer { dir.cleanup() }
+        let (x, d) = try Fixtures.realEmbeddings(rows: 100)
+        let model = try CompresSAEModel(inputDim: d, latentDim: 256, k: 4, seed: 1)
+        let index = try SparseIndex(model: model, mode: .sparse)
+        try x.withUnsafeBufferPointer { try index.add(dense: $0, rows: 100) }
+        try index.save(to: dir.file("i.safetensors"))
+        let other = try CompresSAEModel(inputDim: d, latentDim: 256, k: 4, seed: 2)
+        let error = #expect(throws: CompresSAEError.self) { try SparseIndex.load(from: dir.file("i.safetensors"), model: other) }
+        #expect(error?.message.contains("different model") == true)
+        // A model file is not an index file.
+        try model.save(to: dir.file("m.safetensors"))
+        #expect(throws: CompresSAEError.self) { try SparseIndex.load(from: dir.file("m.safetensors"), model: model) }
+        // Truncation is caught by the container checks.
+        let bytes = try readBytes(dir.file("i.safetensors"))
+        try writeBytes(Array(bytes.prefix(bytes.count - 3)), to: dir.file("t.safetensors"))
+        #expect(throws: CompresSAEError.self) { try SparseIndex.load(from: dir.file("t.safetensors"), model: model) }
+    }
+}

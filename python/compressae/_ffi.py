@@ -38,7 +38,7 @@ from pathlib import Path
 os.environ.setdefault("SWIFT_BACKTRACE", "enable=no")
 
 #: ABI version this module was written against (CSAE_ABI_VERSION).
-ABI_VERSION = 1
+ABI_VERSION = 2
 
 # Status codes (enum csae_status).
 CSAE_OK = 0

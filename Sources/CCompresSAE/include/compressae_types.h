@@ -13,7 +13,7 @@ extern "C" {
 
 /** ABI version of this header. Bumped on every incompatible change;
  *  compare with csae_abi_version() at load time. */
-#define CSAE_ABI_VERSION 1
+#define CSAE_ABI_VERSION 2
 
 /** Status codes returned by every csae_ function that can fail.
  *  On any non-zero status, csae_last_error() describes the failure. */
@@ -27,6 +27,22 @@ enum csae_status {
     CSAE_ERR_OUT_OF_MEMORY = 6,    /**< an allocation failed */
     CSAE_ERR_BUSY = 7              /**< the model is being trained by another call */
 };
+
+/** Retrieval modes of a csae_index. */
+enum csae_index_mode {
+    CSAE_INDEX_SPARSE = 0,        /**< cosine between sparse codes, through an inverted index */
+    CSAE_INDEX_RECONSTRUCTED = 1  /**< cosine between decoded vectors, O(k) per item */
+};
+
+/** Storage of a csae_index's codes. */
+enum csae_index_storage {
+    CSAE_STORAGE_STANDARD = 0,    /**< int32 index + float32 value per nonzero */
+    CSAE_STORAGE_COMPACT = 1      /**< half-precision values (and uint16 indices in reconstructed mode) */
+};
+
+/** Opaque handle to an index of sparse codes. Create with csae_index_create
+ *  or csae_index_load, release with csae_index_free. */
+typedef struct csae_index csae_index;
 
 /** Opaque handle to a model. Create with csae_model_create / _load /
  *  _create_from_weights, release with csae_model_free. */

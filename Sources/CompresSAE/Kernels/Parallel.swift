@@ -1,4 +1,5 @@
 import Dispatch
+import Synchronization
 
 #if canImport(Glibc)
 import Glibc
@@ -28,9 +29,15 @@ enum Parallel {
         #endif
     }
 
-    /// The thread count for a request: 0 means every core.
+    /// Threads used when a call asks for 0; 0 here means every core.
+    static let defaultThreads = Atomic<Int>(0)
+
+    /// The thread count for a request: 0 means the default (every core
+    /// unless `setDefaultThreads` chose otherwise).
     static func threadCount(requested: Int) -> Int {
-        requested > 0 ? requested : availableCores
+        if requested > 0 { return requested }
+        let chosen = defaultThreads.load(ordering: .relaxed)
+        return chosen > 0 ? chosen : availableCores
     }
 
     /// Runs `body(worker)` for `worker` in `0..<workers`, concurrently when

@@ -136,6 +136,25 @@ enum Safetensors {
             return out
         }
 
+        func readInt32(_ name: String, shape: [Int]) throws -> [Int32] {
+            try readBytes(name, dtype: "I32", shape: shape).withUnsafeBytes { raw in
+                (0..<(raw.count / 4)).map { Int32(littleEndian: raw.loadUnaligned(fromByteOffset: $0 * 4, as: Int32.self)) }
+            }
+        }
+
+        func readInt64(_ name: String, shape: [Int]) throws -> [Int64] {
+            try readBytes(name, dtype: "I64", shape: shape).withUnsafeBytes { raw in
+                (0..<(raw.count / 8)).map { Int64(littleEndian: raw.loadUnaligned(fromByteOffset: $0 * 8, as: Int64.self)) }
+            }
+        }
+
+        /// 16-bit tensors (U16 indices, F16 values kept as their bit patterns).
+        func readUInt16(_ name: String, dtype: String, shape: [Int]) throws -> [UInt16] {
+            try readBytes(name, dtype: dtype, shape: shape).withUnsafeBytes { raw in
+                (0..<(raw.count / 2)).map { UInt16(littleEndian: raw.loadUnaligned(fromByteOffset: $0 * 2, as: UInt16.self)) }
+            }
+        }
+
         /// Reads a tensor's raw bytes after checking its dtype and shape.
         func readBytes(_ name: String, dtype: String, shape expected: [Int]) throws -> [UInt8] {
             let info = try requireTensor(name, dtype: dtype, shape: expected)
@@ -167,6 +186,25 @@ enum Safetensors {
         let shape: [Int]
         let byteCount: Int
         let writeBytes: ((UnsafeRawBufferPointer) throws -> Void) throws -> Void
+
+        static func int32(_ name: String, shape: [Int], _ values: [Int32]) -> OutputTensor {
+            OutputTensor(name: name, dtype: "I32", shape: shape, byteCount: values.count * 4) { emit in
+                try values.map { $0.littleEndian }.withUnsafeBytes { try emit($0) }
+            }
+        }
+
+        static func int64(_ name: String, shape: [Int], _ values: [Int64]) -> OutputTensor {
+            OutputTensor(name: name, dtype: "I64", shape: shape, byteCount: values.count * 8) { emit in
+                try values.map { $0.littleEndian }.withUnsafeBytes { try emit($0) }
+            }
+        }
+
+        /// A 16-bit tensor given as bit patterns: `dtype` is "U16" or "F16".
+        static func uint16(_ name: String, dtype: String, shape: [Int], _ values: [UInt16]) -> OutputTensor {
+            OutputTensor(name: name, dtype: dtype, shape: shape, byteCount: values.count * 2) { emit in
+                try values.map { $0.littleEndian }.withUnsafeBytes { try emit($0) }
+            }
+        }
 
         static func float32(_ name: String, shape: [Int], _ values: [Float]) -> OutputTensor {
             OutputTensor(name: name, dtype: "F32", shape: shape, byteCount: values.count * 4) { emit in
