@@ -2,8 +2,8 @@
  *
  * Loads real embeddings (the package's embedded WordNet/MiniLM slice, a .npy
  * of float16), trains a small CompresSAE model, encodes and decodes, reports
- * the reconstruction cosine, saves and reloads the model, and shows how errors
- * are reported. Exits non-zero on any failure.
+ * the reconstruction cosine, saves and reloads the model, searches an index
+ * of codes, and shows how errors are reported. Exits non-zero on any failure.
  *
  * Build and run from the repository root (scripts/test does this):
  *   swift build -c release --product CompresSAE
@@ -281,7 +281,51 @@ int main(int argc, char **argv) {
         remove(path);
     }
 
-    /* 6. Errors: every call returns a status; csae_last_error() explains it. */
+    /* 6. Retrieval: an index of the held-out codes, searched by sparse codes
+     *    (cosine between codes, inverted index) and, in reconstructed mode,
+     *    by dense queries (cosine against decoded items, O(k) per item). */
+    {
+        const int64_t nq = 5, top = 10;
+        float scores[5 * 10];
+        int64_t ids[5 * 10];
+        csae_index *sparse = NULL, *recon = NULL;
+        if (check(csae_index_create(model, CSAE_INDEX_SPARSE, CSAE_STORAGE_STANDARD, &sparse), "csae_index_create")) {
+            check(csae_index_add_codes(sparse, indices, values, n_eval, k), "csae_index_add_codes");
+            int64_t count = 0, nbytes = 0;
+            check(csae_index_get_info(sparse, &count, NULL, &nbytes, NULL, NULL), "csae_index_get_info");
+            expect(count == n_eval, "index holds every added code");
+            /* the first nq items' own codes as queries: each finds itself first */
+            if (check(csae_index_search_codes(sparse, indices, values, nq, k, top, 0, scores, ids),
+                      "csae_index_search_codes")) {
+                int self_first = 1;
+                for (int64_t q = 0; q < nq; q++) {
+                    if (ids[q * top] != q || fabsf(scores[q * top] - 1.0f) > 1e-4f) self_first = 0;
+                    for (int64_t j = 1; j < top; j++) {
+                        if (scores[q * top + j] > scores[q * top + j - 1]) self_first = 0;
+                    }
+                }
+                expect(self_first, "sparse search: each item's own code ranks it first (cosine 1), scores descending");
+                printf("sparse index: %lld items, %lld bytes; query 0 -> ids %lld %lld %lld (cos %.3f %.3f %.3f)\n",
+                       (long long)count, (long long)nbytes, (long long)ids[0], (long long)ids[1], (long long)ids[2],
+                       (double)scores[0], (double)scores[1], (double)scores[2]);
+            }
+            csae_index_free(sparse);
+        }
+        if (check(csae_index_create(model, CSAE_INDEX_RECONSTRUCTED, CSAE_STORAGE_STANDARD, &recon),
+                  "csae_index_create(reconstructed)")) {
+            check(csae_index_add_dense(recon, x_eval, n_eval, d), "csae_index_add_dense");
+            if (check(csae_index_search_dense(recon, x_eval, nq, d, top, 0, scores, ids), "csae_index_search_dense")) {
+                int64_t hits = 0;
+                for (int64_t q = 0; q < nq; q++) hits += (ids[q * top] == q);
+                printf("reconstructed index, dense queries: %lld of %lld find themselves first\n",
+                       (long long)hits, (long long)nq);
+                expect(ids[0] >= 0 && ids[0] < n_eval && scores[0] <= 1.0f + 1e-4f, "reconstructed search returns valid ids");
+            }
+            csae_index_free(recon);
+        }
+    }
+
+    /* 7. Errors: every call returns a status; csae_last_error() explains it. */
     csae_model *bad = NULL;
     int32_t st = csae_model_create(d, h, 0, 0, &bad); /* k = 0 is invalid */
     printf("create with k=0 -> status %d (%s): %s\n", (int)st,
@@ -302,7 +346,7 @@ int main(int argc, char **argv) {
     expect(st == CSAE_ERR_INVALID_HANDLE && strlen(csae_last_error()) > 0,
            "a NULL handle gives CSAE_ERR_INVALID_HANDLE with a message");
 
-    /* 7. Free. A freed handle is refused, never a crash; free(NULL) is a no-op. */
+    /* 8. Free. A freed handle is refused, never a crash; free(NULL) is a no-op. */
     csae_model_free(model);
     st = csae_model_get_shape(model, &got_d, &got_h, &got_k);
     printf("use after free -> status %d: %s\n", (int)st, csae_last_error());
