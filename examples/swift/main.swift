@@ -4,7 +4,8 @@
 //
 // (run from the repository root; scripts/test runs it). Loads the embedded
 // WordNet / MiniLM slice (float16 .npy), trains a small model, encodes and
-// decodes held-out rows, saves and reloads, and shows how errors are thrown.
+// decodes held-out rows, saves and reloads, searches an index of codes, and
+// shows how errors are thrown.
 // Exits non-zero on any failure.
 import CompresSAE
 
@@ -142,7 +143,32 @@ do {
     expect(try loaded.encode(test, rows: heldOut) == codes, "loaded model gives identical codes")
     print("saved and reloaded \(path): identical codes")
 
-    // 6. Errors are thrown as CompresSAEError with a kind and a message.
+    // 6. Retrieval: a sparse-mode index (cosine between codes, inverted index)
+    //    over the held-out codes, searched with the first 5 of them.
+    let index = try SparseIndex(model: model, mode: .sparse, storage: .standard)
+    try codes.indices.withUnsafeBufferPointer { ib in
+        try codes.values.withUnsafeBufferPointer { vb in
+            try index.add(indices: ib, values: vb, rows: heldOut, k: codes.k)
+        }
+    }
+    let queries = 5, top = 10
+    var scores = [Float](repeating: 0, count: queries * top)
+    var ids = [Int64](repeating: 0, count: queries * top)
+    try Array(codes.indices[0..<(queries * 16)]).withUnsafeBufferPointer { ib in
+        try Array(codes.values[0..<(queries * 16)]).withUnsafeBufferPointer { vb in
+            try scores.withUnsafeMutableBufferPointer { sb in
+                try ids.withUnsafeMutableBufferPointer { idb in
+                    try index.search(indices: ib, values: vb, rows: queries, k: 16, n: top, scores: sb, ids: idb)
+                }
+            }
+        }
+    }
+    expect(index.count == heldOut, "the index holds every code")
+    expect((0..<queries).allSatisfy { ids[$0 * top] == Int64($0) }, "each item's own code ranks it first")
+    print("sparse index of \(index.count) codes (\(index.nbytes) bytes): query 0 -> ids \(ids[0..<3].map { $0 }), "
+          + "cosines \(scores[0..<3].map { $0 })")
+
+    // 7. Errors are thrown as CompresSAEError with a kind and a message.
     do {
         _ = try CompresSAEModel(inputDim: d, latentDim: 1024, k: 0)
         expect(false, "k = 0 must throw")
