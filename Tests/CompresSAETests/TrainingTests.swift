@@ -110,6 +110,35 @@ struct EncodingTests {
         #expect(prefixes)
     }
 
+    @Test("top-k selection equals a full sort, ties included", arguments: [(4096, 128), (4096, 32), (384, 24), (100, 7), (9, 9)])
+    func topKAgainstSort(n: Int, m: Int) {
+        var rng = SeededGenerator(seed: UInt64(n * 31 + m))
+        let keys = UnsafeMutablePointer<UInt32>.allocate(capacity: n)
+        let candidates = UnsafeMutablePointer<Int32>.allocate(capacity: n)
+        defer { keys.deallocate(); candidates.deallocate() }
+        for trial in 0..<20 {
+            // Few distinct magnitudes in odd trials, to force many ties.
+            let row: [Float] = (0..<n).map { _ in
+                let u = rng.nextUnitFloat() * 2 - 1
+                return trial % 2 == 1 ? (u * 4).rounded() / 4 : u
+            }
+            var out = [Int32](repeating: -1, count: m)
+            row.withUnsafeBufferPointer { rb in
+                TopK.select(row: rb.baseAddress!, n: n, m: m, outIndices: &out, scratch: (keys, candidates))
+            }
+            let expected = (0..<n).sorted { abs(row[$0]) > abs(row[$1]) || (abs(row[$0]) == abs(row[$1]) && $0 < $1) }
+            #expect(out.map(Int.init) == Array(expected.prefix(m)), "n \(n) m \(m) trial \(trial)")
+            // The training form: the top m/4 first (any order), then the rest best first.
+            let split = max(1, m / 4)
+            row.withUnsafeBufferPointer { rb in
+                TopK.select(row: rb.baseAddress!, n: n, m: m, split: split, sorted: false, outIndices: &out,
+                            scratch: (keys, candidates))
+            }
+            #expect(Set(out.prefix(split).map(Int.init)) == Set(expected.prefix(split)), "split, n \(n) m \(m)")
+            #expect(out.dropFirst(split).map(Int.init) == Array(expected[split..<m]), "split, n \(n) m \(m)")
+        }
+    }
+
     @Test("the built-in GEMM agrees with the BLAS one")
     func portableGEMM() {
         let m = 5, n = 37, kk = 19

@@ -16,4 +16,22 @@ typedef void (*csae_sgemm_fn)(int order, int trans_a, int trans_b, int m, int n,
 csae_sgemm_fn csae_internal_blas_sgemm(void);
 /* Name of the BLAS in use (e.g. "OpenBLAS Zen") or "none". */
 const char *csae_internal_blas_name(void);
+
+/* Vector kernels (vector_kernels.c), each built for the x86-64 baseline and
+ * for AVX2 + FMA, chosen at load time. */
+float csae_k_dot(const float *a, const float *b, int64_t n);
+/* y += alpha * x */
+void csae_k_axpy(float alpha, const float *x, float *y, int64_t n);
+/* y[0..n) += sum_t weights[t] * base[rows[t] * stride + 0..n) */
+void csae_k_gather_axpy(float *y, int64_t n, const float *base, int64_t stride,
+                        const int32_t *rows, const float *weights, int64_t count);
+/* out[t] = base[rows[t] * stride + 0..n) . u */
+void csae_k_gather_dot(float *out, const float *base, int64_t stride, const int32_t *rows, int64_t count,
+                       const float *u, int64_t n);
+/* out[i, 0..32) = sum_t values[i, t] * dense[indices[i, t], 0..32), for `items` rows of k nonzeros */
+void csae_k_sparse_times_dense32(float *out, int64_t items, int64_t k, const int32_t *indices,
+                                 const float *values, const float *dense);
+/* The same with uint16 indices and half-precision value bits (zero or normal halves). */
+void csae_k_sparse_times_dense32_compact(float *out, int64_t items, int64_t k, const uint16_t *indices,
+                                         const uint16_t *values, const float *dense);
 #endif

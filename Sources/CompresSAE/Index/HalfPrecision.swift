@@ -26,15 +26,4 @@ enum HalfPrecision {
         // Re-bias the exponent (15 -> 127) and widen the mantissa (10 -> 23 bits).
         return Float(bitPattern: ((b & 0x8000) << 16) | ((magnitude << 13) &+ (112 << 23)))
     }
-
-    /// Decodes eight halves at once.
-    @inline(__always)
-    static func decode8(_ bits: SIMD8<UInt16>) -> SIMD8<Float> {
-        let b = SIMD8<UInt32>(truncatingIfNeeded: bits)
-        let magnitude = b & 0x7FFF
-        let sign = (b & 0x8000) &<< 16
-        let normal = sign | ((magnitude &<< 13) &+ SIMD8<UInt32>(repeating: 112 << 23))
-        let result = SIMD8<UInt32>(repeating: 0).replacing(with: normal, where: magnitude .!= 0) | sign
-        return unsafeBitCast(result, to: SIMD8<Float>.self)
-    }
 }

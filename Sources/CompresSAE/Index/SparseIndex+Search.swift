@@ -1,3 +1,5 @@
+import CCompresSAE
+
 /// Queries per block of the reconstructed-mode kernel: four SIMD8 accumulators.
 let reconstructedQueryBlock = 32
 
@@ -278,30 +280,36 @@ extension SparseIndex {
                             limit[lane] = mine[l].threshold
                         }
                     }
-                    let uRows = UnsafeRawPointer(uShared.base)
-                    for item in lo..<hi {
-                        var a0 = SIMD8<Float>(), a1 = SIMD8<Float>(), a2 = SIMD8<Float>(), a3 = SIMD8<Float>()
-                        for t in 0..<k {
-                            let e = item * k + t
-                            let latent: Int, value: Float
-                            if compact {
-                                latent = Int(rowIdx16.value![e])
-                                value = HalfPrecision.decode(rowVal16.value![e])
-                            } else {
-                                latent = Int(rowIdx.value![e])
-                                value = rowVal.value![e]
-                            }
-                            let base = latent * qb * 4
-                            let v = SIMD8<Float>(repeating: value)
-                            a0 += v * uRows.loadUnaligned(fromByteOffset: base, as: SIMD8<Float>.self)
-                            a1 += v * uRows.loadUnaligned(fromByteOffset: base + 32, as: SIMD8<Float>.self)
-                            a2 += v * uRows.loadUnaligned(fromByteOffset: base + 64, as: SIMD8<Float>.self)
-                            a3 += v * uRows.loadUnaligned(fromByteOffset: base + 96, as: SIMD8<Float>.self)
+                    // Items in runs of 256: the kernel writes their 32 scores each,
+                    // then the scores are checked against the running thresholds.
+                    let run = 256
+                    let runScores = UnsafeMutablePointer<Float>.allocate(capacity: run * qb)
+                    defer { runScores.deallocate() }
+                    var runStart = lo
+                    while runStart < hi {
+                        let runCount = min(run, hi - runStart)
+                        if compact {
+                            csae_k_sparse_times_dense32_compact(runScores, Int64(runCount), Int64(k),
+                                                                rowIdx16.value! + runStart * k,
+                                                                rowVal16.value! + runStart * k, uShared.base)
+                        } else {
+                            csae_k_sparse_times_dense32(runScores, Int64(runCount), Int64(k),
+                                                        rowIdx.value! + runStart * k,
+                                                        rowVal.value! + runStart * k, uShared.base)
                         }
-                        if any(a0 .> limits.0) { admit(a0, &limits.0, group: 0, item: item) }
-                        if any(a1 .> limits.1) { admit(a1, &limits.1, group: 1, item: item) }
-                        if any(a2 .> limits.2) { admit(a2, &limits.2, group: 2, item: item) }
-                        if any(a3 .> limits.3) { admit(a3, &limits.3, group: 3, item: item) }
+                        let raw = UnsafeRawPointer(runScores)
+                        for r in 0..<runCount {
+                            let item = runStart + r, offset = r * qb * 4
+                            let a0 = raw.loadUnaligned(fromByteOffset: offset, as: SIMD8<Float>.self)
+                            let a1 = raw.loadUnaligned(fromByteOffset: offset + 32, as: SIMD8<Float>.self)
+                            let a2 = raw.loadUnaligned(fromByteOffset: offset + 64, as: SIMD8<Float>.self)
+                            let a3 = raw.loadUnaligned(fromByteOffset: offset + 96, as: SIMD8<Float>.self)
+                            if any(a0 .> limits.0) { admit(a0, &limits.0, group: 0, item: item) }
+                            if any(a1 .> limits.1) { admit(a1, &limits.1, group: 1, item: item) }
+                            if any(a2 .> limits.2) { admit(a2, &limits.2, group: 2, item: item) }
+                            if any(a3 .> limits.3) { admit(a3, &limits.3, group: 3, item: item) }
+                        }
+                        runStart += runCount
                     }
                 }
                 // Merge the workers' lists per query; the order is total, so the

@@ -1,48 +1,34 @@
-/// Small dense kernels on raw buffers. Written with SIMD lanes so the
-/// optimiser emits vector code without relying on auto-vectorisation of
-/// floating-point reductions (which it must not reorder on its own).
+import CCompresSAE
 
+/// Small dense kernels on raw buffers. The inner loops live in
+/// vector_kernels.c, built for both the x86-64 baseline and AVX2 + FMA.
+
+/// `a . b` (vector_kernels.c: AVX2 + FMA where the CPU has it).
 @inline(__always)
 func dot(_ a: UnsafePointer<Float>, _ b: UnsafePointer<Float>, _ n: Int) -> Float {
-    var acc0 = SIMD8<Float>(), acc1 = SIMD8<Float>()
-    var i = 0
-    let ra = UnsafeRawPointer(a), rb = UnsafeRawPointer(b)
-    while i + 16 <= n {
-        acc0 += ra.loadUnaligned(fromByteOffset: i * 4, as: SIMD8<Float>.self)
-            * rb.loadUnaligned(fromByteOffset: i * 4, as: SIMD8<Float>.self)
-        acc1 += ra.loadUnaligned(fromByteOffset: (i + 8) * 4, as: SIMD8<Float>.self)
-            * rb.loadUnaligned(fromByteOffset: (i + 8) * 4, as: SIMD8<Float>.self)
-        i += 16
-    }
-    if i + 8 <= n {
-        acc0 += ra.loadUnaligned(fromByteOffset: i * 4, as: SIMD8<Float>.self)
-            * rb.loadUnaligned(fromByteOffset: i * 4, as: SIMD8<Float>.self)
-        i += 8
-    }
-    var s = (acc0 + acc1).sum()
-    while i < n {
-        s += a[i] * b[i]
-        i += 1
-    }
-    return s
+    csae_k_dot(a, b, Int64(n))
 }
 
-/// y += alpha * x
+/// `y += alpha * x` (vector_kernels.c).
 @inline(__always)
 func axpy(_ alpha: Float, _ x: UnsafePointer<Float>, _ y: UnsafeMutablePointer<Float>, _ n: Int) {
-    var i = 0
-    let rx = UnsafeRawPointer(x), ry = UnsafeMutableRawPointer(y)
-    let va = SIMD8<Float>(repeating: alpha)
-    while i + 8 <= n {
-        let xv = rx.loadUnaligned(fromByteOffset: i * 4, as: SIMD8<Float>.self)
-        let yv = ry.loadUnaligned(fromByteOffset: i * 4, as: SIMD8<Float>.self)
-        ry.storeBytes(of: yv + va * xv, toByteOffset: i * 4, as: SIMD8<Float>.self)
-        i += 8
-    }
-    while i < n {
-        y[i] += alpha * x[i]
-        i += 1
-    }
+    csae_k_axpy(alpha, x, y, Int64(n))
+}
+
+/// `y += sum_t weights[t] * rows[indices[t]]` over `count` rows of the
+/// row-major matrix `base` (row length and stride `n`): a sparse row times a
+/// dense matrix (vector_kernels.c).
+@inline(__always)
+func gatherAxpy(into y: UnsafeMutablePointer<Float>, _ n: Int, rowsOf base: UnsafePointer<Float>,
+                indices: UnsafePointer<Int32>, weights: UnsafePointer<Float>, count: Int) {
+    csae_k_gather_axpy(y, Int64(n), base, Int64(n), indices, weights, Int64(count))
+}
+
+/// `out[t] = base[indices[t]] . u` for `count` rows of length and stride `n`.
+@inline(__always)
+func gatherDot(into out: UnsafeMutablePointer<Float>, rowsOf base: UnsafePointer<Float>,
+               indices: UnsafePointer<Int32>, count: Int, with u: UnsafePointer<Float>, _ n: Int) {
+    csae_k_gather_dot(out, base, Int64(n), indices, Int64(count), u, Int64(n))
 }
 
 /// Sum of squares of a row.

@@ -63,8 +63,7 @@ extension CompresSAEModel {
                 for r in 0..<count {
                     let row = pre + r * h
                     let idx = outIdx.base + (start + r) * kk, val = outVal.base + (start + r) * kk
-                    TopK.select(row: row, n: h, m: kk, outIndices: idx,
-                                heapKeys: scratch.heapKeys, heapIndices: scratch.heapIndices)
+                    TopK.select(row: row, n: h, m: kk, outIndices: idx, scratch: scratch.selection)
                     for t in 0..<kk { val[t] = row[Int(idx[t])] }
                 }
             }
@@ -150,9 +149,7 @@ extension CompresSAEModel {
                     while i < rows {
                         let o = dst.base + i * d
                         o.initialize(repeating: 0, count: d)
-                        for t in 0..<k {
-                            axpy(val.base[i * k + t], dec.base + Int(idx.base[i * k + t]) * d, o, d)
-                        }
+                        gatherAxpy(into: o, d, rowsOf: dec.base, indices: idx.base + i * k, weights: val.base + i * k, count: k)
                         i += workers
                     }
                 }
@@ -179,21 +176,23 @@ extension CompresSAEModel {
     struct EncoderScratch {
         let normalized: UnsafeMutablePointer<Float>  // chunk rows x d
         let pre: UnsafeMutablePointer<Float>         // chunk rows x h
-        let heapKeys: UnsafeMutablePointer<Float>    // h
-        let heapIndices: UnsafeMutablePointer<Int32> // h
+        let selectionKeys: UnsafeMutablePointer<UInt32>    // h
+        let selectionIndices: UnsafeMutablePointer<Int32>  // h
 
         init(chunkRows: Int, d: Int, h: Int) {
             normalized = .allocate(capacity: chunkRows * d)
             pre = .allocate(capacity: chunkRows * h)
-            heapKeys = .allocate(capacity: h)
-            heapIndices = .allocate(capacity: h)
+            selectionKeys = .allocate(capacity: h)
+            selectionIndices = .allocate(capacity: h)
         }
+
+        var selection: TopK.Scratch { (selectionKeys, selectionIndices) }
 
         func deallocate() {
             normalized.deallocate()
             pre.deallocate()
-            heapKeys.deallocate()
-            heapIndices.deallocate()
+            selectionKeys.deallocate()
+            selectionIndices.deallocate()
         }
     }
 

@@ -189,21 +189,20 @@ extension CompresSAEModel {
                     let selected = out.selected + i * m, values = out.values + i * m
                     let gPre = out.gPre + i * m
                     let upstreamK = out.upstreamK + i * d, upstream4k = out.upstream4k + i * d
-                    TopK.select(row: row, n: h, m: m, outIndices: selected,
-                                heapKeys: scratch.heapKeys, heapIndices: scratch.heapIndices)
+                    // Order within the k-code and within the rest does not matter here.
+                    TopK.select(row: row, n: h, m: m, split: k, sorted: false, outIndices: selected,
+                                scratch: scratch.selection)
                     // Reconstructions: the k-code is a prefix of the 4k-code.
-                    reconK.initialize(repeating: 0, count: d)
-                    for t in 0..<m {
-                        let j = Int(selected[t])
-                        let v = row[j]
-                        values[t] = v
-                        if t == k { recon4k.update(from: reconK, count: d) }
-                        axpy(v, dec.base + j * d, t < k ? reconK : recon4k, d)
-                        if t < k {
-                            local.l1 += Double(abs(v))
-                            if v != 0 { local.l0 += 1 }
-                        }
+                    for t in 0..<m { values[t] = row[Int(selected[t])] }
+                    for t in 0..<k {
+                        local.l1 += Double(abs(values[t]))
+                        if values[t] != 0 { local.l0 += 1 }
                     }
+                    reconK.initialize(repeating: 0, count: d)
+                    gatherAxpy(into: reconK, d, rowsOf: dec.base, indices: selected, weights: values, count: k)
+                    recon4k.update(from: reconK, count: d)
+                    gatherAxpy(into: recon4k, d, rowsOf: dec.base, indices: selected + k, weights: values + k,
+                               count: m - k)
                     let xNorm = max(robustNorm(xi, d), cosineNormFloor)
                     var l2 = 0.0, l2_4k = 0.0
                     for c in 0..<d {
@@ -219,10 +218,8 @@ extension CompresSAEModel {
                     local.cosine4k += Double(1 - cos4k)
                     // The k-code's entries feed both reconstructions, the others only the 4k one.
                     for c in 0..<d { upstreamK[c] = gradK[c] + upstream4k[c] }
-                    for t in 0..<m {
-                        let decRow = dec.base + Int(selected[t]) * d
-                        gPre[t] = dot(decRow, t < k ? upstreamK : upstream4k, d)
-                    }
+                    gatherDot(into: gPre, rowsOf: dec.base, indices: selected, count: k, with: upstreamK, d)
+                    gatherDot(into: gPre + k, rowsOf: dec.base, indices: selected + k, count: m - k, with: upstream4k, d)
                 }
                 sums.base[start / chunkRows] = local
             }
