@@ -176,3 +176,18 @@ struct ExtremeScaleTests {
         }
     }
 }
+
+@Suite("Reference checkpoints")
+struct ReferenceCheckpointTests {
+    @Test("a state dict saved by safetensors.torch.save_file loads and encodes like the reference")
+    func savedByTorch() throws {
+        // Written by scripts/make-reference-fixture from benchmarks/reference_torch.py.
+        let model = try CompresSAEModel.load(from: Fixtures.path("reference/state_dict.safetensors"), k: 4)
+        #expect(model.inputDim == 16 && model.latentDim == 64 && model.k == 4)
+        let outputs = try Safetensors.File(path: Fixtures.path("reference/reference_outputs.safetensors"))
+        let x = try outputs.readFloat32("x", shape: [8, 16])
+        let codes = try model.encode(x, rows: 8)
+        #expect(relativeError(densify(codes), try outputs.readFloat32("codes", shape: [8, 64])) < 1e-5)
+        #expect(relativeError(try model.decode(codes), try outputs.readFloat32("recon", shape: [8, 16])) < 1e-5)
+    }
+}
