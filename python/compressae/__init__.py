@@ -8,12 +8,15 @@ dense embeddings in, ``k``-sparse codes out, trained on your own data.
 >>> model = compressae.CompresSAE(64, latent_dim=512, k=8).fit(X, batch_size=256)
 >>> codes = model.encode(X)            # codes.indices, codes.values: (1000, 8)
 >>> X_hat = model.decode(codes)        # (1000, 64) float32
+>>> index = compressae.SparseIndex(model, mode="sparse")
+>>> index.add(codes)
+>>> scores, ids = index.search(X[:5], n=10)   # (5, 10) each, best first
 
 The numerical work runs in the Swift library ``libCompresSAE.so`` through its
 C ABI (see ``compressae._ffi`` for the raw functions).
 """
 
-from . import _ffi, datasets
+from . import _ffi, datasets, metrics
 from ._version import __version__
 from .errors import (
     BusyError,
@@ -25,11 +28,19 @@ from .errors import (
     InvalidHandleError,
     OutOfMemoryError,
 )
+from .index import SparseIndex, get_num_threads, set_num_threads
+from .metrics import exact_search, recall_at_n
 from .model import LOSS_NAMES, CompresSAE, SparseCodes
 
 __all__ = [
     "CompresSAE",
     "SparseCodes",
+    "SparseIndex",
+    "set_num_threads",
+    "get_num_threads",
+    "recall_at_n",
+    "exact_search",
+    "metrics",
     "LOSS_NAMES",
     "Error",
     "InvalidArgumentError",

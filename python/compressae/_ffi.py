@@ -50,6 +50,14 @@ CSAE_ERR_CANCELLED = 5
 CSAE_ERR_OUT_OF_MEMORY = 6
 CSAE_ERR_BUSY = 7
 
+# Retrieval modes (enum csae_index_mode).
+CSAE_INDEX_SPARSE = 0
+CSAE_INDEX_RECONSTRUCTED = 1
+
+# Storage of an index's codes (enum csae_index_storage).
+CSAE_STORAGE_STANDARD = 0
+CSAE_STORAGE_COMPACT = 1
+
 STATUS_NAMES = {
     CSAE_OK: "CSAE_OK",
     CSAE_ERR_INVALID_ARGUMENT: "CSAE_ERR_INVALID_ARGUMENT",
@@ -63,6 +71,9 @@ STATUS_NAMES = {
 
 #: The opaque ``csae_model *``. A plain void pointer: Python never looks inside.
 csae_model_p = c_void_p
+
+#: The opaque ``csae_index *``.
+csae_index_p = c_void_p
 
 #: ``int32_t (*csae_progress_fn)(void *user_data, int64_t step, int64_t total, float loss)``
 csae_progress_fn = CFUNCTYPE(c_int32, c_void_p, c_int64, c_int64, c_float)
@@ -104,6 +115,7 @@ _f32_p = POINTER(c_float)
 _i32_p = POINTER(c_int32)
 _i64_p = POINTER(c_int64)
 _model_pp = POINTER(csae_model_p)
+_index_pp = POINTER(csae_index_p)
 
 # name -> (restype, argtypes). Kept as data so that the table reads like the
 # header and the loader can report every missing symbol at once.
@@ -158,6 +170,27 @@ _SIGNATURES = {
             _f32_p,
         ],
     ),
+    # -- CABI/IndexExports.swift --
+    "csae_set_num_threads": (c_int32, [c_int32]),
+    "csae_get_num_threads": (c_int32, []),
+    "csae_index_create": (c_int32, [csae_model_p, c_int32, c_int32, _index_pp]),
+    "csae_index_free": (None, [csae_index_p]),
+    "csae_index_add_codes": (c_int32, [csae_index_p, _i32_p, _f32_p, c_int64, c_int64]),
+    "csae_index_add_dense": (c_int32, [csae_index_p, _f32_p, c_int64, c_int64]),
+    "csae_index_search_dense": (
+        c_int32,
+        [csae_index_p, _f32_p, c_int64, c_int64, c_int64, c_int32, _f32_p, _i64_p],
+    ),
+    "csae_index_search_codes": (
+        c_int32,
+        [csae_index_p, _i32_p, _f32_p, c_int64, c_int64, c_int64, c_int32, _f32_p, _i64_p],
+    ),
+    "csae_index_get_info": (
+        c_int32,
+        [csae_index_p, _i64_p, _i64_p, _i64_p, _i32_p, _i32_p],
+    ),
+    "csae_index_save": (c_int32, [csae_index_p, c_char_p]),
+    "csae_index_load": (c_int32, [c_char_p, csae_model_p, _index_pp]),
 }
 
 LIBRARY_NAME = "libCompresSAE.so" if sys.platform != "darwin" else "libCompresSAE.dylib"
@@ -241,6 +274,17 @@ csae_model_encode = lib.csae_model_encode
 csae_model_decode = lib.csae_model_decode
 csae_model_preactivations = lib.csae_model_preactivations
 csae_model_loss_and_gradients = lib.csae_model_loss_and_gradients
+csae_set_num_threads = lib.csae_set_num_threads
+csae_get_num_threads = lib.csae_get_num_threads
+csae_index_create = lib.csae_index_create
+csae_index_free = lib.csae_index_free
+csae_index_add_codes = lib.csae_index_add_codes
+csae_index_add_dense = lib.csae_index_add_dense
+csae_index_search_dense = lib.csae_index_search_dense
+csae_index_search_codes = lib.csae_index_search_codes
+csae_index_get_info = lib.csae_index_get_info
+csae_index_save = lib.csae_index_save
+csae_index_load = lib.csae_index_load
 
 if csae_abi_version() != ABI_VERSION:
     raise ImportError(
@@ -264,3 +308,8 @@ def f32_ptr(array) -> ctypes._Pointer:
 def i32_ptr(array) -> ctypes._Pointer:
     """``int32_t *`` to the data of an int32 C-contiguous numpy array."""
     return array.ctypes.data_as(_i32_p)
+
+
+def i64_ptr(array) -> ctypes._Pointer:
+    """``int64_t *`` to the data of an int64 C-contiguous numpy array."""
+    return array.ctypes.data_as(_i64_p)

@@ -1,10 +1,12 @@
-"""Ownership of C model handles and translation of C status codes.
+"""Ownership of C handles and translation of C status codes.
 
-A :class:`ModelHandle` owns one ``csae_model *`` and frees it exactly once.
-Calls go through :meth:`ModelHandle.call`, which keeps the handle alive for
-the duration of the C call: closing a model while another thread is inside
-``encode`` defers the free until that call returns, instead of freeing memory
-under its feet.
+A :class:`ModelHandle` owns one ``csae_model *``, an :class:`IndexHandle` one
+``csae_index *``; each frees its pointer exactly once. Calls go through
+:meth:`ModelHandle.call` (:meth:`IndexHandle.call`), which keeps the handle
+alive for the duration of the C call: closing a model while another thread
+is inside ``encode`` (an index while another thread is inside ``search``)
+defers the free until that call returns, instead of freeing memory under its
+feet.
 """
 
 from __future__ import annotations
@@ -34,23 +36,26 @@ def check(status: int, message: str | None = None) -> None:
     raise error_for_status(status, message)
 
 
-class ModelHandle:
-    """Owner of one C model handle.
+class _Handle:
+    """Owner of one C handle (shared logic of the handle kinds below).
 
     Parameters
     ----------
     pointer : int
-        The ``csae_model *`` returned by a ``csae_model_create*`` / ``load``
-        call. Ownership passes to this object.
+        The pointer returned by a ``csae_*_create`` / ``load`` call.
+        Ownership passes to this object.
     """
 
-    # Held on the class so that __del__ still finds it while the interpreter
-    # shuts down and module globals are being cleared.
-    _free = staticmethod(_ffi.csae_model_free)
+    #: What the handle refers to, for messages ("model", "index").
+    _what = "handle"
+
+    @staticmethod
+    def _free(pointer: int) -> None:  # overridden by every subclass
+        raise NotImplementedError
 
     def __init__(self, pointer: int):
         if not pointer:
-            raise Error("internal error: the library returned a NULL model handle")
+            raise Error(f"internal error: the library returned a NULL {self._what} handle")
         self._pointer = pointer
         self._users = 0
         self._closing = False
@@ -65,7 +70,7 @@ class ModelHandle:
         with self._lock:
             if self._closing:
                 raise InvalidHandleError(
-                    "the model is closed", _ffi.CSAE_ERR_INVALID_HANDLE
+                    f"the {self._what} is closed", _ffi.CSAE_ERR_INVALID_HANDLE
                 )
             self._users += 1
             return self._pointer
@@ -111,7 +116,7 @@ class ModelHandle:
         return status, message
 
     def close(self) -> None:
-        """Free the C model (now, or when the last in-flight call returns).
+        """Free the C object (now, or when the last in-flight call returns).
 
         Safe to call several times and from several threads.
         """
@@ -121,7 +126,7 @@ class ModelHandle:
         if pointer:
             self._free(pointer)
 
-    def __enter__(self) -> "ModelHandle":
+    def __enter__(self) -> "_Handle":
         return self
 
     def __exit__(self, *exc_info) -> None:
@@ -134,3 +139,23 @@ class ModelHandle:
             self.close()
         except Exception:
             pass
+
+
+class ModelHandle(_Handle):
+    """Owner of one C model handle (``csae_model *``)."""
+
+    _what = "model"
+    # Held on the class so that __del__ still finds it while the interpreter
+    # shuts down and module globals are being cleared.
+    _free = staticmethod(_ffi.csae_model_free)
+
+
+class IndexHandle(_Handle):
+    """Owner of one C index handle (``csae_index *``).
+
+    The C index keeps its model alive by itself, so an index handle stays
+    usable after the model handle it was built from is closed.
+    """
+
+    _what = "index"
+    _free = staticmethod(_ffi.csae_index_free)

@@ -1,0 +1,393 @@
+"""Retrieval over compressed codes: :class:`SparseIndex`.
+
+A thin owner of a C ``csae_index`` (see SPEC.md, "Retrieval"). Two modes:
+
+- ``"sparse"``: cosine between the k-sparse codes, served by an inverted
+  index (one posting list per latent). Exact: the same ranking as
+  brute-force cosine over the codes.
+- ``"reconstructed"``: cosine between decoded vectors
+  ``x_hat = codes @ decoder_w``, in O(k) per item. A dense query is used as
+  it is (asymmetric search: no query-side compression error).
+
+and two storages: ``"standard"`` (int32 index + float32 value per nonzero,
+the paper's CSR) and ``"compact"`` (half-precision values, and 16-bit latent
+indices in reconstructed mode; scores are then approximate).
+"""
+
+from __future__ import annotations
+
+import ctypes
+import os
+import sys
+
+import numpy as np
+
+from . import _ffi
+from ._handle import IndexHandle, check
+from .errors import InvalidArgumentError
+from .model import _INT32_MAX, CompresSAE, SparseCodes, _float_matrix, _size
+
+__all__ = ["SparseIndex", "set_num_threads", "get_num_threads"]
+
+_MODES = {"sparse": _ffi.CSAE_INDEX_SPARSE, "reconstructed": _ffi.CSAE_INDEX_RECONSTRUCTED}
+_STORAGES = {"standard": _ffi.CSAE_STORAGE_STANDARD, "compact": _ffi.CSAE_STORAGE_COMPACT}
+_MODE_NAMES = {v: k for k, v in _MODES.items()}
+_STORAGE_NAMES = {v: k for k, v in _STORAGES.items()}
+
+
+def _choice(value, choices: dict, name: str) -> int:
+    if not isinstance(value, str) or value not in choices:
+        options = " or ".join(repr(c) for c in choices)
+        raise InvalidArgumentError(f"{name} must be {options}, got {value!r}")
+    return choices[value]
+
+
+def _threads(num_threads) -> int:
+    num_threads = _size(num_threads, "num_threads", minimum=0)
+    if num_threads > _INT32_MAX:
+        raise InvalidArgumentError(f"num_threads = {num_threads} is too large")
+    return num_threads
+
+
+def set_num_threads(num_threads: int) -> None:
+    """Set the number of worker threads of calls given no thread count.
+
+    Applies to ``encode``, ``decode``, :meth:`SparseIndex.search` with
+    ``num_threads=0`` and ``fit`` with ``num_threads=0``, process-wide.
+
+    Parameters
+    ----------
+    num_threads : int
+        ``>= 1``, or 0 for every core (the initial setting).
+    """
+    check(_ffi.csae_set_num_threads(_threads(num_threads)))
+
+
+def get_num_threads() -> int:
+    """Number of worker threads calls use by default (see :func:`set_num_threads`).
+
+    Returns
+    -------
+    int
+        The set count, or the number of cores when it is 0.
+    """
+    return int(_ffi.csae_get_num_threads())
+
+
+def _is_codes(obj) -> bool:
+    """True for the sparse input forms: SparseCodes, an (indices, values)
+    tuple or a scipy sparse matrix; dense arrays are everything else."""
+    if isinstance(obj, (SparseCodes, tuple)):
+        return True
+    sparse = sys.modules.get("scipy.sparse")
+    return sparse is not None and sparse.issparse(obj)
+
+
+def _code_arrays(codes, h: int, what: str) -> tuple[np.ndarray, np.ndarray]:
+    """(indices int32 [n, k], values float32 [n, k]) of a sparse input.
+
+    Index ranges, duplicates within a row and non-finite values are checked
+    by the library, which names the row.
+    """
+    if isinstance(codes, SparseCodes):
+        if codes.dim != h:
+            raise InvalidArgumentError(
+                f"the {what} have dim {codes.dim} but the model's latent_dim is {h}")
+        return codes.indices, codes.values
+    if isinstance(codes, tuple):
+        if len(codes) != 2:
+            raise InvalidArgumentError(
+                f"{what} given as a tuple must be a pair (indices, values), "
+                f"got {len(codes)} elements")
+        indices, values = np.asarray(codes[0]), np.asarray(codes[1])
+        if indices.dtype.kind not in "iu":
+            raise InvalidArgumentError(
+                f"indices must be an integer array, got dtype {indices.dtype}")
+        if values.dtype.kind not in "fiu":
+            raise InvalidArgumentError(f"values must be a float array, got dtype {values.dtype}")
+        if indices.ndim == 1:
+            indices, values = indices.reshape(1, -1), values.reshape(1, -1)
+        if indices.ndim != 2 or values.shape != indices.shape:
+            raise InvalidArgumentError(
+                "indices and values must have the same shape (n, k), "
+                f"got {indices.shape} and {values.shape}")
+        if indices.size and (indices.min() < 0 or indices.max() >= h):
+            # Checked here too: a cast to int32 would wrap huge values around.
+            raise InvalidArgumentError(
+                f"indices must lie in [0, {h}), found {indices.min()}..{indices.max()}")
+        return (np.ascontiguousarray(indices, dtype=np.int32),
+                np.ascontiguousarray(values, dtype=np.float32))
+    # scipy sparse matrix
+    if codes.ndim != 2 or codes.shape[1] != h:
+        raise InvalidArgumentError(
+            f"the sparse matrix of {what} must have {h} columns (latent_dim), "
+            f"got shape {codes.shape}")
+    csr = codes.tocsr()
+    n = csr.shape[0]
+    counts = np.diff(csr.indptr)
+    if n and counts.min() != counts.max():
+        raise InvalidArgumentError(
+            f"every row of the sparse matrix of {what} must have the same number of "
+            f"stored entries (k); found between {counts.min()} and {counts.max()}")
+    k = int(counts[0]) if n else 0
+    indices = np.ascontiguousarray(csr.indices[:n * k], dtype=np.int32).reshape(n, k)
+    values = np.ascontiguousarray(csr.data[:n * k], dtype=np.float32).reshape(n, k)
+    return indices, values
+
+
+class SparseIndex:
+    """Top-n retrieval over the k-sparse codes of a :class:`CompresSAE` model.
+
+    Parameters
+    ----------
+    model : CompresSAE
+        The model whose codes are stored (and, in reconstructed mode, whose
+        decoder defines the similarity). The index keeps a reference to it.
+    mode : {"sparse", "reconstructed"}, default "sparse"
+        ``"sparse"``: ``score = s_q . s_y / (|s_q| |s_y|)``, through an
+        inverted index. ``"reconstructed"``: cosine between decoded vectors
+        ``x_hat = s @ decoder_w``, O(k) per item; a dense query is then used
+        as it is (asymmetric search).
+    storage : {"standard", "compact"}, default "standard"
+        ``"standard"``: 8 bytes per nonzero (int32 index, float32 value).
+        ``"compact"``: half-precision values (and uint16 indices in
+        reconstructed mode): 4 bytes per nonzero in reconstructed mode, 6 in
+        sparse mode. Scores are then rounded accordingly.
+
+    Notes
+    -----
+    Items get the ids 0, 1, 2, ... in the order they are added. Results are
+    ordered by score, then by lower id. The index owns memory in the C
+    library: release it early with :meth:`close` or a ``with`` block.
+    Searches release the GIL; searches and adds may come from several
+    threads (adds wait for running searches and vice versa).
+
+    If the model is trained (``fit``) after items were added, the stored
+    codes no longer match it, and further adds and searches raise
+    :class:`InvalidArgumentError`.
+
+    Examples
+    --------
+    >>> index = SparseIndex(model, mode="sparse")
+    >>> index.add(model.encode(catalogue))      # or index.add(catalogue)
+    >>> scores, ids = index.search(queries, n=10)
+    """
+
+    def __init__(self, model: CompresSAE, mode: str = "sparse", storage: str = "standard"):
+        if not isinstance(model, CompresSAE):
+            raise TypeError(f"model must be a CompresSAE, got {type(model).__name__}")
+        mode_value = _choice(mode, _MODES, "mode")
+        storage_value = _choice(storage, _STORAGES, "storage")
+        out = _ffi.csae_index_p()
+        model._handle.call(_ffi.csae_index_create, mode_value, storage_value, ctypes.byref(out))
+        self._init(out.value, model)
+
+    def _init(self, pointer: int, model: CompresSAE) -> None:
+        self._handle = IndexHandle(pointer)
+        self._model = model
+        self._d, self._h = model.input_dim, model.latent_dim
+        mode, storage = ctypes.c_int32(), ctypes.c_int32()
+        self._handle.call(_ffi.csae_index_get_info, None, None, None,
+                          ctypes.byref(mode), ctypes.byref(storage))
+        self._mode, self._storage = _MODE_NAMES[mode.value], _STORAGE_NAMES[storage.value]
+
+    # ------------------------------------------------------------ files
+
+    def save(self, path) -> None:
+        """Save the index (codes, mode, storage, the model's fingerprint).
+
+        The file (safetensors) is written under a temporary name and renamed
+        into place. The model is not included: save it separately.
+
+        Parameters
+        ----------
+        path : str or os.PathLike
+        """
+        self._handle.call(_ffi.csae_index_save, os.fsencode(os.fspath(path)))
+
+    @classmethod
+    def load(cls, path, model: CompresSAE) -> "SparseIndex":
+        """Load an index written by :meth:`save`.
+
+        Parameters
+        ----------
+        path : str or os.PathLike
+        model : CompresSAE
+            The model the index was built with (same shape and weights, e.g.
+            the model saved alongside and loaded with
+            :meth:`CompresSAE.load`).
+
+        Returns
+        -------
+        SparseIndex
+
+        Raises
+        ------
+        InvalidArgumentError
+            ``model`` is not the model the index was built with.
+        FileError, FormatError
+            The file cannot be read or is not an index file.
+        """
+        if not isinstance(model, CompresSAE):
+            raise TypeError(f"model must be a CompresSAE, got {type(model).__name__}")
+        out = _ffi.csae_index_p()
+        model._handle.call(
+            lambda m: _ffi.csae_index_load(os.fsencode(os.fspath(path)), m, ctypes.byref(out)))
+        index = cls.__new__(cls)
+        index._init(out.value, model)
+        return index
+
+    # ------------------------------------------------------------ adding
+
+    def add(self, items) -> None:
+        """Add items; they get the next ids (``len(self)``, ``len(self) + 1``, ...).
+
+        Parameters
+        ----------
+        items : SparseCodes, (indices, values) tuple, scipy sparse matrix, or array_like
+            Codes of the model (``k`` nonzeros per row, no latent twice in a
+            row; a scipy matrix needs the same number of stored entries in
+            every row), or dense vectors of shape ``(n, input_dim)`` (or
+            ``(input_dim,)`` for one), which are encoded with the model. The
+            first add fixes ``k``; later codes must have the same ``k``.
+
+        Raises
+        ------
+        InvalidArgumentError
+            Wrong shape or dimension, different ``k``, an index outside
+            ``[0, latent_dim)`` or repeated in a row, NaN/Inf, a zero dense
+            row, or a model trained since the first add.
+        """
+        if _is_codes(items):
+            indices, values = _code_arrays(items, self._h, "codes")
+            n, k = indices.shape
+            if n == 0:
+                return
+            self._handle.call(_ffi.csae_index_add_codes, _ffi.i32_ptr(indices),
+                              _ffi.f32_ptr(values), n, k)
+        else:
+            X = _float_matrix(items, self._d, name="items")
+            if X.shape[0] == 0:
+                return
+            self._handle.call(_ffi.csae_index_add_dense, _ffi.f32_ptr(X), X.shape[0], X.shape[1])
+
+    # ------------------------------------------------------------ search
+
+    def search(self, queries, n: int = 100, num_threads: int = 0) -> tuple[np.ndarray, np.ndarray]:
+        """The ``n`` best items for each query.
+
+        Parameters
+        ----------
+        queries : SparseCodes, (indices, values) tuple, scipy sparse matrix, or array_like
+            Sparse queries (codes of the model; ``k`` may differ from the
+            index's; reconstructed mode decodes them), or dense queries of
+            shape ``(q, input_dim)`` (``(input_dim,)`` for one). Dense
+            queries are encoded with the model in sparse mode and used as
+            they are in reconstructed mode (asymmetric search).
+        n : int, default 100
+            Results per query, ``>= 1``.
+        num_threads : int, default 0
+            Worker threads; 0 uses the default (:func:`set_num_threads`).
+
+        Returns
+        -------
+        scores : numpy.ndarray of float32, shape (q, n)
+            Cosine similarities, best first; ``-inf`` where the index holds
+            fewer than ``n`` items.
+        ids : numpy.ndarray of int64, shape (q, n)
+            Item ids, ``-1`` as padding. Equal scores are ordered by id.
+
+        Raises
+        ------
+        InvalidArgumentError
+            Empty index, ``n < 1``, wrong dimension, NaN/Inf or a zero dense
+            query, bad codes, or a model trained since the items were added.
+        """
+        n = _size(n, "n")
+        num_threads = _threads(num_threads)
+        if _is_codes(queries):
+            indices, values = _code_arrays(queries, self._h, "queries")
+            nq, k = indices.shape
+        else:
+            X = _float_matrix(queries, self._d, name="queries")
+            nq = X.shape[0]
+        scores = np.empty((nq, n), dtype=np.float32)
+        ids = np.empty((nq, n), dtype=np.int64)
+        if nq == 0:
+            if len(self) == 0:
+                raise InvalidArgumentError("the index is empty: add items before searching")
+            return scores, ids
+        if _is_codes(queries):
+            self._handle.call(_ffi.csae_index_search_codes, _ffi.i32_ptr(indices),
+                              _ffi.f32_ptr(values), nq, k, n, num_threads,
+                              _ffi.f32_ptr(scores), _ffi.i64_ptr(ids))
+        else:
+            self._handle.call(_ffi.csae_index_search_dense, _ffi.f32_ptr(X), nq, X.shape[1], n,
+                              num_threads, _ffi.f32_ptr(scores), _ffi.i64_ptr(ids))
+        return scores, ids
+
+    # ---------------------------------------------------------- attributes
+
+    def _info(self) -> tuple[int, int, int]:
+        count, k, nbytes = ctypes.c_int64(), ctypes.c_int64(), ctypes.c_int64()
+        self._handle.call(_ffi.csae_index_get_info, ctypes.byref(count), ctypes.byref(k),
+                          ctypes.byref(nbytes), None, None)
+        return count.value, k.value, nbytes.value
+
+    def __len__(self) -> int:
+        """Number of items."""
+        return self._info()[0]
+
+    @property
+    def k(self) -> int | None:
+        """Nonzeros per stored code (``None`` until the first add)."""
+        return self._info()[1] or None
+
+    @property
+    def nbytes(self) -> int:
+        """Bytes held by the stored codes and the index structure."""
+        return self._info()[2]
+
+    @property
+    def mode(self) -> str:
+        """``"sparse"`` or ``"reconstructed"``."""
+        return self._mode
+
+    @property
+    def storage(self) -> str:
+        """``"standard"`` or ``"compact"``."""
+        return self._storage
+
+    @property
+    def model(self) -> CompresSAE:
+        """The model the index was built with."""
+        return self._model
+
+    @property
+    def closed(self) -> bool:
+        """True once :meth:`close` was called."""
+        return self._handle.closed
+
+    # ------------------------------------------------------------ lifetime
+
+    def close(self) -> None:
+        """Free the C index. Further calls raise :class:`InvalidHandleError`."""
+        self._handle.close()
+
+    def __enter__(self) -> "SparseIndex":
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        self.close()
+
+    def __reduce__(self):
+        raise TypeError(
+            "a SparseIndex cannot be pickled: use index.save(path) and "
+            "SparseIndex.load(path, model)")
+
+    def __repr__(self) -> str:
+        if self.closed:
+            return f"SparseIndex(mode={self._mode!r}, storage={self._storage!r}, closed)"
+        count, k, _ = self._info()
+        return (f"SparseIndex(mode={self._mode!r}, storage={self._storage!r}, "
+                f"n={count}, k={k or None})")
