@@ -31,7 +31,7 @@ extern "C" {
 
 /** ABI version of this header. Bumped on every incompatible change;
  *  compare with csae_abi_version() at load time. */
-#define CSAE_ABI_VERSION 2
+#define CSAE_ABI_VERSION 3
 
 /** Status codes returned by every csae_ function that can fail.
  *  On any non-zero status, csae_last_error() describes the failure. */
@@ -88,6 +88,8 @@ typedef struct csae_train_params {
     int32_t num_threads;      /**< worker threads; 0 = all cores (default 0) */
     csae_progress_fn progress;/**< optional progress callback (default NULL) */
     void *user_data;          /**< passed to progress unchanged */
+    int64_t dead_latent_window;/**< rows after which a latent absent from every k-code counts
+                                    as dead (csae_model_copy_dead_latent_history); 0 = one epoch */
 } csae_train_params;
 
 /** The seven loss values of one batch, as the reference reports them. */
@@ -132,7 +134,7 @@ const char *csae_blas_name(void);
 
 /// Default training settings: batch_size 4096, epochs 1, learning_rate 1e-3,
 /// beta1 0.9, beta2 0.999, eps 1e-8, seed 0, shuffle 1, num_threads 0 (all
-/// cores), no progress callback.
+/// cores), no progress callback, dead_latent_window 0 (one epoch).
 csae_train_params csae_train_default_params(void);
 
 /// Creates a model with PyTorch's default (kaiming-uniform) initialisation.
@@ -217,6 +219,13 @@ int32_t csae_model_history_length(csae_model *model, int64_t *length);
 /// @param out       receives min(capacity, history length) floats
 /// @param capacity  size of out in floats (>= 0)
 int32_t csae_model_copy_history(csae_model *model, float *out, int64_t capacity);
+
+/// Copies, for each step of the last csae_model_train call, the fraction of
+/// latents that were in no row's k-code during the last dead_latent_window
+/// training rows (0 until a full window has been seen).
+/// @param out       receives min(capacity, history length) floats
+/// @param capacity  size of out in floats (>= 0)
+int32_t csae_model_copy_dead_latent_history(csae_model *model, float *out, int64_t capacity);
 
 /// Encodes n dense rows into k-sparse codes: per row, the k latents of
 /// largest |pre-activation| with their signed values, ordered by decreasing

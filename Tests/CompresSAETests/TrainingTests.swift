@@ -63,6 +63,28 @@ struct TrainingTests {
         #expect(model.lossHistory.count == 3)
     }
 
+    @Test("latents that can never fire are reported dead after one window")
+    func deadLatents() throws {
+        let (x, d) = try Fixtures.realEmbeddings(rows: 400)
+        let h = 64
+        let seeded = try CompresSAEModel(inputDim: d, latentDim: h, k: 4, seed: 8)
+        // Latents 0..<8 get zero encoder columns and bias: their pre-activation is
+        // always 0, below the 16 selected magnitudes, so their gradient stays 0.
+        var encoder = seeded.encoderWeights
+        for row in 0..<d { for j in 0..<8 { encoder[row * h + j] = 0 } }
+        let model = try CompresSAEModel(inputDim: d, latentDim: h, k: 4, encoderWeights: encoder,
+                                        encoderBias: seeded.encoderBiasWeights, decoderWeights: seeded.decoderWeights)
+        var options = TrainingOptions()
+        options.batchSize = 100
+        options.epochs = 2
+        options.deadLatentWindow = 200
+        try model.train(x, rows: 400, options: options)
+        let dead = model.deadLatentHistory
+        #expect(dead.count == 8)
+        #expect(dead[0] == 0)  // fewer rows seen than the window
+        #expect(dead[1...].allSatisfy { $0 >= 8.0 / Float(h) }, "\(dead)")
+    }
+
     @Test("the decoder rows stay unit norm after training")
     func decoderNormalised() throws {
         let (x, d) = try Fixtures.realEmbeddings(rows: 400)

@@ -38,7 +38,7 @@ from pathlib import Path
 os.environ.setdefault("SWIFT_BACKTRACE", "enable=no")
 
 #: ABI version this module was written against (CSAE_ABI_VERSION).
-ABI_VERSION = 2
+ABI_VERSION = 3
 
 # Status codes (enum csae_status).
 CSAE_OK = 0
@@ -94,6 +94,7 @@ class csae_train_params(Structure):
         ("num_threads", c_int32),
         ("progress", csae_progress_fn),
         ("user_data", c_void_p),
+        ("dead_latent_window", c_int64),
     ]
 
 
@@ -145,6 +146,7 @@ _SIGNATURES = {
     ),
     "csae_model_history_length": (c_int32, [csae_model_p, _i64_p]),
     "csae_model_copy_history": (c_int32, [csae_model_p, _f32_p, c_int64]),
+    "csae_model_copy_dead_latent_history": (c_int32, [csae_model_p, _f32_p, c_int64]),
     "csae_model_encode": (
         c_int32,
         [csae_model_p, _f32_p, c_int64, c_int64, c_int64, _i32_p, _f32_p],
@@ -270,6 +272,7 @@ csae_model_copy_weights = lib.csae_model_copy_weights
 csae_model_train = lib.csae_model_train
 csae_model_history_length = lib.csae_model_history_length
 csae_model_copy_history = lib.csae_model_copy_history
+csae_model_copy_dead_latent_history = lib.csae_model_copy_dead_latent_history
 csae_model_encode = lib.csae_model_encode
 csae_model_decode = lib.csae_model_decode
 csae_model_preactivations = lib.csae_model_preactivations

@@ -343,6 +343,7 @@ class CompresSAE:
         self._fit_calls = 0
         #: Per-step training losses of the last ``fit`` call (float32).
         self.history_ = np.zeros(0, dtype=np.float32)
+        self.dead_latents_ = np.zeros(0, dtype=np.float32)
         d, h, k = ctypes.c_int64(), ctypes.c_int64(), ctypes.c_int64()
         self._handle.call(_ffi.csae_model_get_shape, ctypes.byref(d), ctypes.byref(h),
                           ctypes.byref(k))
@@ -496,12 +497,14 @@ class CompresSAE:
     def fit(self, X, batch_size: int = 4096, epochs: int = 1, lr: float = 1e-3,
             seed: int | None = None, progress=None, shuffle: bool = True,
             num_threads: int = 0, *, beta1: float = 0.9, beta2: float = 0.999,
-            eps: float = 1e-8) -> "CompresSAE":
+            eps: float = 1e-8, dead_latent_window: int = 0) -> "CompresSAE":
         """Train on ``X`` with Adam, updating the model in place.
 
         Each call starts a new Adam optimiser from the current weights and
         runs ``epochs * ceil(n / batch_size)`` steps; the loss of every step
-        is stored in ``history_``.
+        is stored in ``history_``, and in ``dead_latents_`` the fraction of
+        latents that were in no row's k-code during the last
+        ``dead_latent_window`` training rows (0 until that many were seen).
 
         Parameters
         ----------
@@ -534,6 +537,9 @@ class CompresSAE:
             Worker threads, 0 for all cores.
         beta1, beta2, eps : float
             Adam's parameters (PyTorch's defaults).
+        dead_latent_window : int, default 0
+            Rows after which a latent that fired in no k-code counts as dead
+            in ``dead_latents_``; 0 means one epoch (``len(X)`` rows).
 
         Returns
         -------
@@ -569,11 +575,13 @@ class CompresSAE:
         if num_threads > _INT32_MAX:
             raise InvalidArgumentError(f"num_threads = {num_threads} is too large")
         params.num_threads = num_threads
+        params.dead_latent_window = _size(dead_latent_window, "dead_latent_window", minimum=0)
         bridge = _ProgressBridge(progress)
         if bridge.c_callback is not None:
             params.progress = bridge.c_callback
 
         self.history_ = np.zeros(0, dtype=np.float32)
+        self.dead_latents_ = np.zeros(0, dtype=np.float32)
         try:
             status, message = self._handle.call(
                 _ffi.csae_model_train, _ffi.f32_ptr(X), X.shape[0], X.shape[1],
@@ -583,6 +591,7 @@ class CompresSAE:
         self._fit_calls += 1
         if status in (_ffi.CSAE_OK, _ffi.CSAE_ERR_CANCELLED):
             self.history_ = self._history()
+            self.dead_latents_ = self._history(_ffi.csae_model_copy_dead_latent_history)
         if bridge.error is not None:
             raise bridge.error
         if status == _ffi.CSAE_ERR_CANCELLED and bridge.cancelled:
@@ -592,12 +601,12 @@ class CompresSAE:
         check(status, message)
         return self
 
-    def _history(self) -> np.ndarray:
+    def _history(self, copy=None) -> np.ndarray:
         length = ctypes.c_int64()
         self._handle.call(_ffi.csae_model_history_length, ctypes.byref(length))
         out = np.empty(length.value, dtype=np.float32)
         if length.value:
-            self._handle.call(_ffi.csae_model_copy_history, _ffi.f32_ptr(out), out.size)
+            self._handle.call(copy or _ffi.csae_model_copy_history, _ffi.f32_ptr(out), out.size)
         return out
 
     def fit_transform(self, X, **fit_params) -> SparseCodes:

@@ -13,7 +13,7 @@ extern "C" {
 
 /** ABI version of this header. Bumped on every incompatible change;
  *  compare with csae_abi_version() at load time. */
-#define CSAE_ABI_VERSION 2
+#define CSAE_ABI_VERSION 3
 
 /** Status codes returned by every csae_ function that can fail.
  *  On any non-zero status, csae_last_error() describes the failure. */
@@ -70,6 +70,8 @@ typedef struct csae_train_params {
     int32_t num_threads;      /**< worker threads; 0 = all cores (default 0) */
     csae_progress_fn progress;/**< optional progress callback (default NULL) */
     void *user_data;          /**< passed to progress unchanged */
+    int64_t dead_latent_window;/**< rows after which a latent absent from every k-code counts
+                                    as dead (csae_model_copy_dead_latent_history); 0 = one epoch */
 } csae_train_params;
 
 /** The seven loss values of one batch, as the reference reports them. */

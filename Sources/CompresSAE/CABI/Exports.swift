@@ -29,13 +29,14 @@ import CCompresSAE
 
 /// Default training settings: batch_size 4096, epochs 1, learning_rate 1e-3,
 /// beta1 0.9, beta2 0.999, eps 1e-8, seed 0, shuffle 1, num_threads 0 (all
-/// cores), no progress callback.
+/// cores), no progress callback, dead_latent_window 0 (one epoch).
 @c public func csae_train_default_params() -> csae_train_params {
     let o = TrainingOptions()
     return csae_train_params(
         batch_size: Int64(o.batchSize), epochs: Int64(o.epochs), learning_rate: o.learningRate,
         beta1: o.beta1, beta2: o.beta2, eps: o.eps, seed: o.seed, shuffle: o.shuffle ? 1 : 0,
-        num_threads: Int32(o.threads), progress: nil, user_data: nil)
+        num_threads: Int32(o.threads), progress: nil, user_data: nil,
+        dead_latent_window: Int64(o.deadLatentWindow))
 }
 
 /// Creates a model with PyTorch's default (kaiming-uniform) initialisation.
@@ -199,6 +200,7 @@ import CCompresSAE
         options.seed = p.seed
         options.shuffle = p.shuffle != 0
         options.threads = Int(p.num_threads)
+        options.deadLatentWindow = try nonNegative(p.dead_latent_window, "dead_latent_window")
         let callback = p.progress, userData = p.user_data
         try m.train(data, rows: Int(n), options: options, progress: callback.map { fn in
             { step, total, loss in fn(userData, Int64(step), Int64(total), loss) == 0 }
@@ -225,6 +227,22 @@ import CCompresSAE
         let m = try modelHandles.lookup(model)
         let buffer = try requireMutableBuffer(out, "out", count: capacity, "capacity")
         let history = m.lossHistory
+        for i in 0..<min(buffer.count, history.count) { buffer[i] = history[i] }
+    }
+}
+
+/// Copies, for each step of the last csae_model_train call, the fraction of
+/// latents that were in no row's k-code during the last dead_latent_window
+/// training rows (0 until a full window has been seen).
+/// @param out       receives min(capacity, history length) floats
+/// @param capacity  size of out in floats (>= 0)
+@c public func csae_model_copy_dead_latent_history(
+    _ model: OpaquePointer?, _ out: UnsafeMutablePointer<Float>?, _ capacity: Int64
+) -> Int32 {
+    withStatus {
+        let m = try modelHandles.lookup(model)
+        let buffer = try requireMutableBuffer(out, "out", count: capacity, "capacity")
+        let history = m.deadLatentHistory
         for i in 0..<min(buffer.count, history.count) { buffer[i] = history[i] }
     }
 }
@@ -331,6 +349,11 @@ nonisolated(unsafe) let blasNameCString: UnsafePointer<CChar> = {
 func intArgument(_ value: Int64, _ name: String) throws -> Int {
     guard value >= 1 else { throw CompresSAEError.invalid("\(name) must be >= 1, got \(value)") }
     guard value <= Int64(Int32.max) else { throw CompresSAEError.invalid("\(name) = \(value) is too large") }
+    return Int(value)
+}
+
+func nonNegative(_ value: Int64, _ name: String) throws -> Int {
+    guard value >= 0 && value <= Int64(Int32.max) else { throw CompresSAEError.invalid("\(name) must be in 0...\(Int32.max), got \(value)") }
     return Int(value)
 }
 

@@ -59,7 +59,13 @@ extension CompresSAEModel {
         defer { batch.deallocate() }
         var history: [Float] = []
         history.reserveCapacity(total)
-        lock.withWriteLock { storedHistory = [] }
+        lock.withWriteLock { storedHistory = []; storedDeadHistory = [] }
+        // Rows seen when each latent was last in a k-code (the start counts as a firing).
+        let firedAt = UnsafeMutablePointer<Int>.allocate(capacity: h)
+        firedAt.initialize(repeating: 0, count: h)
+        defer { firedAt.deallocate() }
+        let window = options.deadLatentWindow > 0 ? options.deadLatentWindow : rows
+        var rowsSeen = 0
 
         var step = 0
         for _ in 0..<options.epochs {
@@ -74,9 +80,14 @@ extension CompresSAEModel {
                     let report = forwardBackward(batch, rows: count, k: kk, buffers: buffers, workers: workers)
                     adam.step += 1
                     let scalars = AdamScalars(options: options, step: adam.step)
-                    applyAdam(scalars, adam: adam, buffers: buffers, rows: count, k: kk, workers: workers)
+                    applyAdam(scalars, adam: adam, buffers: buffers, rows: count, k: kk, workers: workers,
+                              firing: (firedAt, rowsSeen))
+                    rowsSeen += count
                     weightsVersion += 1
                     storedHistory.append(report.loss)
+                    var dead = 0
+                    if rowsSeen >= window { for j in 0..<h where rowsSeen - firedAt[j] >= window { dead += 1 } }
+                    storedDeadHistory.append(Float(dead) / Float(h))
                     return report.loss
                 }
                 history.append(loss)
@@ -246,6 +257,7 @@ extension CompresSAEModel {
     /// - Complexity: O(b k d) arithmetic; O(b d * blocks) memory traffic.
     func forEachLatentGradient(
         buffers: StepBuffers, rows b: Int, k: Int, workers: Int,
+        firing: (firedAt: UnsafeMutablePointer<Int>, rowsBefore: Int)? = nil,
         _ body: @Sendable (Int, UnsafePointer<Float>, UnsafePointer<Float>, Float) -> Void
     ) {
         let d = inputDim, h = latentDim, m = 4 * k
@@ -254,6 +266,7 @@ extension CompresSAEModel {
         buffers.groupEntriesByLatentBlock(rows: b)
         let p = buffers.pointers
         let stride = min(workers, blocks)
+        let fired = firing.map { (SharedPointer($0.firedAt), $0.rowsBefore) }
         Parallel.run(workers: stride) { w in
             let accumulators = UnsafeMutablePointer<Float>.allocate(capacity: blockSize * (2 * d + 1))
             defer { accumulators.deallocate() }
@@ -268,6 +281,8 @@ extension CompresSAEModel {
                     let entry = Int(p.blockEntries[position])
                     let i = entry / m, t = entry - i * m
                     let local = Int(p.selected[entry]) - first
+                    // Each latent belongs to one worker's block: no two workers write its slot.
+                    if t < k, let (firedAt, rowsBefore) = fired { firedAt.base[first + local] = rowsBefore + i + 1 }
                     let g = p.gPre[entry]
                     accBias[local] += g
                     axpy(g, p.normalized + i * d, accEnc + local * d, d)
@@ -284,7 +299,8 @@ extension CompresSAEModel {
     /// One bias-corrected Adam update of all parameters, fused with the
     /// gradient gathering and the decoder renormalisation: each latent's rows
     /// are updated while they are in cache. Caller holds the write lock.
-    func applyAdam(_ s: AdamScalars, adam: AdamState, buffers: StepBuffers, rows: Int, k: Int, workers: Int) {
+    func applyAdam(_ s: AdamScalars, adam: AdamState, buffers: StepBuffers, rows: Int, k: Int, workers: Int,
+                   firing: (firedAt: UnsafeMutablePointer<Int>, rowsBefore: Int)? = nil) {
         let d = inputDim
         encoderT.withUnsafeMutableBufferPointer { encBuffer in
             encoderBias.withUnsafeMutableBufferPointer { biasBuffer in
@@ -292,7 +308,8 @@ extension CompresSAEModel {
                     let enc = SharedPointer(encBuffer.baseAddress!), bias = SharedPointer(biasBuffer.baseAddress!)
                     let dec = SharedPointer(decBuffer.baseAddress!)
                     let moments = adam.pointers
-                    forEachLatentGradient(buffers: buffers, rows: rows, k: k, workers: workers) { j, gEnc, gDec, gBias in
+                    forEachLatentGradient(buffers: buffers, rows: rows, k: k, workers: workers,
+                                          firing: firing) { j, gEnc, gDec, gBias in
                         let row = j * d
                         adamUpdate(s, p: enc.base + row, m: moments.encoderT + row, v: moments.encoderTSq + row,
                                    g: gEnc, count: d)

@@ -29,6 +29,8 @@ public final class CompresSAEModel: @unchecked Sendable {
     var storedK: Int
     /// Per-step losses of the last `train` call.
     var storedHistory: [Float] = []
+    /// Per-step fraction of dead latents of the last `train` call.
+    var storedDeadHistory: [Float] = []
     /// Incremented whenever training changes the weights: an index built from
     /// earlier codes can tell that they no longer match the model.
     var weightsVersion = 0
@@ -42,6 +44,12 @@ public final class CompresSAEModel: @unchecked Sendable {
 
     /// Losses of every optimiser step of the last `train` call (before each update).
     public var lossHistory: [Float] { lock.withReadLock { storedHistory } }
+
+    /// For every step of the last `train` call, the fraction of latents that
+    /// were in no row's k-code during the last `TrainingOptions.deadLatentWindow`
+    /// training rows (dead latents waste code space). 0 until a full window has
+    /// been seen.
+    public var deadLatentHistory: [Float] { lock.withReadLock { storedDeadHistory } }
 
     /// Creates a model with PyTorch's default initialisation
     /// (`kaiming_uniform_`: Uniform(-sqrt(6/fan_in), +sqrt(6/fan_in)) with

@@ -18,6 +18,9 @@ public struct TrainingOptions: Sendable {
     public var shuffle: Bool = true
     /// Worker threads, 0 = every core.
     public var threads: Int = 0
+    /// Rows after which a latent that fired in no k-code counts as dead
+    /// (`deadLatentHistory`); 0 = one epoch (the number of training rows).
+    public var deadLatentWindow: Int = 0
 
     public init() {}
 
@@ -36,6 +39,9 @@ public struct TrainingOptions: Sendable {
         guard beta2 >= 0 && beta2 < 1 else { throw CompresSAEError.invalid("beta2 must be in [0, 1), got \(beta2)") }
         guard eps.isFinite && eps > 0 else { throw CompresSAEError.invalid("eps must be finite and > 0, got \(eps)") }
         guard threads >= 0 else { throw CompresSAEError.invalid("num_threads must be >= 0, got \(threads)") }
+        guard deadLatentWindow >= 0 else {
+            throw CompresSAEError.invalid("dead_latent_window must be >= 0, got \(deadLatentWindow)")
+        }
         let (steps, overflow) = epochs.multipliedReportingOverflow(by: (rows + batchSize - 1) / batchSize)
         guard !overflow, steps <= 1 << 40 else {
             throw CompresSAEError.invalid("epochs x steps per epoch is too large")
