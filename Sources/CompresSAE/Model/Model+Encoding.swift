@@ -104,11 +104,9 @@ extension CompresSAEModel {
         try InputValidation.checkCount(x.count, rows: rows, cols: d, name: "input")
         try InputValidation.checkCount(out.count, rows: rows, cols: h, name: "output buffer")
         try InputValidation.checkRows(x.baseAddress!, rows: rows, dim: d)
-        let dst = SharedPointer(out.baseAddress!)
         lock.withReadLock {
-            forEachEncoderChunk(x.baseAddress!, rows: rows, threads: threads) { start, count, pre, _ in
-                (dst.base + start * h).update(from: pre, count: count * h)
-            }
+            forEachEncoderChunk(x.baseAddress!, rows: rows, threads: threads,
+                                preactivationsOut: out.baseAddress!) { _, _, _, _ in }
         }
     }
 
@@ -205,6 +203,7 @@ extension CompresSAEModel {
         _ x: UnsafePointer<Float>, rows: Int, threads: Int,
         normalizedOut: UnsafeMutablePointer<Float>? = nil,
         scratchPool: [EncoderScratch]? = nil,
+        preactivationsOut: UnsafeMutablePointer<Float>? = nil,
         _ body: @Sendable (Int, Int, UnsafeMutablePointer<Float>, EncoderScratch) -> Void
     ) {
         let d = inputDim, h = latentDim
@@ -214,6 +213,7 @@ extension CompresSAEModel {
         let src = SharedConstPointer(x)
         let normalizedBase = normalizedOut.map { SharedPointer($0) }
         let pool = UnsafeSendableBox(scratchPool)
+        let preBase = preactivationsOut.map { SharedPointer($0) }
         encoderT.withUnsafeBufferPointer { encBuffer in
             encoderBias.withUnsafeBufferPointer { biasBuffer in
                 let enc = SharedConstPointer(encBuffer.baseAddress!)
@@ -228,10 +228,11 @@ extension CompresSAEModel {
                         let count = min(chunkRows, rows - start)
                         let normalized = normalizedBase.map { $0.base + start * d } ?? scratch.normalized
                         normalizeRows(src.base + start * d, rows: count, dim: d, into: normalized)
+                        let pre = preBase.map { $0.base + start * h } ?? scratch.pre
                         computePreactivations(
                             normalized: normalized, rows: count, d: d, h: h,
-                            encoderT: enc.base, bias: bias.base, into: scratch.pre)
-                        body(start, count, scratch.pre, scratch)
+                            encoderT: enc.base, bias: bias.base, into: pre)
+                        body(start, count, pre, scratch)
                         c += workers
                     }
                 }
