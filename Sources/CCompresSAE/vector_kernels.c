@@ -92,27 +92,6 @@ void csae_k_gather_dot(float *out, const float *base, int64_t stride, const int3
     for (int64_t t = 0; t < count; t++) out[t] = csae_k_dot(base + (int64_t)rows[t] * stride, u, n);
 }
 
-CSAE_HIDDEN CSAE_MULTIVERSION
-void csae_k_sparse_times_dense32(float *out, int64_t items, int64_t k, const int32_t *indices,
-                                 const float *values, const float *dense) {
-    for (int64_t i = 0; i < items; i++) {
-        v8f a0 = splat8(0.0f), a1 = splat8(0.0f), a2 = splat8(0.0f), a3 = splat8(0.0f);
-        const int32_t *idx = indices + i * k;
-        const float *val = values + i * k;
-        for (int64_t t = 0; t < k; t++) {
-            const float *r = dense + (int64_t)idx[t] * 32;
-            float weight = val[t];
-            v8f w = splat8(weight);
-            a0 += w * load8(r);
-            a1 += w * load8(r + 8);
-            a2 += w * load8(r + 16);
-            a3 += w * load8(r + 24);
-        }
-        float *o = out + i * 32;
-        store8(o, a0); store8(o + 8, a1); store8(o + 16, a2); store8(o + 24, a3);
-    }
-}
-
 /* Half to float for the values the compact index stores: zero or normal. */
 static inline float half_to_float(uint16_t h) {
     uint32_t magnitude = h & 0x7FFFu, sign = (uint32_t)(h & 0x8000u) << 16;
@@ -122,23 +101,32 @@ static inline float half_to_float(uint16_t h) {
     return f;
 }
 
+/* out[i, 0..32) = sum_t value(i, t) * dense[index(i, t), 0..32), for both
+ * storages of the codes: one body, two element readers. */
+#define SPARSE_TIMES_DENSE32_BODY(INDEX, VALUE)                                  \
+    for (int64_t i = 0; i < items; i++) {                                        \
+        v8f a0 = splat8(0.0f), a1 = splat8(0.0f), a2 = splat8(0.0f), a3 = splat8(0.0f); \
+        for (int64_t t = 0; t < k; t++) {                                        \
+            const float *r = dense + (int64_t)(INDEX) * 32;                      \
+            float weight = (VALUE);                                              \
+            v8f w = splat8(weight);                                              \
+            a0 += w * load8(r);                                                  \
+            a1 += w * load8(r + 8);                                              \
+            a2 += w * load8(r + 16);                                             \
+            a3 += w * load8(r + 24);                                             \
+        }                                                                        \
+        float *o = out + i * 32;                                                 \
+        store8(o, a0); store8(o + 8, a1); store8(o + 16, a2); store8(o + 24, a3); \
+    }
+
+CSAE_HIDDEN CSAE_MULTIVERSION
+void csae_k_sparse_times_dense32(float *out, int64_t items, int64_t k, const int32_t *indices,
+                                 const float *values, const float *dense) {
+    SPARSE_TIMES_DENSE32_BODY(indices[i * k + t], values[i * k + t])
+}
+
 CSAE_HIDDEN CSAE_MULTIVERSION
 void csae_k_sparse_times_dense32_compact(float *out, int64_t items, int64_t k, const uint16_t *indices,
                                          const uint16_t *values, const float *dense) {
-    for (int64_t i = 0; i < items; i++) {
-        v8f a0 = splat8(0.0f), a1 = splat8(0.0f), a2 = splat8(0.0f), a3 = splat8(0.0f);
-        const uint16_t *idx = indices + i * k;
-        const uint16_t *val = values + i * k;
-        for (int64_t t = 0; t < k; t++) {
-            const float *r = dense + (int64_t)idx[t] * 32;
-            float weight = half_to_float(val[t]);
-            v8f w = splat8(weight);
-            a0 += w * load8(r);
-            a1 += w * load8(r + 8);
-            a2 += w * load8(r + 16);
-            a3 += w * load8(r + 24);
-        }
-        float *o = out + i * 32;
-        store8(o, a0); store8(o + 8, a1); store8(o + 16, a2); store8(o + 24, a3);
-    }
+    SPARSE_TIMES_DENSE32_BODY(indices[i * k + t], half_to_float(values[i * k + t]))
 }

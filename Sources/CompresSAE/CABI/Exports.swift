@@ -223,12 +223,7 @@ import CCompresSAE
 @c public func csae_model_copy_history(
     _ model: OpaquePointer?, _ out: UnsafeMutablePointer<Float>?, _ capacity: Int64
 ) -> Int32 {
-    withStatus {
-        let m = try modelHandles.lookup(model)
-        let buffer = try requireMutableBuffer(out, "out", count: capacity, "capacity")
-        let history = m.lossHistory
-        for i in 0..<min(buffer.count, history.count) { buffer[i] = history[i] }
-    }
+    copyHistory(model, out, capacity) { $0.lossHistory }
 }
 
 /// Copies, for each step of the last csae_model_train call, the fraction of
@@ -239,12 +234,7 @@ import CCompresSAE
 @c public func csae_model_copy_dead_latent_history(
     _ model: OpaquePointer?, _ out: UnsafeMutablePointer<Float>?, _ capacity: Int64
 ) -> Int32 {
-    withStatus {
-        let m = try modelHandles.lookup(model)
-        let buffer = try requireMutableBuffer(out, "out", count: capacity, "capacity")
-        let history = m.deadLatentHistory
-        for i in 0..<min(buffer.count, history.count) { buffer[i] = history[i] }
-    }
+    copyHistory(model, out, capacity) { $0.deadLatentHistory }
 }
 
 /// Encodes n dense rows into k-sparse codes: per row, the k latents of
@@ -335,6 +325,19 @@ import CCompresSAE
 }
 
 // MARK: - Argument conversion
+
+/// Copies one of the model's per-step histories into a caller's buffer.
+func copyHistory(
+    _ model: OpaquePointer?, _ out: UnsafeMutablePointer<Float>?, _ capacity: Int64,
+    _ history: (CompresSAEModel) -> [Float]
+) -> Int32 {
+    withStatus {
+        let m = try modelHandles.lookup(model)
+        let buffer = try requireMutableBuffer(out, "out", count: capacity, "capacity")
+        let values = history(m)
+        for i in 0..<min(buffer.count, values.count) { buffer[i] = values[i] }
+    }
+}
 
 let libraryVersion: StaticString = "0.1.0"
 
