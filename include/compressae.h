@@ -177,13 +177,13 @@ int32_t csae_model_load(const char *path, int64_t k, csae_model **out);
 /// the metadata). Atomic: written to a temporary file in the same directory,
 /// then renamed; on failure the destination is untouched.
 /// @return CSAE_OK, CSAE_ERR_IO, CSAE_ERR_INVALID_HANDLE, CSAE_ERR_INVALID_ARGUMENT
-int32_t csae_model_save(csae_model *model, const char *path);
+int32_t csae_model_save(const csae_model *model, const char *path);
 
 /// Reads the model's shape. Each output pointer may be NULL.
 /// @param input_dim   receives d
 /// @param latent_dim  receives h
 /// @param k           receives the current k
-int32_t csae_model_get_shape(csae_model *model, int64_t *input_dim, int64_t *latent_dim,
+int32_t csae_model_get_shape(const csae_model *model, int64_t *input_dim, int64_t *latent_dim,
                              int64_t *k);
 
 /// Sets the number of nonzeros per code used by encode and train (1 <= k <= h).
@@ -195,7 +195,7 @@ int32_t csae_model_set_k(csae_model *model, int64_t k);
 /// @param encoder_w_len  its capacity in floats, must equal d*h
 /// @param encoder_b      receives encoder_b; encoder_b_len must equal h
 /// @param decoder_w      receives decoder_w, [h,d]; decoder_w_len must equal h*d
-int32_t csae_model_copy_weights(csae_model *model, float *encoder_w, int64_t encoder_w_len,
+int32_t csae_model_copy_weights(const csae_model *model, float *encoder_w, int64_t encoder_w_len,
                                 float *encoder_b, int64_t encoder_b_len, float *decoder_w,
                                 int64_t decoder_w_len);
 
@@ -213,19 +213,19 @@ int32_t csae_model_train(csae_model *model, const float *x, int64_t n, int64_t d
                          const csae_train_params *params);
 
 /// Number of losses recorded by the last csae_model_train call.
-int32_t csae_model_history_length(csae_model *model, int64_t *length);
+int32_t csae_model_history_length(const csae_model *model, int64_t *length);
 
 /// Copies the per-step losses of the last csae_model_train call.
 /// @param out       receives min(capacity, history length) floats
 /// @param capacity  size of out in floats (>= 0)
-int32_t csae_model_copy_history(csae_model *model, float *out, int64_t capacity);
+int32_t csae_model_copy_history(const csae_model *model, float *out, int64_t capacity);
 
 /// Copies, for each step of the last csae_model_train call, the fraction of
 /// latents that were in no row's k-code during the last dead_latent_window
 /// training rows (0 until a full window has been seen).
 /// @param out       receives min(capacity, history length) floats
 /// @param capacity  size of out in floats (>= 0)
-int32_t csae_model_copy_dead_latent_history(csae_model *model, float *out, int64_t capacity);
+int32_t csae_model_copy_dead_latent_history(const csae_model *model, float *out, int64_t capacity);
 
 /// Encodes n dense rows into k-sparse codes: per row, the k latents of
 /// largest |pre-activation| with their signed values, ordered by decreasing
@@ -234,20 +234,20 @@ int32_t csae_model_copy_dead_latent_history(csae_model *model, float *out, int64
 /// @param k        nonzeros per code (1 <= k <= h), or 0 for the model's k
 /// @param indices  receives n*k latent indices
 /// @param values   receives n*k values
-int32_t csae_model_encode(csae_model *model, const float *x, int64_t n, int64_t d, int64_t k,
+int32_t csae_model_encode(const csae_model *model, const float *x, int64_t n, int64_t d, int64_t k,
                           int32_t *indices, float *values);
 
 /// Decodes n k-sparse codes: out[i] = sum_t values[i,t] * decoder_w[indices[i,t]].
 /// @param indices  n*k latent indices in [0, h)
 /// @param values   n*k finite values
 /// @param out      receives n*d floats
-int32_t csae_model_decode(csae_model *model, const int32_t *indices, const float *values, int64_t n,
-                          int64_t k, float *out);
+int32_t csae_model_decode(const csae_model *model, const int32_t *indices, const float *values,
+                          int64_t n, int64_t k, float *out);
 
 /// Writes the pre-activations normalize(x) @ encoder_w + encoder_b.
 /// @param x    n*d floats
 /// @param out  receives n*h floats
-int32_t csae_model_preactivations(csae_model *model, const float *x, int64_t n, int64_t d,
+int32_t csae_model_preactivations(const csae_model *model, const float *x, int64_t n, int64_t d,
                                   float *out);
 
 /// Loss values of a batch at the current weights and, optionally, the
@@ -258,7 +258,7 @@ int32_t csae_model_preactivations(csae_model *model, const float *x, int64_t n, 
 /// @param grad_encoder_w  receives d*h floats ([d,h]), or NULL
 /// @param grad_encoder_b  receives h floats, or NULL
 /// @param grad_decoder_w  receives h*d floats ([h,d]), or NULL
-int32_t csae_model_loss_and_gradients(csae_model *model, const float *x, int64_t n, int64_t d,
+int32_t csae_model_loss_and_gradients(const csae_model *model, const float *x, int64_t n, int64_t d,
                                       csae_losses *losses, float *grad_encoder_w,
                                       float *grad_encoder_b, float *grad_decoder_w);
 
@@ -323,7 +323,7 @@ int32_t csae_index_search_codes(csae_index *index, const int32_t *indices, const
 /// @param nbytes   receives the bytes held by the codes and the index structure
 /// @param mode     receives the mode (CSAE_INDEX_SPARSE / CSAE_INDEX_RECONSTRUCTED)
 /// @param storage  receives the storage (CSAE_STORAGE_STANDARD / CSAE_STORAGE_COMPACT)
-int32_t csae_index_get_info(csae_index *index, int64_t *count, int64_t *k, int64_t *nbytes,
+int32_t csae_index_get_info(const csae_index *index, int64_t *count, int64_t *k, int64_t *nbytes,
                             int32_t *mode, int32_t *storage);
 
 /// Saves the index as safetensors (codes, mode, storage, and the model's

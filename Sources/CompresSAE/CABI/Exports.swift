@@ -1,5 +1,8 @@
 import CCompresSAE
 
+/// A model handle the function only reads: `const csae_model *` in the header.
+public typealias ConstModelHandle = OpaquePointer
+
 // The C ABI of libCompresSAE. Every function here only checks and converts
 // its arguments, then calls the Swift API; `scripts/generate-header` turns
 // these declarations and their `///` comments into include/compressae.h.
@@ -117,7 +120,7 @@ import CCompresSAE
 /// the metadata). Atomic: written to a temporary file in the same directory,
 /// then renamed; on failure the destination is untouched.
 /// @return CSAE_OK, CSAE_ERR_IO, CSAE_ERR_INVALID_HANDLE, CSAE_ERR_INVALID_ARGUMENT
-@c public func csae_model_save(_ model: OpaquePointer?, _ path: UnsafePointer<CChar>?) -> Int32 {
+@c public func csae_model_save(_ model: ConstModelHandle?, _ path: UnsafePointer<CChar>?) -> Int32 {
     withStatus {
         let m = try modelHandles.lookup(model)
         try m.save(to: try requirePath(path))
@@ -129,7 +132,7 @@ import CCompresSAE
 /// @param latent_dim  receives h
 /// @param k           receives the current k
 @c public func csae_model_get_shape(
-    _ model: OpaquePointer?, _ input_dim: UnsafeMutablePointer<Int64>?,
+    _ model: ConstModelHandle?, _ input_dim: UnsafeMutablePointer<Int64>?,
     _ latent_dim: UnsafeMutablePointer<Int64>?, _ k: UnsafeMutablePointer<Int64>?
 ) -> Int32 {
     withStatus {
@@ -155,7 +158,7 @@ import CCompresSAE
 /// @param encoder_b      receives encoder_b; encoder_b_len must equal h
 /// @param decoder_w      receives decoder_w, [h,d]; decoder_w_len must equal h*d
 @c public func csae_model_copy_weights(
-    _ model: OpaquePointer?,
+    _ model: ConstModelHandle?,
     _ encoder_w: UnsafeMutablePointer<Float>?, _ encoder_w_len: Int64,
     _ encoder_b: UnsafeMutablePointer<Float>?, _ encoder_b_len: Int64,
     _ decoder_w: UnsafeMutablePointer<Float>?, _ decoder_w_len: Int64
@@ -209,7 +212,7 @@ import CCompresSAE
 }
 
 /// Number of losses recorded by the last csae_model_train call.
-@c public func csae_model_history_length(_ model: OpaquePointer?, _ length: UnsafeMutablePointer<Int64>?) -> Int32 {
+@c public func csae_model_history_length(_ model: ConstModelHandle?, _ length: UnsafeMutablePointer<Int64>?) -> Int32 {
     withStatus {
         let m = try modelHandles.lookup(model)
         guard let length else { throw CompresSAEError.invalid("length is NULL") }
@@ -221,7 +224,7 @@ import CCompresSAE
 /// @param out       receives min(capacity, history length) floats
 /// @param capacity  size of out in floats (>= 0)
 @c public func csae_model_copy_history(
-    _ model: OpaquePointer?, _ out: UnsafeMutablePointer<Float>?, _ capacity: Int64
+    _ model: ConstModelHandle?, _ out: UnsafeMutablePointer<Float>?, _ capacity: Int64
 ) -> Int32 {
     copyHistory(model, out, capacity) { $0.lossHistory }
 }
@@ -232,7 +235,7 @@ import CCompresSAE
 /// @param out       receives min(capacity, history length) floats
 /// @param capacity  size of out in floats (>= 0)
 @c public func csae_model_copy_dead_latent_history(
-    _ model: OpaquePointer?, _ out: UnsafeMutablePointer<Float>?, _ capacity: Int64
+    _ model: ConstModelHandle?, _ out: UnsafeMutablePointer<Float>?, _ capacity: Int64
 ) -> Int32 {
     copyHistory(model, out, capacity) { $0.deadLatentHistory }
 }
@@ -245,7 +248,7 @@ import CCompresSAE
 /// @param indices  receives n*k latent indices
 /// @param values   receives n*k values
 @c public func csae_model_encode(
-    _ model: OpaquePointer?, _ x: UnsafePointer<Float>?, _ n: Int64, _ d: Int64, _ k: Int64,
+    _ model: ConstModelHandle?, _ x: UnsafePointer<Float>?, _ n: Int64, _ d: Int64, _ k: Int64,
     _ indices: UnsafeMutablePointer<Int32>?, _ values: UnsafeMutablePointer<Float>?
 ) -> Int32 {
     withStatus {
@@ -267,7 +270,7 @@ import CCompresSAE
 /// @param values   n*k finite values
 /// @param out      receives n*d floats
 @c public func csae_model_decode(
-    _ model: OpaquePointer?, _ indices: UnsafePointer<Int32>?, _ values: UnsafePointer<Float>?,
+    _ model: ConstModelHandle?, _ indices: UnsafePointer<Int32>?, _ values: UnsafePointer<Float>?,
     _ n: Int64, _ k: Int64, _ out: UnsafeMutablePointer<Float>?
 ) -> Int32 {
     withStatus {
@@ -285,7 +288,7 @@ import CCompresSAE
 /// @param x    n*d floats
 /// @param out  receives n*h floats
 @c public func csae_model_preactivations(
-    _ model: OpaquePointer?, _ x: UnsafePointer<Float>?, _ n: Int64, _ d: Int64, _ out: UnsafeMutablePointer<Float>?
+    _ model: ConstModelHandle?, _ x: UnsafePointer<Float>?, _ n: Int64, _ d: Int64, _ out: UnsafeMutablePointer<Float>?
 ) -> Int32 {
     withStatus {
         let m = try modelHandles.lookup(model)
@@ -304,7 +307,7 @@ import CCompresSAE
 /// @param grad_encoder_b  receives h floats, or NULL
 /// @param grad_decoder_w  receives h*d floats ([h,d]), or NULL
 @c public func csae_model_loss_and_gradients(
-    _ model: OpaquePointer?, _ x: UnsafePointer<Float>?, _ n: Int64, _ d: Int64,
+    _ model: ConstModelHandle?, _ x: UnsafePointer<Float>?, _ n: Int64, _ d: Int64,
     _ losses: UnsafeMutablePointer<csae_losses>?,
     _ grad_encoder_w: UnsafeMutablePointer<Float>?, _ grad_encoder_b: UnsafeMutablePointer<Float>?,
     _ grad_decoder_w: UnsafeMutablePointer<Float>?
@@ -328,7 +331,7 @@ import CCompresSAE
 
 /// Copies one of the model's per-step histories into a caller's buffer.
 func copyHistory(
-    _ model: OpaquePointer?, _ out: UnsafeMutablePointer<Float>?, _ capacity: Int64,
+    _ model: ConstModelHandle?, _ out: UnsafeMutablePointer<Float>?, _ capacity: Int64,
     _ history: (CompresSAEModel) -> [Float]
 ) -> Int32 {
     withStatus {

@@ -4,6 +4,9 @@ import CCompresSAE
 
 let indexHandles = HandleRegistry<SparseIndex>(kind: "index")
 
+/// An index handle the function only reads: `const csae_index *` in the header.
+public typealias ConstIndexHandle = OpaquePointer
+
 /// Sets the number of worker threads used by calls that take no thread count
 /// (encode, decode, search with num_threads = 0, train with num_threads = 0).
 /// @param num_threads  >= 1, or 0 for every core (the default)
@@ -126,7 +129,7 @@ let indexHandles = HandleRegistry<SparseIndex>(kind: "index")
 /// @param mode     receives the mode (CSAE_INDEX_SPARSE / CSAE_INDEX_RECONSTRUCTED)
 /// @param storage  receives the storage (CSAE_STORAGE_STANDARD / CSAE_STORAGE_COMPACT)
 @c public func csae_index_get_info(
-    _ index: OpaquePointer?, _ count: UnsafeMutablePointer<Int64>?, _ k: UnsafeMutablePointer<Int64>?,
+    _ index: ConstIndexHandle?, _ count: UnsafeMutablePointer<Int64>?, _ k: UnsafeMutablePointer<Int64>?,
     _ nbytes: UnsafeMutablePointer<Int64>?, _ mode: UnsafeMutablePointer<Int32>?,
     _ storage: UnsafeMutablePointer<Int32>?
 ) -> Int32 {
