@@ -1,0 +1,514 @@
+#!/usr/bin/env python3
+"""Retrieval benchmark: compressae SparseIndex against faiss and scipy.
+
+On the WordNet MiniLM embeddings (``--data``, default /work/shared/data; see
+its README): 117,659 x 384 float16 vectors, 1000 held-out query rows
+(``wordnet_split_queries.npy``), the exact top-100 catalogue rows of each
+query (``wordnet_gt_top100.npy``); the catalogue is every other row
+(116,659 items).
+
+1. A compressae model (h = 4096, k = 32) is trained on the catalogue (Adam,
+   batch 4096, lr 1e-3, ``--epochs`` passes), or loaded from ``--model``.
+   A trained model is cached in ``--cache`` (default /tmp) and reused.
+2. For each catalogue size N (the real catalogue, then a synthetic one of
+   ``--synthetic-n`` items, default 1,000,000) and each thread count
+   (``--threads``, default 1 and 2), it measures queries/s (median of
+   ``--runs`` = 3 timed runs of all 1000 queries, after an untimed warm-up
+   with 32 queries; the runs go round-robin over all methods so that load
+   from other processes hits them alike), Recall@100 and bytes per vector of:
+
+   - compressae sparse mode (cosine between codes, inverted index),
+     standard and compact storage, queries given as codes;
+   - compressae sparse mode with dense queries (query encoding included);
+   - compressae reconstructed mode, queries given as codes (decoded);
+   - compressae asymmetric search: reconstructed mode, dense queries;
+   - faiss ``IndexFlatIP`` on the L2-normalised dense float32 vectors
+     (exact cosine; ``faiss.omp_set_num_threads``), when faiss is installed;
+   - scipy.sparse: the item codes as a row-normalised CSR matrix D,
+     ``S = Q @ D.T`` (D.T precomputed as CSR, i.e. an inverted index) in
+     chunks of queries, then top-100 per query by argpartition + sort.
+     scipy's sparse product is single-threaded: it runs at 1 thread only.
+
+   Query codes for the "codes" rows are encoded once, outside the timing
+   (their encoding rate is reported separately).
+3. The synthetic catalogue: the real catalogue followed by perturbed copies
+   of it, ``x' = normalise(x + sigma * e)`` with ``e ~ N(0, I / d)`` (so
+   ``|sigma e| ~ sigma``; ``--noise`` sigma, default 0.5, i.e. a copy has
+   cosine about 0.89 with its source), one fresh noise draw per copy (numpy
+   seed 12345), truncated to ``--synthetic-n`` rows. It is encoded with the
+   model; its ground truth is exact_search (numpy float32 brute force) of
+   the same 1000 queries over it.
+
+Results are printed as markdown and written to ``--out`` (default
+benchmarks/results/retrieval-<date>.md), with the machine (lscpu model,
+nproc), the date and the load average before and after (other processes on
+the machine distort timings: check it).
+
+Run:  python3 benchmarks/retrieval.py [--quick]
+``--quick``: the real catalogue only, one thread count (2), 2 epochs of
+training if no cached model (under 3 minutes).
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as _dt
+import gc
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+HERE = Path(__file__).resolve().parent
+REPO = HERE.parent
+
+try:
+    import compressae
+except ImportError:  # a development checkout without `pip install ./python`
+    sys.path.insert(0, str(REPO / "python"))
+    import compressae
+
+try:
+    import scipy.sparse
+except ImportError:
+    scipy = None
+
+try:
+    import faiss
+except ImportError:
+    faiss = None
+
+H, K = 4096, 32
+TOP = 100
+
+
+# ---------------------------------------------------------------- helpers
+
+def log(*args) -> None:
+    print(*args, file=sys.stderr, flush=True)
+
+
+def machine() -> dict:
+    info = {"cpu": platform.processor() or platform.machine(), "nproc": os.cpu_count()}
+    try:
+        out = subprocess.run(["lscpu"], capture_output=True, text=True, check=True).stdout
+        for line in out.splitlines():
+            if line.startswith("Model name:"):
+                info["cpu"] = line.split(":", 1)[1].strip()
+    except (OSError, subprocess.CalledProcessError):
+        pass
+    try:
+        info["nproc"] = int(subprocess.run(["nproc"], capture_output=True, text=True).stdout)
+    except (OSError, ValueError):
+        pass
+    try:
+        info["commit"] = subprocess.run(["git", "-C", str(REPO), "rev-parse", "--short", "HEAD"],
+                                        capture_output=True, text=True).stdout.strip()
+    except OSError:
+        info["commit"] = "?"
+    return info
+
+
+def unit_rows(x: np.ndarray) -> np.ndarray:
+    norms = np.linalg.norm(x, axis=1, keepdims=True)
+    return (x / np.where(norms > 0, norms, 1)).astype(np.float32, copy=False)
+
+
+def to_rows(ids: np.ndarray, rows: np.ndarray | None) -> np.ndarray:
+    """Index positions -> row numbers of the full data set (-1 stays -1)."""
+    if rows is None:
+        return ids
+    return np.where(ids >= 0, rows[np.maximum(ids, 0)], -1)
+
+
+# ---------------------------------------------------------------- model
+
+def get_model(args, catalogue: np.ndarray):
+    if args.model:
+        log(f"model: loading {args.model}")
+        return compressae.CompresSAE.load(args.model), f"loaded from {args.model}"
+    epochs = args.epochs
+    cache = Path(args.cache) / f"compressae-retrieval-h{H}-k{K}-e{epochs}-b4096-lr1e-3-seed0.safetensors"
+    if cache.is_file():
+        log(f"model: cached {cache}")
+        return compressae.CompresSAE.load(cache), f"cached {cache.name}"
+    steps = epochs * -(-catalogue.shape[0] // 4096)
+    log(f"model: training h={H} k={K}, {epochs} epochs of the catalogue ({steps} steps)...")
+    model = compressae.CompresSAE(catalogue.shape[1], latent_dim=H, k=K, seed=0)
+    t0 = time.perf_counter()
+    model.fit(catalogue, batch_size=4096, epochs=epochs, lr=1e-3, seed=0, progress=True)
+    seconds = time.perf_counter() - t0
+    model.save(cache)
+    log(f"model: trained in {seconds:.0f} s, final loss {model.history_[-1]:.4f}; cached {cache}")
+    return model, (f"trained here: {epochs} epochs, {steps} steps, batch 4096, lr 1e-3, "
+                   f"{seconds:.0f} s, final loss {model.history_[-1]:.4f}")
+
+
+# ---------------------------------------------------------------- synthetic
+
+def synthetic_catalogue(catalogue: np.ndarray, n: int, sigma: float) -> np.ndarray:
+    """The catalogue, then perturbed copies of it, n rows in all (float32, unit rows)."""
+    d = catalogue.shape[1]
+    rng = np.random.default_rng(12345)
+    out = np.empty((n, d), dtype=np.float32)
+    base = unit_rows(catalogue)
+    out[:min(n, len(base))] = base[:n]
+    filled = min(n, len(base))
+    chunk = 65536
+    while filled < n:
+        for start in range(0, len(base), chunk):
+            if filled >= n:
+                break
+            rows = base[start:start + min(chunk, n - filled)]
+            noise = rng.standard_normal(rows.shape, dtype=np.float32) * np.float32(sigma / np.sqrt(d))
+            out[filled:filled + len(rows)] = unit_rows(rows + noise)
+            filled += len(rows)
+    return out
+
+
+# ---------------------------------------------------------------- methods
+
+def scipy_search(q_csr, items_t_csr, n: int, chunk: int):
+    """Top-n of Q @ D.T by chunks of queries (dense rows + argpartition)."""
+    nq = q_csr.shape[0]
+    scores = np.empty((nq, n), dtype=np.float32)
+    ids = np.empty((nq, n), dtype=np.int64)
+    for q0 in range(0, nq, chunk):
+        block = (q_csr[q0:q0 + chunk] @ items_t_csr).toarray()
+        part = np.argpartition(-block, n - 1, axis=1)[:, :n]
+        s = np.take_along_axis(block, part, axis=1)
+        order = np.argsort(-s, axis=1, kind="stable")
+        ids[q0:q0 + chunk] = np.take_along_axis(part, order, axis=1)
+        scores[q0:q0 + chunk] = np.take_along_axis(s, order, axis=1)
+    return scores, ids
+
+
+def run_size(name, model, items, item_codes, queries, query_codes, gt_rows, id_rows,
+             thread_counts, runs, results, normalised=False, want_scipy=True, want_faiss=True):
+    """Benchmark every method at one catalogue size; append rows to `results`."""
+    N = items.shape[0]
+    nq = queries.shape[0]
+    log(f"\n== {name}: N = {N:,} items, {nq} queries ==")
+    # What the inverted index has to scan: the posting lists of each query's k latents.
+    h, k = model.latent_dim, item_codes.k
+    counts = np.bincount(item_codes.indices.ravel(), minlength=h)
+    scanned = counts[query_codes.indices].sum(axis=1)
+    results.append(dict(size=name, N=N, stats=(
+        f"sparse-mode work: a query scans {scanned.mean():,.0f} posting entries on average "
+        f"({scanned.mean() / N:.2f} N; median {np.median(scanned):,.0f}, max {scanned.max():,}); "
+        f"{int((counts > 0).sum())} of {h} latents in use, longest list {counts.max():,} "
+        f"({counts.max() / N:.1%} of the items); uniform use of all latents would give "
+        f"N k^2 / h = {N * k * k / h:,.0f}")))
+    log("  " + results[-1]["stats"])
+
+    # Every method is built first; then the timed runs go round-robin over
+    # all of them (round 1 of every method, then round 2, ...), so that a
+    # burst of load from other processes hits all methods alike instead of
+    # one method's every run.
+    methods = []  # dicts: method, storage, queries, threads, fn(m), nbytes, build, note
+
+    def add_method(method, storage, qkind, threads, fn, nbytes, build, note=""):
+        methods.append(dict(method=method, storage=storage, queries=qkind, threads=threads,
+                            fn=fn, nbytes=nbytes, build=build, note=note))
+
+    keep = []  # objects the closures need
+    configs = [("sparse", "standard"), ("sparse", "compact"),
+               ("reconstructed", "standard"), ("reconstructed", "compact")]
+    for mode, storage in configs:
+        t0 = time.perf_counter()
+        index = compressae.SparseIndex(model, mode=mode, storage=storage)
+        index.add(item_codes)
+        index.search(query_codes[:1], n=TOP)  # builds the posting lists (sparse mode)
+        build = time.perf_counter() - t0
+        keep.append(index)
+        for t in thread_counts:
+            def codes_fn(m, index=index, t=t):
+                return index.search(query_codes[:m], n=TOP, num_threads=t)
+
+            def dense_fn(m, index=index, t=t):
+                return index.search(queries[:m], n=TOP, num_threads=t)
+
+            if mode == "sparse":
+                add_method("compressae sparse", storage, "codes", t, codes_fn, index.nbytes, build)
+                if storage == "standard":
+                    add_method("compressae sparse", storage, "dense", t, dense_fn, index.nbytes, build,
+                               "query encoding included")
+            else:
+                add_method("compressae reconstructed", storage, "codes", t, codes_fn, index.nbytes,
+                           build)
+                add_method("compressae asymmetric", storage, "dense", t, dense_fn, index.nbytes, build,
+                           "reconstructed mode, dense queries")
+
+    if want_faiss and faiss is None:
+        log("  faiss: not installed (pip install faiss-cpu): skipped")
+        results.append(dict(size=name, N=N, method="faiss IndexFlatIP", skip="faiss not installed"))
+    elif want_faiss:
+        t0 = time.perf_counter()
+        flat = faiss.IndexFlatIP(items.shape[1])
+        flat.add(items if normalised else unit_rows(items))
+        build = time.perf_counter() - t0
+        qn = unit_rows(queries)
+        keep.append(flat)
+        for t in thread_counts:
+            def faiss_fn(m, t=t):
+                faiss.omp_set_num_threads(t)
+                return flat.search(qn[:m], TOP)
+
+            add_method("faiss IndexFlatIP", "float32", "dense", t, faiss_fn,
+                       4 * items.shape[1] * N, build)
+
+    if want_scipy and scipy is None:
+        log("  scipy: not installed: skipped")
+        results.append(dict(size=name, N=N, method="scipy.sparse", skip="scipy not installed"))
+    elif want_scipy:
+        t0 = time.perf_counter()
+        D = item_codes.to_csr()
+        norms = np.sqrt(np.asarray(D.multiply(D).sum(axis=1)).ravel())
+        D = scipy.sparse.diags(1 / np.where(norms > 0, norms, 1)).astype(np.float32) @ D
+        DT = D.T.tocsr()
+        build = time.perf_counter() - t0
+        nbytes = D.data.nbytes + D.indices.nbytes + D.indptr.nbytes
+        del D
+        Q = query_codes.to_csr()
+        qnorms = np.sqrt(np.asarray(Q.multiply(Q).sum(axis=1)).ravel())
+        Q = (scipy.sparse.diags(1 / qnorms).astype(np.float32) @ Q).tocsr()
+        chunk = max(1, min(nq, 2**25 // N))
+        keep.append(DT)
+
+        def scipy_fn(m):
+            return scipy_search(Q[:m], DT, TOP, chunk)
+
+        add_method("scipy.sparse (sparse space)", "CSR f32", "codes", 1, scipy_fn, nbytes, build,
+                   "single-threaded")
+
+    for entry in methods:  # warm-up: thread pools, first-touch page faults
+        entry["fn"](32)
+    times = {i: [] for i in range(len(methods))}
+    found = {}
+    for r in range(runs):
+        log(f"  round {r + 1}/{runs}")
+        for i, entry in enumerate(methods):
+            gc.collect()
+            t0 = time.perf_counter()
+            _, ids = entry["fn"](None)
+            times[i].append(time.perf_counter() - t0)
+            found[i] = ids
+    if faiss is not None:
+        faiss.omp_set_num_threads(os.cpu_count() or 1)
+
+    for i, entry in enumerate(methods):
+        recall = compressae.recall_at_n(to_rows(found[i], id_rows), gt_rows, n=TOP)
+        seconds = statistics.median(times[i])
+        row = dict(size=name, N=N, method=entry["method"], storage=entry["storage"],
+                   queries=entry["queries"], threads=entry["threads"], qps=nq / seconds,
+                   best_qps=nq / min(times[i]), recall=recall, bpv=entry["nbytes"] / N,
+                   build=entry["build"], note=entry["note"])
+        results.append(row)
+        log(f"  {row['method']:<28} {row['storage']:<9} {row['queries']:<6} t={row['threads']}  "
+            f"{row['qps']:>9,.0f} q/s (best {row['best_qps']:,.0f})  R@100 {recall:.4f}  "
+            f"{row['bpv']:.1f} B/vec")
+    for obj in keep:
+        if isinstance(obj, compressae.SparseIndex):
+            obj.close()
+    del keep, methods
+    gc.collect()
+
+
+# ---------------------------------------------------------------- report
+
+def fmt(value, spec):
+    return "-" if value is None else format(value, spec)
+
+
+def report(results, info, args, model_note, extra) -> str:
+    lines = []
+    now = _dt.datetime.now().strftime("%Y-%m-%d %H:%M")
+    lines.append(f"# Retrieval benchmark ({now})\n")
+    lines.append(f"- machine: {info['cpu']}, nproc {info['nproc']}; compressae "
+                 f"{compressae.library_version()} (commit {info.get('commit', '?')}), BLAS "
+                 f"{compressae.blas_name()}; numpy {np.__version__}"
+                 + (f", scipy {scipy.__version__}" if scipy else "")
+                 + (f", faiss {faiss.__version__}" if faiss else ", faiss not installed")
+                 + f"; library {compressae.library_path}"
+                 + (f" ({args.library_note})" if args.library_note else ""))
+    lines.append(f"- load average before / after: {extra['load_before']} / {extra['load_after']} "
+                 "(other processes on the machine distort timings)")
+    lines.append(f"- model: h = {H}, k = {K}; {model_note}")
+    lines.append(f"- data: {args.data}: catalogue {extra['catalogue']:,} x 384, "
+                 f"{extra['queries']} held-out queries, Recall@100 against the exact top-100 "
+                 "(cosine on the dense vectors)")
+    if "synthetic" in extra:
+        lines.append(f"- synthetic catalogue: {extra['synthetic']}")
+    lines.append(f"- qps: all {extra['queries']} queries in one call, median of {args.runs} runs after "
+                 "a 32-query warm-up (runs go round-robin over the methods; `best run` = the "
+                 "fastest); `codes` = queries given as codes (encoded beforehand, at "
+                 f"{extra['encode_qps']:,.0f} queries/s with the default threads), `dense` = "
+                 "dense float32 queries")
+    lines.append(f"- total benchmark time: {extra['elapsed']:.0f} s\n")
+
+    for size in dict.fromkeys(r["size"] for r in results):
+        rows = [r for r in results if r["size"] == size]
+        N = next(r["N"] for r in rows)
+        lines.append(f"## {size}: N = {N:,}\n")
+        for r in rows:
+            if "stats" in r:
+                lines.append(f"{r['stats']}\n")
+        rows = [r for r in rows if "stats" not in r]
+        lines.append("| method | storage | queries | threads | queries/s (median) | best run | Recall@100 | bytes/vector | build s | note |")
+        lines.append("|---|---|---|---:|---:|---:|---:|---:|---:|---|")
+        for r in rows:
+            if "skip" in r:
+                lines.append(f"| {r['method']} | - | - | - | - | - | - | - | - | skipped: {r['skip']} |")
+                continue
+            lines.append(f"| {r['method']} | {r['storage']} | {r['queries']} | {r['threads']} | "
+                         f"{r['qps']:,.0f} | {r['best_qps']:,.0f} | {r['recall']:.4f} | {fmt(r['bpv'], ',.1f')} | "
+                         f"{fmt(r['build'], '.2f')} | {r['note']} |")
+        lines.append("")
+
+        def qps(method, storage, queries, threads):
+            for r in rows:
+                if (r.get("method"), r.get("storage"), r.get("queries"), r.get("threads")) == \
+                        (method, storage, queries, threads):
+                    return r["qps"]
+            return None
+
+        ratio_lines = []
+        threads = sorted({r["threads"] for r in rows if "threads" in r})
+        for t in threads:
+            faiss_qps = qps("faiss IndexFlatIP", "float32", "dense", t)
+            scipy_qps = qps("scipy.sparse (sparse space)", "CSR f32", "codes", 1)
+            checks = [
+                ("compressae sparse", "standard", "codes", faiss_qps, "faiss IndexFlatIP", 10),
+                ("compressae sparse", "standard", "dense", faiss_qps, "faiss IndexFlatIP", None),
+                # scipy runs at 1 thread: the target applies at 1 thread only.
+                ("compressae sparse", "standard", "codes", scipy_qps, "scipy.sparse (1 thread)",
+                 5 if t == 1 else None),
+                ("compressae reconstructed", "standard", "codes", faiss_qps, "faiss IndexFlatIP", 2),
+                ("compressae asymmetric", "standard", "dense", faiss_qps, "faiss IndexFlatIP", 2),
+                ("compressae sparse", "compact", "codes", faiss_qps, "faiss IndexFlatIP", None),
+                ("compressae reconstructed", "compact", "codes", faiss_qps, "faiss IndexFlatIP", None),
+            ]
+            for method, storage, qkind, base, base_name, target in checks:
+                mine = qps(method, storage, qkind, t)
+                if mine is None or base is None:
+                    continue
+                ratio = mine / base
+                verdict = "-" if target is None else (
+                    f">= {target}x: met" if ratio >= target else
+                    f">= {target}x: MISSED (at {ratio / target:.0%} of target)")
+                ratio_lines.append(f"| {t} | {method} ({storage}, {qkind} queries) | {base_name} | "
+                                   f"{ratio:.1f}x | {verdict} |")
+        if ratio_lines:
+            lines.append(f"Speed ratios at N = {N:,} (same thread count; scipy always at 1 thread):\n")
+            lines.append("| threads | compressae | vs | ratio | target |")
+            lines.append("|---:|---|---|---:|---|")
+            lines.extend(ratio_lines)
+            lines.append("")
+    return "\n".join(lines) + "\n"
+
+
+# ---------------------------------------------------------------- main
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--data", default="/work/shared/data")
+    parser.add_argument("--model", help="a compressae model file (h=4096, k=32) instead of training")
+    parser.add_argument("--cache", default="/tmp", help="directory of the cached trained model")
+    parser.add_argument("--epochs", type=int, default=None,
+                        help="training epochs over the catalogue (default 6; 2 with --quick)")
+    parser.add_argument("--threads", default=None,
+                        help="comma-separated thread counts (default '1,2'; '2' with --quick)")
+    parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--synthetic-n", type=int, default=1_000_000,
+                        help="items of the synthetic catalogue (0: skip it)")
+    parser.add_argument("--noise", type=float, default=0.5,
+                        help="sigma of the synthetic copies' noise (|noise| ~ sigma)")
+    parser.add_argument("--quick", action="store_true",
+                        help="real catalogue only, one thread count: under 3 minutes")
+    parser.add_argument("--out", default=None)
+    parser.add_argument("--library-note", default="",
+                        help="free text about the library under test, printed in the report")
+    args = parser.parse_args()
+    if args.epochs is None:
+        args.epochs = 2 if args.quick else 6
+    if args.threads is None:
+        args.threads = "2" if args.quick else "1,2"
+    if args.quick:
+        args.synthetic_n = 0
+    thread_counts = [int(t) for t in args.threads.split(",")]
+    date = _dt.date.today().isoformat()
+    out = Path(args.out) if args.out else HERE / "results" / (
+        f"retrieval-{date}{'-quick' if args.quick else ''}.md")
+
+    started = time.perf_counter()
+    load_before = " ".join(f"{x:.2f}" for x in os.getloadavg())
+    info = machine()
+    data = Path(args.data)
+    X = np.load(data / "wordnet_minilm384_f16.npy").astype(np.float32)
+    query_rows = np.load(data / "wordnet_split_queries.npy")
+    gt = np.load(data / "wordnet_gt_top100.npy")
+    mask = np.ones(len(X), dtype=bool)
+    mask[query_rows] = False
+    catalogue_rows = np.nonzero(mask)[0]
+    catalogue = X[catalogue_rows]
+    queries = X[query_rows]
+    log(f"data: {len(X):,} rows, catalogue {len(catalogue):,}, queries {len(queries)}")
+
+    model, model_note = get_model(args, catalogue)
+    if (model.latent_dim, model.k) != (H, K):
+        log(f"note: the model has h={model.latent_dim}, k={model.k} (benchmark default {H}/{K})")
+    model_note = f"{model_note}; model h = {model.latent_dim}, k = {model.k}"
+
+    t0 = time.perf_counter()
+    query_codes = model.encode(queries)
+    encode_qps = len(queries) / (time.perf_counter() - t0)
+    t0 = time.perf_counter()
+    item_codes = model.encode(catalogue)
+    log(f"encoded the catalogue in {time.perf_counter() - t0:.1f} s")
+
+    results = []
+    extra = dict(catalogue=len(catalogue), queries=len(queries), encode_qps=encode_qps,
+                 load_before=load_before)
+    run_size("real catalogue", model, catalogue, item_codes, queries, query_codes, gt,
+             catalogue_rows, thread_counts, args.runs, results)
+
+    if args.synthetic_n > 0:
+        del item_codes
+        t0 = time.perf_counter()
+        synth = synthetic_catalogue(catalogue, args.synthetic_n, args.noise)
+        t_make = time.perf_counter() - t0
+        t0 = time.perf_counter()
+        synth_codes = model.encode(synth)
+        t_encode = time.perf_counter() - t0
+        t0 = time.perf_counter()
+        _, synth_gt = compressae.exact_search(synth, queries, n=TOP)
+        t_gt = time.perf_counter() - t0
+        log(f"synthetic: made in {t_make:.0f} s, encoded in {t_encode:.0f} s, "
+            f"ground truth (exact_search) in {t_gt:.0f} s")
+        copies = args.synthetic_n / len(catalogue)
+        extra["synthetic"] = (
+            f"{args.synthetic_n:,} rows = the real catalogue + perturbed copies "
+            f"(x' = normalise(x + sigma e), e ~ N(0, I/d), sigma = {args.noise}: "
+            f"cos(x, x') ~ {1 / np.sqrt(1 + args.noise ** 2):.2f}; {copies:.1f} copies "
+            f"of each item in all, numpy seed 12345); encoded in {t_encode:.0f} s; "
+            f"ground truth: exact_search of the same queries ({t_gt:.0f} s)")
+        run_size("synthetic catalogue", model, synth, synth_codes, queries, query_codes,
+                 synth_gt, None, thread_counts, args.runs, results, normalised=True)
+
+    extra["elapsed"] = time.perf_counter() - started
+    extra["load_after"] = " ".join(f"{x:.2f}" for x in os.getloadavg())
+    text = report(results, info, args, model_note, extra)
+    print(text)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(text)
+    log(f"written to {out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
