@@ -19,6 +19,8 @@ const char *csae_internal_blas_name(void);
 
 /* Vector kernels (vector_kernels.c), each built for the x86-64 baseline and
  * for AVX2 + FMA, chosen at load time. */
+/* "avx2+fma" or "baseline": the variant in use. */
+const char *csae_internal_vector_isa(void);
 float csae_k_dot(const float *a, const float *b, int64_t n);
 /* y += alpha * x */
 void csae_k_axpy(float alpha, const float *x, float *y, int64_t n);

@@ -30,6 +30,12 @@ public typealias ConstModelHandle = OpaquePointer
     blasNameCString
 }
 
+/// Instruction set of the library's own vector kernels, chosen at load time
+/// from the CPU: "avx2+fma" or "baseline" (x86-64 SSE2). Static string.
+@c public func csae_vector_isa() -> UnsafePointer<CChar> {
+    csae_internal_vector_isa()
+}
+
 /// Default training settings: batch_size 4096, epochs 1, learning_rate 1e-3,
 /// beta1 0.9, beta2 0.999, eps 1e-8, seed 0, shuffle 1, num_threads 0 (all
 /// cores), no progress callback, dead_latent_window 0 (one epoch).
