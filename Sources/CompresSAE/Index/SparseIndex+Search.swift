@@ -112,19 +112,22 @@ extension SparseIndex {
 
     // MARK: - Sparse mode
 
-    /// Term-at-a-time scoring through the posting lists of the query's
-    /// latents, then top-n over the touched items. Items no posting list
-    /// reaches score exactly 0; they are ranked (by id) where brute force
-    /// would put them: after positive scores, before negative ones.
-    /// Queries are spread over workers; caller holds the read lock.
+    /// Scores through the posting lists of the query's latents, one tile of
+    /// item ids at a time: a tile's accumulators (8192 floats) stay in L1
+    /// while every list advances its cursor through the tile, then the tile is
+    /// scanned against the running top-n threshold. Every item gets a score
+    /// (0 where no list reaches it) and items arrive in id order, so ties and
+    /// zero scores rank exactly as brute force ranks them. Queries are spread
+    /// over workers; caller holds the read lock.
     ///
-    /// - Complexity: per query O(sum of its posting-list lengths + touched log n).
+    /// - Complexity: per query O(sum of its posting-list lengths + count).
     func searchSparse(indices: [Int32], values: [Float], rows: Int, k: Int, n: Int,
                       scores: UnsafeMutablePointer<Float>, ids: UnsafeMutablePointer<Int64>, threads: Int) {
         let itemCount = state.count
         let workers = min(Parallel.threadCount(requested: threads), rows)
         let outScores = SharedPointer(scores), outIDs = SharedPointer(ids)
         let compact = storage == .compact
+        let tile = 8192
         indices.withUnsafeBufferPointer { qIdxBuffer in
         values.withUnsafeBufferPointer { qValBuffer in
         state.postingStart.withUnsafeBufferPointer { startBuffer in
@@ -135,67 +138,58 @@ extension SparseIndex {
             let start = SharedConstPointer(startBuffer.baseAddress!), postingIDs = SharedConstPointer(idBuffer.baseAddress!)
             let postingValues = UnsafeSendableBox(valueBuffer.baseAddress), postingValues16 = UnsafeSendableBox(value16Buffer.baseAddress)
             Parallel.run(workers: workers) { w in
-                let accumulator = UnsafeMutablePointer<Float>.allocate(capacity: itemCount)
-                let stamp = UnsafeMutablePointer<UInt32>.allocate(capacity: itemCount)
-                stamp.initialize(repeating: 0, count: itemCount)
-                let touched = UnsafeMutablePointer<Int32>.allocate(capacity: itemCount)
+                let accumulator = UnsafeMutablePointer<Float>.allocate(capacity: tile)
+                let cursors = UnsafeMutablePointer<Int>.allocate(capacity: 2 * k)
+                let weights = UnsafeMutablePointer<Float>.allocate(capacity: k)
                 var selector = TopNSelector(capacity: n)
                 defer {
-                    accumulator.deallocate(); stamp.deallocate(); touched.deallocate(); selector.deallocate()
+                    accumulator.deallocate(); cursors.deallocate(); weights.deallocate(); selector.deallocate()
                 }
-                var currentStamp: UInt32 = 0
+                let ends = cursors + k
                 var q = w
                 while q < rows {
-                    currentStamp &+= 1
-                    var touchedCount = 0
                     let queryNorm = robustNorm(qVal.base + q * k, k)
-                    if queryNorm > 0 {
-                        for t in 0..<k {
-                            let latent = Int(qIdx.base[q * k + t])
-                            let weight = qVal.base[q * k + t] / queryNorm
-                            let first = start.base[latent], last = start.base[latent + 1]
-                            for e in first..<last {
-                                let item = Int(postingIDs.base[e])
-                                let value = compact ? HalfPrecision.decode(postingValues16.value![e]) : postingValues.value![e]
-                                if stamp[item] != currentStamp {
-                                    stamp[item] = currentStamp
-                                    accumulator[item] = 0
-                                    touched[touchedCount] = Int32(item)
-                                    touchedCount += 1
-                                }
-                                accumulator[item] += weight * value
-                            }
-                        }
+                    for t in 0..<k {
+                        let latent = Int(qIdx.base[q * k + t])
+                        cursors[t] = start.base[latent]
+                        ends[t] = start.base[latent + 1]
+                        // A zero query has no direction: every score is 0.
+                        weights[t] = queryNorm > 0 ? qVal.base[q * k + t] / queryNorm : 0
                     }
                     selector.reset()
-                    for u in 0..<touchedCount {
-                        let item = Int(touched[u])
-                        selector.offer(accumulator[item], Int64(item))
+                    var tileStart = 0
+                    while tileStart < itemCount {
+                        let tileEnd = min(itemCount, tileStart + tile)
+                        let limit = Int32(truncatingIfNeeded: tileEnd)
+                        accumulator.initialize(repeating: 0, count: tileEnd - tileStart)
+                        let shifted = accumulator - tileStart
+                        for t in 0..<k {
+                            var e = cursors[t]
+                            let end = ends[t], weight = weights[t]
+                            if compact {
+                                let v16 = postingValues16.value!
+                                while e < end {
+                                    let item = postingIDs.base[e]
+                                    if item >= limit { break }
+                                    shifted[Int(item)] += weight * HalfPrecision.decode(v16[e])
+                                    e += 1
+                                }
+                            } else {
+                                let v32 = postingValues.value!
+                                while e < end {
+                                    let item = postingIDs.base[e]
+                                    if item >= limit { break }
+                                    shifted[Int(item)] += weight * v32[e]
+                                    e += 1
+                                }
+                            }
+                            cursors[t] = e
+                        }
+                        offerTile(accumulator, first: tileStart, count: tileEnd - tileStart, to: &selector)
+                        tileStart = tileEnd
                     }
                     let rowScores = outScores.base + q * n, rowIDs = outIDs.base + q * n
-                    var found = selector.drainSorted(scores: rowScores, ids: rowIDs)
-                    // Brute-force order: positives, then zeros by id (touched or not), then negatives.
-                    var positives = 0
-                    while positives < found && rowScores[positives] > 0 { positives += 1 }
-                    if positives < min(n, itemCount) {
-                        let negatives = (positives..<found).filter { rowScores[$0] < 0 }.map { (rowScores[$0], rowIDs[$0]) }
-                        var slot = positives
-                        var item = 0
-                        while slot < n && item < itemCount {
-                            if stamp[item] != currentStamp || accumulator[item] == 0 {
-                                rowScores[slot] = 0
-                                rowIDs[slot] = Int64(item)
-                                slot += 1
-                            }
-                            item += 1
-                        }
-                        for (score, id) in negatives where slot < n {
-                            rowScores[slot] = score
-                            rowIDs[slot] = id
-                            slot += 1
-                        }
-                        found = slot
-                    }
+                    let found = selector.drainSorted(scores: rowScores, ids: rowIDs)
                     for slot in found..<n {
                         rowScores[slot] = -.infinity
                         rowIDs[slot] = -1
@@ -335,6 +329,32 @@ extension SparseIndex {
         }
         }
         }
+        }
+    }
+
+    /// Offers the scores of items `first..<first+count` (in id order) to the
+    /// selector, 8 at a time against its threshold.
+    @inline(__always)
+    func offerTile(_ scores: UnsafePointer<Float>, first: Int, count: Int, to selector: inout TopNSelector) {
+        var threshold = selector.threshold
+        let raw = UnsafeRawPointer(scores)
+        var i = 0
+        while i + 8 <= count {
+            let block = raw.loadUnaligned(fromByteOffset: i * 4, as: SIMD8<Float>.self)
+            if any(block .> SIMD8<Float>(repeating: threshold)) {
+                for lane in 0..<8 where block[lane] > threshold {
+                    selector.offer(block[lane], Int64(first + i + lane))
+                    threshold = selector.threshold
+                }
+            }
+            i += 8
+        }
+        while i < count {
+            if scores[i] > threshold {
+                selector.offer(scores[i], Int64(first + i))
+                threshold = selector.threshold
+            }
+            i += 1
         }
     }
 }
