@@ -66,13 +66,15 @@ static void KERNEL(csae_k_gather_dot)(float *out, const float *base, int64_t str
 }
 
 KERNEL_TARGET
-static void KERNEL(csae_k_sparse_times_dense32)(float *out, int64_t items, int64_t k, const int32_t *indices,
-                                 const float *values, const float *dense) {
-    SPARSE_TIMES_DENSE32_BODY(indices[i * k + t], values[i * k + t])
+static void KERNEL(csae_k_sparse_times_dense64)(float *out, uint8_t *flags, int64_t items, int64_t k,
+                                                const int32_t *indices, const float *values, const float *dense,
+                                                const float *limits) {
+    SPARSE_TIMES_DENSE_BODY(indices[i * k + t], values[i * k + t])
 }
 
 KERNEL_TARGET
-static void KERNEL(csae_k_sparse_times_dense32_compact)(float *out, int64_t items, int64_t k, const uint16_t *indices,
-                                         const uint16_t *values, const float *dense) {
-    SPARSE_TIMES_DENSE32_BODY(indices[i * k + t], half_to_float(values[i * k + t]))
+static void KERNEL(csae_k_sparse_times_dense64_compact)(float *out, uint8_t *flags, int64_t items, int64_t k,
+                                                        const uint16_t *indices, const uint16_t *values,
+                                                        const float *dense, const float *limits) {
+    SPARSE_TIMES_DENSE_BODY(indices[i * k + t], half_to_float(values[i * k + t]))
 }

@@ -30,10 +30,13 @@ void csae_k_gather_axpy(float *y, int64_t n, const float *base, int64_t stride,
 /* out[t] = base[rows[t] * stride + 0..n) . u */
 void csae_k_gather_dot(float *out, const float *base, int64_t stride, const int32_t *rows, int64_t count,
                        const float *u, int64_t n);
-/* out[i, 0..32) = sum_t values[i, t] * dense[indices[i, t], 0..32), for `items` rows of k nonzeros */
-void csae_k_sparse_times_dense32(float *out, int64_t items, int64_t k, const int32_t *indices,
-                                 const float *values, const float *dense);
+/* out[i, 0..64) = sum_t values[i, t] * dense[indices[i, t], 0..64), for `items` rows of k
+ * nonzeros; flags[i] = 1 when some out[i, l] > limits[l], else 0. */
+void csae_k_sparse_times_dense64(float *out, uint8_t *flags, int64_t items, int64_t k,
+                                 const int32_t *indices, const float *values, const float *dense,
+                                 const float *limits);
 /* The same with uint16 indices and half-precision value bits (zero or normal halves). */
-void csae_k_sparse_times_dense32_compact(float *out, int64_t items, int64_t k, const uint16_t *indices,
-                                         const uint16_t *values, const float *dense);
+void csae_k_sparse_times_dense64_compact(float *out, uint8_t *flags, int64_t items, int64_t k,
+                                         const uint16_t *indices, const uint16_t *values,
+                                         const float *dense, const float *limits);
 #endif

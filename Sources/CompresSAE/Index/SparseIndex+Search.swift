@@ -1,7 +1,7 @@
 import CCompresSAE
 
-/// Queries per block of the reconstructed-mode kernel: four SIMD8 accumulators.
-let reconstructedQueryBlock = 32
+/// Queries per block of the reconstructed-mode kernel: eight 8-lane accumulators.
+let reconstructedQueryBlock = 64
 
 extension SparseIndex {
     /// Searches with dense queries `[rows, d]`: encoded with the model in
@@ -208,13 +208,13 @@ extension SparseIndex {
     // MARK: - Reconstructed mode
 
     /// Scores every item as `sum_t value'_t * u[index_t]` with
-    /// `u = decoder_w @ q_unit`, for blocks of 32 queries at once: `u` for the
-    /// block is one GEMM (`[h, 32]`), and each item's k nonzeros then update
-    /// 32 query scores with vector operations. Items are split into contiguous
+    /// `u = decoder_w @ q_unit`, for blocks of 64 queries at once: `u` for the
+    /// block is one GEMM (`[h, 64]`), and each item's k nonzeros then update
+    /// 64 query scores with vector operations. Items are split into contiguous
     /// ranges across workers, whose top-n lists are merged at the end.
     /// Caller holds the read lock.
     ///
-    /// - Complexity: per block O(h d 32) for `u`, plus O(count k 32).
+    /// - Complexity: per block O(h d 64) for `u`, plus O(count k 64).
     func searchReconstructed(unitQueries: [Float], rows: Int, n: Int,
                              scores: UnsafeMutablePointer<Float>, ids: UnsafeMutablePointer<Int64>, threads: Int) {
         let d = model.inputDim, h = model.latentDim, qb = reconstructedQueryBlock
@@ -255,53 +255,42 @@ extension SparseIndex {
                     let lo = itemCount * w / workers, hi = itemCount * (w + 1) / workers
                     let mine = shared.base + w * qb
                     for l in 0..<qb { mine[l].reset() }
-                    // Lanes of absent queries never accept a candidate.
-                    var limits = (SIMD8<Float>(repeating: -.infinity), SIMD8<Float>(repeating: -.infinity),
-                                  SIMD8<Float>(repeating: -.infinity), SIMD8<Float>(repeating: -.infinity))
-                    for l in active..<qb {
-                        switch l / 8 {
-                        case 0: limits.0[l % 8] = .infinity
-                        case 1: limits.1[l % 8] = .infinity
-                        case 2: limits.2[l % 8] = .infinity
-                        default: limits.3[l % 8] = .infinity
-                        }
-                    }
-                    @inline(__always)
-                    func admit(_ scores: SIMD8<Float>, _ limit: inout SIMD8<Float>, group: Int, item: Int) {
-                        for lane in 0..<8 where scores[lane] > limit[lane] {
-                            let l = group * 8 + lane
-                            mine[l].offer(scores[lane], Int64(item))
-                            limit[lane] = mine[l].threshold
-                        }
-                    }
-                    // Items in runs of 256: the kernel writes their 32 scores each,
+                    // Per 8-query group, the score an item must beat; lanes of
+                    // absent queries never accept a candidate.
+                    let groups = qb / 8
+                    let limits = UnsafeMutablePointer<SIMD8<Float>>.allocate(capacity: groups)
+                    defer { limits.deallocate() }
+                    limits.initialize(repeating: SIMD8<Float>(repeating: -.infinity), count: groups)
+                    for l in active..<qb { limits[l / 8][l % 8] = .infinity }
+                    // Items in runs of 256: the kernel writes their 64 scores each,
                     // then the scores are checked against the running thresholds.
                     let run = 256
                     let runScores = UnsafeMutablePointer<Float>.allocate(capacity: run * qb)
-                    defer { runScores.deallocate() }
+                    let runFlags = UnsafeMutablePointer<UInt8>.allocate(capacity: run)
+                    defer { runScores.deallocate(); runFlags.deallocate() }
+                    let flatLimits = UnsafeRawPointer(limits).assumingMemoryBound(to: Float.self)
                     var runStart = lo
                     while runStart < hi {
                         let runCount = min(run, hi - runStart)
+                        // The kernel flags items against the limits as they stand at
+                        // the run's start; limits only rise, so flagged items are
+                        // re-checked below and unflagged ones can be skipped.
                         if compact {
-                            csae_k_sparse_times_dense32_compact(runScores, Int64(runCount), Int64(k),
+                            csae_k_sparse_times_dense64_compact(runScores, runFlags, Int64(runCount), Int64(k),
                                                                 rowIdx16.value! + runStart * k,
-                                                                rowVal16.value! + runStart * k, uShared.base)
+                                                                rowVal16.value! + runStart * k, uShared.base, flatLimits)
                         } else {
-                            csae_k_sparse_times_dense32(runScores, Int64(runCount), Int64(k),
+                            csae_k_sparse_times_dense64(runScores, runFlags, Int64(runCount), Int64(k),
                                                         rowIdx.value! + runStart * k,
-                                                        rowVal.value! + runStart * k, uShared.base)
+                                                        rowVal.value! + runStart * k, uShared.base, flatLimits)
                         }
-                        let raw = UnsafeRawPointer(runScores)
-                        for r in 0..<runCount {
-                            let item = runStart + r, offset = r * qb * 4
-                            let a0 = raw.loadUnaligned(fromByteOffset: offset, as: SIMD8<Float>.self)
-                            let a1 = raw.loadUnaligned(fromByteOffset: offset + 32, as: SIMD8<Float>.self)
-                            let a2 = raw.loadUnaligned(fromByteOffset: offset + 64, as: SIMD8<Float>.self)
-                            let a3 = raw.loadUnaligned(fromByteOffset: offset + 96, as: SIMD8<Float>.self)
-                            if any(a0 .> limits.0) { admit(a0, &limits.0, group: 0, item: item) }
-                            if any(a1 .> limits.1) { admit(a1, &limits.1, group: 1, item: item) }
-                            if any(a2 .> limits.2) { admit(a2, &limits.2, group: 2, item: item) }
-                            if any(a3 .> limits.3) { admit(a3, &limits.3, group: 3, item: item) }
+                        for r in 0..<runCount where runFlags[r] != 0 {
+                            let item = runStart + r
+                            let scoresOfItem = runScores + r * qb
+                            for l in 0..<qb where scoresOfItem[l] > limits[l / 8][l % 8] {
+                                mine[l].offer(scoresOfItem[l], Int64(item))
+                                limits[l / 8][l % 8] = mine[l].threshold
+                            }
                         }
                         runStart += runCount
                     }
