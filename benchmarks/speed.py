@@ -35,6 +35,7 @@ import json
 import os
 import platform
 import resource
+import shlex
 import shutil
 import statistics
 import subprocess
@@ -497,7 +498,7 @@ def run_all(args):
     w = out.append
     quick = args.quick
     train_warm, train_steps = 1, (3 if quick else 5)
-    ref_steps = 2 if quick else 5
+    ref_steps = 2 if quick else 3
     big_steps_ours = 2
     big_steps_ref = 2
     agree_steps = 5 if quick else 20
@@ -522,7 +523,9 @@ def run_all(args):
       "OPENBLAS_NUM_THREADS for numpy)")
     w(f"- data: {data_file} (117,659 x 384 float16 -> float32); d=768: rows [x, x @ Q], "
       f"Q a fixed random 384x384 rotation (numpy seed {ROTATION_SEED})")
-    w(f"- command: `python3 benchmarks/speed.py {' '.join(sys.argv[1:])}`")
+    w(f"- command: `python3 benchmarks/speed.py {shlex.join(sys.argv[1:])}`")
+    if args.note:
+        w(f"- note: {args.note}")
     w("")
 
     # ------------------------------------------------------------ 1. train
@@ -535,7 +538,7 @@ def run_all(args):
                 for k in KS:
                     big = b == BIG_BATCH
                     ours = runner.run("train_ours", {
-                        "d": d, "k": k, "batch": b, "warmup": train_warm,
+                        "d": d, "k": k, "batch": b, "warmup": 0 if big else train_warm,
                         "steps": big_steps_ours if big else train_steps})
                     ref = None
                     if not torch_ok:
@@ -546,7 +549,7 @@ def run_all(args):
                         ref = {"skipped": "not run (--full runs it)"}
                     elif big and mem_available_gb() < args.ref_big_min_gb:
                         ref = {"skipped": f"skipped: only {mem_available_gb():.1f} GB available "
-                               f"(needs ~17 GB; --ref-big-min-gb {args.ref_big_min_gb})"}
+                               f"(needs ~15 GB; --ref-big-min-gb {args.ref_big_min_gb})"}
                     else:
                         ref = runner.run("train_ref", {
                             "d": d, "k": k, "batch": b, "warmup": 0 if big else train_warm,
@@ -557,10 +560,11 @@ def run_all(args):
         w("")
         w(f"Seconds per optimiser step: median [min-max] of the timed steps, or the "
           "timed steps themselves when fewer than 3. compressae: "
-          f"{train_steps} steps at batch {SMALL_BATCH}"
-          + ("" if quick else f", {big_steps_ours} at batch {BIG_BATCH:,}")
-          + ", after 1 warm-up step, timed from the progress callback (the time between "
-          "consecutive callbacks; the warm-up step also holds fit's set-up). Reference "
+          f"{train_steps} steps at batch {SMALL_BATCH} after 1 warm-up step"
+          + ("" if quick else f"; {big_steps_ours} steps at batch {BIG_BATCH:,}, no warm-up "
+             "(median of 2 = their mean; both shown)")
+          + ". Each step timed from the progress callback (the time between consecutive "
+          "callbacks; the first step also holds fit's set-up). Reference "
           f"(`train_step`, timed around the call): {ref_steps} steps at batch {SMALL_BATCH} "
           "after 1 warm-up"
           + (" (k=32 only: the reference's dense step hardly depends on k)" if quick else
@@ -568,7 +572,7 @@ def run_all(args):
              "(= their mean; both shown), and only d=384 k=32 unless --full")
           + f". Batch {SMALL_BATCH} uses distinct consecutive batches"
           + ("" if quick else f"; batch {BIG_BATCH:,} repeats the first {BIG_BATCH:,} rows every step")
-          + ". Peak RSS: ru_maxrss at the end of the fresh process that ran the configuration "
+          + ". Peak RSS: VmHWM (peak resident set) at the end of the fresh process that ran the configuration "
           "(absolute); in brackets the same process's peak after imports and loading its "
           "rows (float32), before the model existed: the idle baseline. Cores busy: process "
           "CPU seconds per wall-clock second over the timed steps (at most the thread count; "
@@ -754,9 +758,10 @@ def parse_args(argv=None):
                     "and numpy: training step, loss agreement, encode throughput, sgemm GFLOP/s. "
                     "Prints markdown tables and writes them to --out. Each configuration runs in "
                     "a fresh subprocess (peak RSS per configuration).",
-        epilog="Default run: about 10-25 min on 2 cores (the reference at batch 100,000 needs "
-               "~17 GB and ~1-2 min per step); --quick: under 3 min. Without torch the "
-               "reference parts print 'skipped'.")
+        epilog="Default run: about 15 min on 2 idle cores, 30 min when other work takes "
+               "half of them (the reference at batch 100,000 needs ~15 GB and 1-3 min per "
+               "step); --quick: 2 min idle, 5 min loaded. Without torch the reference parts "
+               "print 'skipped' and the script exits 0.")
     p.add_argument("--data", default=str(REPO.parent / "shared" / "data"),
                    help=f"directory holding {DATA_FILE} (default: ../shared/data from the repo root)")
     p.add_argument("--quick", action="store_true",
@@ -775,9 +780,11 @@ def parse_args(argv=None):
                    help="rows encoded per timed call (default 20000, 10000 with --quick)")
     p.add_argument("--encode-train-steps", type=int, default=None,
                    help="training steps before the encode timings (default 10, 2 with --quick)")
-    p.add_argument("--ref-big-min-gb", type=float, default=18.0,
+    p.add_argument("--ref-big-min-gb", type=float, default=16.0,
                    help="skip the reference at batch 100,000 when less memory is available "
-                        "(GB, default 18)")
+                        "(GB, default 16; it peaked at 15 GB here)")
+    p.add_argument("--note", default=None,
+                   help="a line of text for the output's header (e.g. how the library was built)")
     p.add_argument("--worker", nargs=2, metavar=("KIND", "JSON"), help=argparse.SUPPRESS)
     args = p.parse_args(argv)
     if args.worker is None:
