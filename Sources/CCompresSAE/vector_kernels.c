@@ -109,6 +109,10 @@ CSAE_HIDDEN void csae_k_axpy(float alpha, const float *x, float *y, int64_t n) {
     DISPATCH(csae_k_axpy, (alpha, x, y, n));
 }
 
+CSAE_HIDDEN void csae_k_axpby(float *out, float a, const float *x, float b, const float *y, int64_t n) {
+    DISPATCH(csae_k_axpby, (out, a, x, b, y, n));
+}
+
 CSAE_HIDDEN void csae_k_gather_axpy(float *y, int64_t n, const float *base, int64_t stride,
                                     const int32_t *rows, const float *weights, int64_t count) {
     DISPATCH(csae_k_gather_axpy, (y, n, base, stride, rows, weights, count));

@@ -27,6 +27,14 @@ static void KERNEL(csae_k_axpy)(float alpha, const float *x, float *y, int64_t n
 }
 
 KERNEL_TARGET
+static void KERNEL(csae_k_axpby)(float *out, float a, const float *x, float b, const float *y, int64_t n) {
+    v8f va = splat8(a), vb = splat8(b);
+    int64_t i = 0;
+    for (; i + 8 <= n; i += 8) store8(out + i, va * load8(x + i) + vb * load8(y + i));
+    for (; i < n; i++) out[i] = a * x[i] + b * y[i];
+}
+
+KERNEL_TARGET
 static void KERNEL(csae_k_gather_axpy)(float *y, int64_t n, const float *base, int64_t stride,
                         const int32_t *rows, const float *weights, int64_t count) {
     /* Column blocks of 32 stay in registers while the selected rows stream by. */

@@ -24,6 +24,8 @@ const char *csae_internal_vector_isa(void);
 float csae_k_dot(const float *a, const float *b, int64_t n);
 /* y += alpha * x */
 void csae_k_axpy(float alpha, const float *x, float *y, int64_t n);
+/* out = a * x + b * y */
+void csae_k_axpby(float *out, float a, const float *x, float b, const float *y, int64_t n);
 /* y[0..n) += sum_t weights[t] * base[rows[t] * stride + 0..n) */
 void csae_k_gather_axpy(float *y, int64_t n, const float *base, int64_t stride,
                         const int32_t *rows, const float *weights, int64_t count);

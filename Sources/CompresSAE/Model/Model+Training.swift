@@ -1,3 +1,5 @@
+import CCompresSAE
+
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -190,9 +192,9 @@ extension CompresSAEModel {
             forEachEncoderChunk(x, rows: b, threads: workers, normalizedOut: out.normalized,
                                 scratchPool: buffers.encoderScratch) { start, count, pre, scratch in
                 var local = LossSums()
-                let work = UnsafeMutablePointer<Float>.allocate(capacity: 3 * d)
+                let work = UnsafeMutablePointer<Float>.allocate(capacity: 2 * d)
                 defer { work.deallocate() }
-                let reconK = work, recon4k = work + d, gradK = work + 2 * d
+                let reconK = work, recon4k = work + d
                 for r in 0..<count {
                     let i = start + r
                     let row = pre + r * h
@@ -214,21 +216,27 @@ extension CompresSAEModel {
                     recon4k.update(from: reconK, count: d)
                     gatherAxpy(into: recon4k, d, rowsOf: dec.base, indices: selected + k, weights: values + k,
                                count: m - k)
+                    let xSquared = squaredNorm(xi, d)
                     let xNorm = max(robustNorm(xi, d), cosineNormFloor)
-                    var l2 = 0.0, l2_4k = 0.0
-                    for c in 0..<d {
-                        let e = Double(reconK[c] - xi[c]), e4 = Double(recon4k[c] - xi[c])
-                        l2 += e * e
-                        l2_4k += e4 * e4
+                    // The k-code's entries feed both reconstructions, the others only the 4k one:
+                    // upstreamK = d(loss)/d(recon_k) + d(loss)/d(recon_4k).
+                    let termsK = cosineGradient(x: xi, xNorm: xNorm, recon: reconK, d: d, weight: weightK, into: upstreamK)
+                    let terms4k = cosineGradient(x: xi, xNorm: xNorm, recon: recon4k, d: d, weight: weight4k, into: upstream4k)
+                    axpy(1, upstream4k, upstreamK, d)
+                    local.cosine += Double(1 - termsK.cos)
+                    local.cosine4k += Double(1 - terms4k.cos)
+                    // |r - x|^2 = |r|^2 - 2 r.x + |x|^2 from the dot products already taken;
+                    // rows whose squares overflow float take the direct sum.
+                    if xSquared.isFinite && termsK.rr.isFinite && terms4k.rr.isFinite {
+                        local.l2 += Double(termsK.rr) - 2 * Double(termsK.xr) + Double(xSquared)
+                        local.l2_4k += Double(terms4k.rr) - 2 * Double(terms4k.xr) + Double(xSquared)
+                    } else {
+                        for c in 0..<d {
+                            let e = Double(reconK[c] - xi[c]), e4 = Double(recon4k[c] - xi[c])
+                            local.l2 += e * e
+                            local.l2_4k += e4 * e4
+                        }
                     }
-                    local.l2 += l2
-                    local.l2_4k += l2_4k
-                    let cosK = cosineGradient(x: xi, xNorm: xNorm, recon: reconK, d: d, weight: weightK, into: gradK)
-                    let cos4k = cosineGradient(x: xi, xNorm: xNorm, recon: recon4k, d: d, weight: weight4k, into: upstream4k)
-                    local.cosine += Double(1 - cosK)
-                    local.cosine4k += Double(1 - cos4k)
-                    // The k-code's entries feed both reconstructions, the others only the 4k one.
-                    for c in 0..<d { upstreamK[c] = gradK[c] + upstream4k[c] }
                     gatherDot(into: gPre, rowsOf: dec.base, indices: selected, count: k, with: upstreamK, d)
                     gatherDot(into: gPre + k, rowsOf: dec.base, indices: selected + k, count: m - k, with: upstream4k, d)
                 }
@@ -328,18 +336,18 @@ extension CompresSAEModel {
 }
 
 /// `1 - cos` needs `d cos / d recon = x / (|x||r|) - cos * r / |r|^2`; writes
-/// `-weight * d cos / d recon` (the objective's gradient) and returns `cos`.
+/// `-weight * d cos / d recon` (the objective's gradient) and returns `cos`
+/// with the dot products it took (`|r|^2`, `x . r`).
 @inline(__always)
 private func cosineGradient(
     x: UnsafePointer<Float>, xNorm: Float, recon: UnsafePointer<Float>, d: Int,
     weight: Float, into out: UnsafeMutablePointer<Float>
-) -> Float {
-    let rNorm = max(squaredNorm(recon, d).squareRoot(), cosineNormFloor)
-    let cos = dot(x, recon, d) / (xNorm * rNorm)
-    let a = -weight / (xNorm * rNorm)
-    let c = weight * cos / (rNorm * rNorm)
-    for i in 0..<d { out[i] = a * x[i] + c * recon[i] }
-    return cos
+) -> (cos: Float, rr: Float, xr: Float) {
+    let rr = squaredNorm(recon, d), xr = dot(x, recon, d)
+    let rNorm = max(rr.squareRoot(), cosineNormFloor)
+    let cos = xr / (xNorm * rNorm)
+    csae_k_axpby(out, -weight / (xNorm * rNorm), x, weight * cos / (rNorm * rNorm), recon, Int64(d))
+    return (cos, rr, xr)
 }
 
 /// PyTorch's Adam arithmetic on a slice: `exp_avg.lerp_(g, 1-beta1)`,
