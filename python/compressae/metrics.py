@@ -7,10 +7,10 @@ ground truth that :func:`recall_at_n` compares a compressed search against
 
 from __future__ import annotations
 
-import operator
 
 import numpy as np
 
+from ._args import _size
 from .errors import InvalidArgumentError
 
 __all__ = ["recall_at_n", "exact_search"]
@@ -25,18 +25,6 @@ def _id_matrix(ids, name: str) -> np.ndarray:
     if array.ndim != 2:
         raise InvalidArgumentError(f"{name} must be a 2-D array [q, n], got shape {array.shape}")
     return array.astype(np.int64, copy=False)
-
-
-def _positive_int(value, name: str) -> int:
-    if isinstance(value, bool):
-        raise TypeError(f"{name} must be an integer, got a bool")
-    try:
-        value = operator.index(value)
-    except TypeError:
-        raise TypeError(f"{name} must be an integer, got {type(value).__name__}") from None
-    if value < 1:
-        raise InvalidArgumentError(f"{name} must be >= 1, got {value}")
-    return value
 
 
 def recall_at_n(found_ids, true_ids, n: int | None = None) -> float:
@@ -74,7 +62,7 @@ def recall_at_n(found_ids, true_ids, n: int | None = None) -> float:
     if found.shape[0] != true.shape[0]:
         raise InvalidArgumentError(
             f"found_ids has {found.shape[0]} queries but true_ids has {true.shape[0]}")
-    n = true.shape[1] if n is None else _positive_int(n, "n")
+    n = true.shape[1] if n is None else _size(n, "n")
     if n < 1:
         raise InvalidArgumentError("true_ids needs at least one column")
     if n > true.shape[1]:
@@ -197,9 +185,9 @@ def exact_search(items, queries, n: int = 100, metric: str = "cosine",
     Products run in float32 (float64 when either input is float64), so the
     result is the exact ranking up to that precision.
     """
-    n = _positive_int(n, "n")
-    batch_size = _positive_int(batch_size, "batch_size")
-    item_batch_size = _positive_int(item_batch_size, "item_batch_size")
+    n = _size(n, "n")
+    batch_size = _size(batch_size, "batch_size")
+    item_batch_size = _size(item_batch_size, "item_batch_size")
     if metric not in ("cosine", "ip"):
         raise InvalidArgumentError(f"metric must be 'cosine' or 'ip', got {metric!r}")
     dtype = np.float64 if np.float64 in (np.asarray(items).dtype, np.asarray(queries).dtype) \

@@ -8,7 +8,6 @@ allocates the outputs and maps C status codes to exceptions.
 from __future__ import annotations
 
 import ctypes
-import operator
 import os
 import sys
 import time
@@ -17,6 +16,7 @@ import numpy as np
 
 from . import _ffi
 from ._handle import ModelHandle, check
+from ._args import _size
 from .errors import Cancelled, InvalidArgumentError
 
 __all__ = ["CompresSAE", "SparseCodes"]
@@ -27,19 +27,6 @@ LOSS_NAMES = ("L2", "L2_4k", "L1", "L0", "Cosine", "Cosine_4k", "Loss")
 _LOSS_FIELDS = ("l2", "l2_4k", "l1", "l0", "cosine", "cosine_4k", "loss")
 
 _INT32_MAX = 2**31 - 1
-
-
-def _size(value, name: str, minimum: int = 1) -> int:
-    """An integer argument >= minimum (bools and floats are refused)."""
-    if isinstance(value, bool):
-        raise TypeError(f"{name} must be an integer, got a bool")
-    try:
-        value = operator.index(value)
-    except TypeError:
-        raise TypeError(f"{name} must be an integer, got {type(value).__name__}") from None
-    if value < minimum:
-        raise InvalidArgumentError(f"{name} must be >= {minimum}, got {value}")
-    return value
 
 
 def _seed(value, name: str = "seed") -> int:
