@@ -264,7 +264,7 @@ public typealias ConstModelHandle = OpaquePointer
             throw CompresSAEError.invalid("k must be in 1...\(m.latentDim) (the latent dimension), or 0 for the model's k; got \(k)")
         }
         let kk = k == 0 ? m.k : Int(k)
-        let count = Int64(n) * Int64(kk)
+        let count = try elementCount(rows: n, cols: Int64(kk), colsName: "k")
         try m.encode(data, rows: Int(n), k: kk,
                      indices: try requireMutableBuffer(indices, "indices", count: count, "n*k"),
                      values: try requireMutableBuffer(values, "values", count: count, "n*k"))

@@ -80,7 +80,7 @@ public final class SparseIndex: @unchecked Sendable {
     }
 
     /// Number of items.
-    public var count: Int { lock.withReadLock { state.count + 0 } }
+    public var count: Int { lock.withReadLock { state.count } }
 
     /// Nonzeros per stored code (`nil` before the first add).
     public var k: Int? { lock.withReadLock { state.k } }

@@ -35,12 +35,6 @@ func gatherDot(into out: UnsafeMutablePointer<Float>, rowsOf base: UnsafePointer
 @inline(__always)
 func squaredNorm(_ a: UnsafePointer<Float>, _ n: Int) -> Float { dot(a, a, n) }
 
-/// y = alpha * x
-@inline(__always)
-func scaled(_ alpha: Float, _ x: UnsafePointer<Float>, into y: UnsafeMutablePointer<Float>, _ n: Int) {
-    for i in 0..<n { y[i] = alpha * x[i] }
-}
-
 /// The L2 norm of a row, exact also where the plain sum of squares would
 /// underflow (entries around 1e-20) or overflow (around 1e20): then the row is
 /// scaled by its largest magnitude first. Rows of ordinary scale take the

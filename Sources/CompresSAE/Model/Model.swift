@@ -103,8 +103,7 @@ public final class CompresSAEModel: @unchecked Sendable {
         try Self.checkWeights(encoderWeights, count: d * h, name: "encoder_w", shape: "[\(d), \(h)]")
         try Self.checkWeights(encoderBias, count: h, name: "encoder_b", shape: "[\(h)]")
         try Self.checkWeights(decoderWeights, count: h * d, name: "decoder_w", shape: "[\(h), \(d)]")
-        var encT = [Float](repeating: 0, count: h * d)
-        Self.transpose(encoderWeights.baseAddress!, rows: d, cols: h, into: &encT)
+        let encT = Self.transposed(encoderWeights.baseAddress!, rows: d, cols: h)
         self.init(inputDim: d, latentDim: h, k: k, encoderT: encT,
                   encoderBias: Array(encoderBias), decoder: Array(decoderWeights))
     }
@@ -121,8 +120,7 @@ public final class CompresSAEModel: @unchecked Sendable {
                                         (decoderWeights, h * d, "decoder_w", "[\(h), \(d)]")] {
             try w.withUnsafeBufferPointer { try Self.checkWeights($0, count: count, name: name, shape: shape) }
         }
-        var encT = [Float](repeating: 0, count: h * d)
-        encoderWeights.withUnsafeBufferPointer { Self.transpose($0.baseAddress!, rows: d, cols: h, into: &encT) }
+        let encT = encoderWeights.withUnsafeBufferPointer { Self.transposed($0.baseAddress!, rows: d, cols: h) }
         self.init(inputDim: d, latentDim: h, k: k, encoderT: encT, encoderBias: encoderBias, decoder: decoderWeights)
     }
 
@@ -146,13 +144,7 @@ public final class CompresSAEModel: @unchecked Sendable {
 
     /// `encoder_w` as `[d,h]` row-major (a copy).
     public var encoderWeights: [Float] {
-        lock.withReadLock {
-            var out = [Float](repeating: 0, count: inputDim * latentDim)
-            encoderT.withUnsafeBufferPointer {
-                Self.transpose($0.baseAddress!, rows: latentDim, cols: inputDim, into: &out)
-            }
-            return out
-        }
+        lock.withReadLock { encoderWeightsLocked() }
     }
 
     /// `encoder_b` (a copy).
@@ -184,11 +176,7 @@ public final class CompresSAEModel: @unchecked Sendable {
         }
         lock.withReadLock {
             if let out = encoderWeights {
-                encoderT.withUnsafeBufferPointer { src in
-                    for row in 0..<h {
-                        for col in 0..<d { out[col * h + row] = src[row * d + col] }
-                    }
-                }
+                encoderT.withUnsafeBufferPointer { Self.transpose($0.baseAddress!, rows: h, cols: d, into: out.baseAddress!) }
             }
             if let out = encoderBias { _ = out.initialize(from: self.encoderBias) }
             if let out = decoderWeights { _ = out.initialize(from: self.decoder) }
@@ -220,24 +208,36 @@ public final class CompresSAEModel: @unchecked Sendable {
         }
     }
 
-    static func transpose(_ src: UnsafePointer<Float>, rows: Int, cols: Int, into dst: inout [Float]) {
-        dst.withUnsafeMutableBufferPointer { out in
-            // Tiles keep both sides in cache for large matrices.
-            let tile = 32
-            var r0 = 0
-            while r0 < rows {
-                let r1 = min(r0 + tile, rows)
-                var c0 = 0
-                while c0 < cols {
-                    let c1 = min(c0 + tile, cols)
-                    for r in r0..<r1 {
-                        for c in c0..<c1 { out[c * rows + r] = src[r * cols + c] }
-                    }
-                    c0 = c1
+    /// Writes the transpose of the row-major `rows x cols` matrix `src`.
+    static func transpose(_ src: UnsafePointer<Float>, rows: Int, cols: Int, into out: UnsafeMutablePointer<Float>) {
+        // Tiles keep both sides in cache for large matrices.
+        let tile = 32
+        var r0 = 0
+        while r0 < rows {
+            let r1 = min(r0 + tile, rows)
+            var c0 = 0
+            while c0 < cols {
+                let c1 = min(c0 + tile, cols)
+                for r in r0..<r1 {
+                    for c in c0..<c1 { out[c * rows + r] = src[r * cols + c] }
                 }
-                r0 = r1
+                c0 = c1
             }
+            r0 = r1
         }
+    }
+
+    /// The transpose of the row-major `rows x cols` matrix `src`, as an array.
+    static func transposed(_ src: UnsafePointer<Float>, rows: Int, cols: Int) -> [Float] {
+        [Float](unsafeUninitializedCapacity: rows * cols) { buffer, count in
+            transpose(src, rows: rows, cols: cols, into: buffer.baseAddress!)
+            count = rows * cols
+        }
+    }
+
+    /// `encoder_w` in its public `[d,h]` layout. Caller holds a lock.
+    func encoderWeightsLocked() -> [Float] {
+        encoderT.withUnsafeBufferPointer { Self.transposed($0.baseAddress!, rows: latentDim, cols: inputDim) }
     }
 
     /// `decoder_w[j] /= ||decoder_w[j]||` for every row (a zero row stays zero).

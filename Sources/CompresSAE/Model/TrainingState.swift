@@ -27,11 +27,8 @@ final class AdamState {
 
     let pointers: Pointers
     var step = 0
-    private let weightCount: Int, latentCount: Int
 
     init(h: Int, d: Int) {
-        weightCount = h * d
-        latentCount = h
         func zeros(_ n: Int) -> UnsafeMutablePointer<Float> {
             let p = UnsafeMutablePointer<Float>.allocate(capacity: n)
             p.initialize(repeating: 0, count: n)
@@ -48,7 +45,7 @@ final class AdamState {
 }
 
 /// What the row phase of a training step leaves for the latent phase, for a
-/// batch of up to `capacity` rows. O(b (d + k)) floats: no `[b,h]` array.
+/// batch of up to `rows` rows. O(b (d + k)) floats: no `[b,h]` array.
 final class StepBuffers {
     struct Pointers: @unchecked Sendable {
         /// `[b,d]` normalised inputs.
@@ -70,7 +67,7 @@ final class StepBuffers {
     }
 
     let pointers: Pointers
-    let capacity: Int, d: Int, h: Int, m: Int
+    let d: Int, h: Int, m: Int
     /// Latents per block of the latent phase: their gradient accumulators
     /// (`2 d + 1` floats each) take about 384 KB, a third of a typical L2.
     let latentBlockSize: Int
@@ -79,7 +76,6 @@ final class StepBuffers {
     let encoderScratch: [CompresSAEModel.EncoderScratch]
 
     init(rows: Int, d: Int, h: Int, m: Int, workers: Int) {
-        capacity = rows
         self.d = d
         self.h = h
         self.m = m

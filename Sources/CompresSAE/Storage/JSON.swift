@@ -1,26 +1,13 @@
 /// A minimal JSON reader for safetensors headers: objects, arrays, strings,
 /// numbers, booleans and null, with depth and size limits so that a hostile
 /// header cannot exhaust the stack.
-enum JSONValue: Equatable {
+enum JSONValue {
     case object([(String, JSONValue)])
     case array([JSONValue])
     case string(String)
     case number(Double)
     case bool(Bool)
     case null
-
-    static func == (a: JSONValue, b: JSONValue) -> Bool {
-        switch (a, b) {
-        case let (.object(x), .object(y)):
-            return x.count == y.count && zip(x, y).allSatisfy { $0.0 == $1.0 && $0.1 == $1.1 }
-        case let (.array(x), .array(y)): return x == y
-        case let (.string(x), .string(y)): return x == y
-        case let (.number(x), .number(y)): return x == y
-        case let (.bool(x), .bool(y)): return x == y
-        case (.null, .null): return true
-        default: return false
-        }
-    }
 
     subscript(key: String) -> JSONValue? {
         guard case .object(let members) = self else { return nil }

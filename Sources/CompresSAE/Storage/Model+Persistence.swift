@@ -7,12 +7,8 @@ extension CompresSAEModel {
     /// and version in `__metadata__`. The write is atomic.
     public func save(to path: String) throws {
         let (tensors, k) = lock.withReadLock { () -> ([Safetensors.OutputTensor], Int) in
-            var enc = [Float](repeating: 0, count: inputDim * latentDim)
-            encoderT.withUnsafeBufferPointer {
-                Self.transpose($0.baseAddress!, rows: latentDim, cols: inputDim, into: &enc)
-            }
-            return ([
-                .float32("encoder_w", shape: [inputDim, latentDim], enc),
+            ([
+                .float32("encoder_w", shape: [inputDim, latentDim], encoderWeightsLocked()),
                 .float32("encoder_b", shape: [latentDim], encoderBias),
                 .float32("decoder_w", shape: [latentDim, inputDim], decoder),
             ], storedK)
