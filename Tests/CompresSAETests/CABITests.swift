@@ -51,6 +51,12 @@ struct CABITests {
         #expect(csae_model_encode(model, x, 1, 16, 0, nil, &values) == CSAE_ERR_INVALID_ARGUMENT.rawValue)
         #expect(csae_model_encode(model, x, 1, 16, 0, &indices, &values) == 0)
         #expect(lastError() == "")
+        // n * k beyond Int64 is refused before any buffer is touched (it used to trap).
+        var narrow: OpaquePointer?
+        #expect(csae_model_create(1, 16, 16, 1, &narrow) == 0)
+        #expect(csae_model_encode(narrow, x, 1 << 59, 1, 16, &indices, &values) == CSAE_ERR_INVALID_ARGUMENT.rawValue)
+        #expect(lastError().contains("too large"))
+        csae_model_free(narrow)
         csae_model_free(model)
         // A freed handle is refused, however often it is used or freed again.
         #expect(csae_model_encode(model, x, 1, 16, 0, &indices, &values) == CSAE_ERR_INVALID_HANDLE.rawValue)
