@@ -31,7 +31,7 @@ extern "C" {
 
 /** ABI version of this header. Bumped on every incompatible change;
  *  compare with csae_abi_version() at load time. */
-#define CSAE_ABI_VERSION 3
+#define CSAE_ABI_VERSION 4
 
 /** Status codes returned by every csae_ function that can fail.
  *  On any non-zero status, csae_last_error() describes the failure. */
@@ -56,6 +56,19 @@ enum csae_index_mode {
 enum csae_index_storage {
     CSAE_STORAGE_STANDARD = 0,    /**< int32 index + float32 value per nonzero */
     CSAE_STORAGE_COMPACT = 1      /**< half-precision values (and uint16 indices in reconstructed mode) */
+};
+
+/** Encoder initialisation of csae_model_create. */
+enum csae_init {
+    CSAE_INIT_REFERENCE = 0,      /**< kaiming-uniform encoder, as the PyTorch reference */
+    CSAE_INIT_TIED = 1            /**< encoder = decoder transposed: no latent starts dead */
+};
+
+/** Learning-rate shape after the warm-up (csae_train_params.lr_decay). */
+enum csae_lr_decay {
+    CSAE_LR_CONSTANT = 0,         /**< the same rate at every step */
+    CSAE_LR_COSINE = 1,           /**< half a cosine down to learning_rate * min_lr_ratio */
+    CSAE_LR_LINEAR = 2            /**< a straight line down to learning_rate * min_lr_ratio */
 };
 
 /** Opaque handle to an index of sparse codes. Create with csae_index_create
@@ -90,6 +103,16 @@ typedef struct csae_train_params {
     void *user_data;          /**< passed to progress unchanged */
     int64_t dead_latent_window;/**< rows after which a latent absent from every k-code counts
                                     as dead (csae_model_copy_dead_latent_history); 0 = one epoch */
+    int64_t warmup_steps;     /**< steps of linear learning-rate warm-up (default 0) */
+    int32_t lr_decay;         /**< a csae_lr_decay value (default CSAE_LR_CONSTANT) */
+    double min_lr_ratio;      /**< final rate of a decay, as a fraction of learning_rate, in [0, 1] (default 0) */
+    double validation_fraction;/**< fraction of rows held out to measure the validation loss after
+                                    every epoch (csae_model_copy_validation_history), in [0, 1) (default 0) */
+    int64_t patience;         /**< stop after this many epochs without a relative improvement of
+                                    tolerance in the validation loss; 0 = never (default 0) */
+    double tolerance;         /**< relative improvement that counts (default 1e-3) */
+    double coherence_penalty; /**< weight of the decoder coherence penalty mean_{i!=j} (d_i.d_j)^2
+                                    added to the loss; 0 = the reference's objective (default 0) */
 } csae_train_params;
 
 /** The seven loss values of one batch, as the reference reports them. */
@@ -141,15 +164,18 @@ const char *csae_vector_isa(void);
 /// cores), no progress callback, dead_latent_window 0 (one epoch).
 csae_train_params csae_train_default_params(void);
 
-/// Creates a model with PyTorch's default (kaiming-uniform) initialisation.
+/// Creates a model: zero bias, a kaiming-uniform decoder with unit rows (PyTorch's
+/// default initialisation), and an encoder chosen by init.
 /// @param input_dim  dense dimension d >= 1
 /// @param latent_dim sparse dimension h >= 1
 /// @param k          nonzeros per code, 1 <= k <= h (training also needs 4k <= h)
 /// @param seed       initialisation seed; equal seeds give equal models
+/// @param init       CSAE_INIT_REFERENCE (kaiming-uniform encoder, as the reference)
+///                   or CSAE_INIT_TIED (encoder = decoder transposed)
 /// @param out        receives the new handle; release it with csae_model_free
 /// @return CSAE_OK, or CSAE_ERR_INVALID_ARGUMENT
 int32_t csae_model_create(int64_t input_dim, int64_t latent_dim, int64_t k, uint64_t seed,
-                          csae_model **out);
+                          int32_t initialization, csae_model **out);
 
 /// Creates a model from given weights, copied as they are (no renormalisation).
 /// @param encoder_w  d*h floats, [d,h] row-major
@@ -230,6 +256,15 @@ int32_t csae_model_copy_history(const csae_model *model, float *out, int64_t cap
 /// @param out       receives min(capacity, history length) floats
 /// @param capacity  size of out in floats (>= 0)
 int32_t csae_model_copy_dead_latent_history(const csae_model *model, float *out, int64_t capacity);
+
+/// Number of validation losses recorded by the last csae_model_train call
+/// (one per epoch when validation_fraction > 0, else 0).
+int32_t csae_model_validation_history_length(const csae_model *model, int64_t *length);
+
+/// Copies the per-epoch validation losses of the last csae_model_train call.
+/// @param out       receives min(capacity, validation history length) floats
+/// @param capacity  size of out in floats (>= 0)
+int32_t csae_model_copy_validation_history(const csae_model *model, float *out, int64_t capacity);
 
 /// Encodes n dense rows into k-sparse codes: per row, the k latents of
 /// largest |pre-activation| with their signed values, ordered by decreasing

@@ -12,7 +12,7 @@ struct CABITests {
     func lifecycle() throws {
         #expect(csae_abi_version() == CSAE_ABI_VERSION)
         var model: OpaquePointer?
-        #expect(csae_model_create(16, 64, 4, 1, &model) == 0)
+        #expect(csae_model_create(16, 64, 4, 1, 0, &model) == 0)
         var d: Int64 = 0, h: Int64 = 0, k: Int64 = 0
         #expect(csae_model_get_shape(model, &d, &h, &k) == 0)
         #expect((d, h, k) == (16, 64, 4))
@@ -35,12 +35,14 @@ struct CABITests {
     @Test("misuse returns a status and a message")
     func misuse() throws {
         var model: OpaquePointer?
-        #expect(csae_model_create(16, 64, 100, 1, &model) == CSAE_ERR_INVALID_ARGUMENT.rawValue)
+        #expect(csae_model_create(16, 64, 100, 1, 0, &model) == CSAE_ERR_INVALID_ARGUMENT.rawValue)
         #expect(lastError().contains("k must be"))
         #expect(model == nil)
-        #expect(csae_model_create(16, 64, 4, 1, nil) == CSAE_ERR_INVALID_ARGUMENT.rawValue)
-        #expect(csae_model_create(0, 64, 4, 1, &model) == CSAE_ERR_INVALID_ARGUMENT.rawValue)
-        #expect(csae_model_create(16, 64, 4, 1, &model) == 0)
+        #expect(csae_model_create(16, 64, 4, 1, 0, nil) == CSAE_ERR_INVALID_ARGUMENT.rawValue)
+        #expect(csae_model_create(0, 64, 4, 1, 0, &model) == CSAE_ERR_INVALID_ARGUMENT.rawValue)
+        #expect(csae_model_create(16, 64, 4, 1, 7, &model) == CSAE_ERR_INVALID_ARGUMENT.rawValue)
+        #expect(lastError().contains("init must be"))
+        #expect(csae_model_create(16, 64, 4, 1, 0, &model) == 0)
         let x = [Float](repeating: 1, count: 16)
         var indices = [Int32](repeating: 0, count: 4), values = [Float](repeating: 0, count: 4)
         #expect(csae_model_encode(model, nil, 1, 16, 0, &indices, &values) == CSAE_ERR_INVALID_ARGUMENT.rawValue)
@@ -53,7 +55,7 @@ struct CABITests {
         #expect(lastError() == "")
         // n * k beyond Int64 is refused before any buffer is touched (it used to trap).
         var narrow: OpaquePointer?
-        #expect(csae_model_create(1, 16, 16, 1, &narrow) == 0)
+        #expect(csae_model_create(1, 16, 16, 1, 0, &narrow) == 0)
         #expect(csae_model_encode(narrow, x, 1 << 59, 1, 16, &indices, &values) == CSAE_ERR_INVALID_ARGUMENT.rawValue)
         #expect(lastError().contains("too large"))
         csae_model_free(narrow)
@@ -72,7 +74,7 @@ struct CABITests {
     @Test("a progress callback that returns non-zero cancels training")
     func cancel() throws {
         var model: OpaquePointer?
-        #expect(csae_model_create(8, 32, 2, 1, &model) == 0)
+        #expect(csae_model_create(8, 32, 2, 1, 0, &model) == 0)
         defer { csae_model_free(model) }
         let x = (0..<(8 * 40)).map { Float(($0 * 13) % 7) - 3 }
         var params = csae_train_default_params()

@@ -185,7 +185,7 @@ int main(int argc, char **argv) {
 
     /* 1. Create a model: d -> h latents, k nonzeros per code. */
     csae_model *model = NULL;
-    if (!check(csae_model_create(d, h, k, 42, &model), "csae_model_create")) {
+    if (!check(csae_model_create(d, h, k, 42, CSAE_INIT_TIED, &model), "csae_model_create")) {
         free(x);
         return 1;
     }
@@ -327,7 +327,7 @@ int main(int argc, char **argv) {
 
     /* 7. Errors: every call returns a status; csae_last_error() explains it. */
     csae_model *bad = NULL;
-    int32_t st = csae_model_create(d, h, 0, 0, &bad); /* k = 0 is invalid */
+    int32_t st = csae_model_create(d, h, 0, 0, CSAE_INIT_REFERENCE, &bad); /* k = 0 is invalid */
     printf("create with k=0 -> status %d (%s): %s\n", (int)st,
            st == CSAE_ERR_INVALID_ARGUMENT ? "CSAE_ERR_INVALID_ARGUMENT" : "?", csae_last_error());
     expect(st == CSAE_ERR_INVALID_ARGUMENT && bad == NULL && strlen(csae_last_error()) > 0,

@@ -1,4 +1,4 @@
-"""Checks of integer arguments shared by the public modules (no library calls)."""
+"""Checks of integer and choice arguments shared by the public modules (no library calls)."""
 
 from __future__ import annotations
 
@@ -18,3 +18,11 @@ def _size(value, name: str, minimum: int = 1) -> int:
     if value < minimum:
         raise InvalidArgumentError(f"{name} must be >= {minimum}, got {value}")
     return value
+
+
+def _choice(value, choices: dict, name: str) -> int:
+    """The library's enum value of a string argument that must be one of ``choices``."""
+    if not isinstance(value, str) or value not in choices:
+        options = " or ".join(repr(c) for c in choices)
+        raise InvalidArgumentError(f"{name} must be {options}, got {value!r}")
+    return choices[value]

@@ -38,7 +38,7 @@ from pathlib import Path
 os.environ.setdefault("SWIFT_BACKTRACE", "enable=no")
 
 #: ABI version this module was written against (CSAE_ABI_VERSION).
-ABI_VERSION = 3
+ABI_VERSION = 4
 
 # Status codes (enum csae_status).
 CSAE_OK = 0
@@ -57,6 +57,15 @@ CSAE_INDEX_RECONSTRUCTED = 1
 # Storage of an index's codes (enum csae_index_storage).
 CSAE_STORAGE_STANDARD = 0
 CSAE_STORAGE_COMPACT = 1
+
+# Encoder initialisation (enum csae_init).
+CSAE_INIT_REFERENCE = 0
+CSAE_INIT_TIED = 1
+
+# Learning-rate decay (enum csae_lr_decay).
+CSAE_LR_CONSTANT = 0
+CSAE_LR_COSINE = 1
+CSAE_LR_LINEAR = 2
 
 STATUS_NAMES = {
     CSAE_OK: "CSAE_OK",
@@ -95,6 +104,13 @@ class csae_train_params(Structure):
         ("progress", csae_progress_fn),
         ("user_data", c_void_p),
         ("dead_latent_window", c_int64),
+        ("warmup_steps", c_int64),
+        ("lr_decay", c_int32),
+        ("min_lr_ratio", c_double),
+        ("validation_fraction", c_double),
+        ("patience", c_int64),
+        ("tolerance", c_double),
+        ("coherence_penalty", c_double),
     ]
 
 
@@ -126,7 +142,7 @@ _SIGNATURES = {
     "csae_last_error": (c_char_p, []),
     "csae_blas_name": (c_char_p, []),
     "csae_train_default_params": (csae_train_params, []),
-    "csae_model_create": (c_int32, [c_int64, c_int64, c_int64, c_uint64, _model_pp]),
+    "csae_model_create": (c_int32, [c_int64, c_int64, c_int64, c_uint64, c_int32, _model_pp]),
     "csae_model_create_from_weights": (
         c_int32,
         [c_int64, c_int64, c_int64, _f32_p, _f32_p, _f32_p, _model_pp],
@@ -147,6 +163,8 @@ _SIGNATURES = {
     "csae_model_history_length": (c_int32, [csae_model_p, _i64_p]),
     "csae_model_copy_history": (c_int32, [csae_model_p, _f32_p, c_int64]),
     "csae_model_copy_dead_latent_history": (c_int32, [csae_model_p, _f32_p, c_int64]),
+    "csae_model_validation_history_length": (c_int32, [csae_model_p, _i64_p]),
+    "csae_model_copy_validation_history": (c_int32, [csae_model_p, _f32_p, c_int64]),
     "csae_model_encode": (
         c_int32,
         [csae_model_p, _f32_p, c_int64, c_int64, c_int64, _i32_p, _f32_p],
@@ -273,6 +291,8 @@ csae_model_train = lib.csae_model_train
 csae_model_history_length = lib.csae_model_history_length
 csae_model_copy_history = lib.csae_model_copy_history
 csae_model_copy_dead_latent_history = lib.csae_model_copy_dead_latent_history
+csae_model_validation_history_length = lib.csae_model_validation_history_length
+csae_model_copy_validation_history = lib.csae_model_copy_validation_history
 csae_model_encode = lib.csae_model_encode
 csae_model_decode = lib.csae_model_decode
 csae_model_preactivations = lib.csae_model_preactivations

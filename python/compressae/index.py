@@ -25,6 +25,7 @@ import numpy as np
 from . import _ffi
 from ._handle import IndexHandle, check
 from .errors import InvalidArgumentError
+from ._args import _choice
 from .model import _INT32_MAX, CompresSAE, SparseCodes, _float_matrix, _size
 
 __all__ = ["SparseIndex", "set_num_threads", "get_num_threads"]
@@ -33,13 +34,6 @@ _MODES = {"sparse": _ffi.CSAE_INDEX_SPARSE, "reconstructed": _ffi.CSAE_INDEX_REC
 _STORAGES = {"standard": _ffi.CSAE_STORAGE_STANDARD, "compact": _ffi.CSAE_STORAGE_COMPACT}
 _MODE_NAMES = {v: k for k, v in _MODES.items()}
 _STORAGE_NAMES = {v: k for k, v in _STORAGES.items()}
-
-
-def _choice(value, choices: dict, name: str) -> int:
-    if not isinstance(value, str) or value not in choices:
-        options = " or ".join(repr(c) for c in choices)
-        raise InvalidArgumentError(f"{name} must be {options}, got {value!r}")
-    return choices[value]
 
 
 def _threads(num_threads) -> int:

@@ -16,7 +16,7 @@ import numpy as np
 
 from . import _ffi
 from ._handle import ModelHandle, check
-from ._args import _size
+from ._args import _choice, _size
 from .errors import Cancelled, InvalidArgumentError
 
 __all__ = ["CompresSAE", "SparseCodes"]
@@ -25,6 +25,8 @@ __all__ = ["CompresSAE", "SparseCodes"]
 #: order of the fields of ``struct csae_losses``.
 LOSS_NAMES = ("L2", "L2_4k", "L1", "L0", "Cosine", "Cosine_4k", "Loss")
 _LOSS_FIELDS = ("l2", "l2_4k", "l1", "l0", "cosine", "cosine_4k", "loss")
+_INIT_KINDS = {"tied": _ffi.CSAE_INIT_TIED, "reference": _ffi.CSAE_INIT_REFERENCE}
+_LR_DECAYS = {"constant": _ffi.CSAE_LR_CONSTANT, "cosine": _ffi.CSAE_LR_COSINE, "linear": _ffi.CSAE_LR_LINEAR}
 
 _INT32_MAX = 2**31 - 1
 
@@ -304,6 +306,10 @@ class CompresSAE:
     seed : int, default 0
         Seed of the Kaiming-uniform initialisation (and of the training
         shuffle when ``fit`` is called with ``seed=None``).
+    init : {"tied", "reference"}, default "tied"
+        ``"reference"`` draws the encoder like the PyTorch reference;
+        ``"tied"`` starts it as the decoder's transpose, so that every latent
+        starts alive (see the README's quality section for the measurement).
 
     Notes
     -----
@@ -315,13 +321,15 @@ class CompresSAE:
     between steps; a second concurrent ``fit`` raises :class:`BusyError`.
     """
 
-    def __init__(self, input_dim: int, latent_dim: int = 4096, k: int = 32, seed: int = 0):
+    def __init__(self, input_dim: int, latent_dim: int = 4096, k: int = 32, seed: int = 0,
+                 init: str = "tied"):
         input_dim = _size(input_dim, "input_dim")
         latent_dim = _size(latent_dim, "latent_dim")
         k = _size(k, "k")
         seed = _seed(seed)
+        init_kind = _choice(init, _INIT_KINDS, "init")
         out = _ffi.csae_model_p()
-        check(_ffi.csae_model_create(input_dim, latent_dim, k, seed, ctypes.byref(out)))
+        check(_ffi.csae_model_create(input_dim, latent_dim, k, seed, init_kind, ctypes.byref(out)))
         self._init(out.value, seed)
 
     def _init(self, pointer: int, seed: int) -> None:
@@ -331,6 +339,8 @@ class CompresSAE:
         #: Per-step training losses of the last ``fit`` call (float32).
         self.history_ = np.zeros(0, dtype=np.float32)
         self.dead_latents_ = np.zeros(0, dtype=np.float32)
+        #: Validation loss after every epoch of the last ``fit`` (with ``validation_fraction``).
+        self.validation_loss_ = np.zeros(0, dtype=np.float32)
         d, h, k = ctypes.c_int64(), ctypes.c_int64(), ctypes.c_int64()
         self._handle.call(_ffi.csae_model_get_shape, ctypes.byref(d), ctypes.byref(h),
                           ctypes.byref(k))
@@ -484,7 +494,10 @@ class CompresSAE:
     def fit(self, X, batch_size: int = 4096, epochs: int = 1, lr: float = 1e-3,
             seed: int | None = None, progress=None, shuffle: bool = True,
             num_threads: int = 0, *, beta1: float = 0.9, beta2: float = 0.999,
-            eps: float = 1e-8, dead_latent_window: int = 0) -> "CompresSAE":
+            eps: float = 1e-8, dead_latent_window: int = 0, warmup_steps: int = 0,
+            lr_decay: str = "constant", min_lr_ratio: float = 0.0,
+            validation_fraction: float = 0.0, patience: int = 0,
+            tol: float = 1e-3, coherence_penalty: float = 0.0) -> "CompresSAE":
         """Train on ``X`` with Adam, updating the model in place.
 
         Each call starts a new Adam optimiser from the current weights and
@@ -526,7 +539,28 @@ class CompresSAE:
             Adam's parameters (PyTorch's defaults).
         dead_latent_window : int, default 0
             Rows after which a latent that fired in no k-code counts as dead
-            in ``dead_latents_``; 0 means one epoch (``len(X)`` rows).
+            in ``dead_latents_``; 0 means one epoch (the training rows).
+        warmup_steps : int, default 0
+            Steps over which the learning rate rises linearly to ``lr``.
+        lr_decay : {"constant", "cosine", "linear"}, default "constant"
+            Shape of the learning rate after the warm-up: constant, or
+            decaying to ``lr * min_lr_ratio`` at the last planned step.
+        min_lr_ratio : float, default 0.0
+            Final learning rate of a decay, as a fraction of ``lr``.
+        validation_fraction : float, default 0.0
+            Fraction of the rows (a seeded random choice) held out of training
+            to measure the validation loss after every epoch, stored in
+            ``validation_loss_``.
+        patience : int, default 0
+            Early stopping: stop when the validation loss has not improved on
+            its best by a relative ``tol`` for ``patience`` epochs in a row
+            (then ``epochs`` is a maximum). Needs ``validation_fraction > 0``;
+            0 never stops early.
+        tol : float, default 1e-3
+            Relative improvement of the validation loss that counts.
+        coherence_penalty : float, default 0.0
+            Weight of a penalty on the mean squared cosine between decoder
+            rows, added to the objective; 0 trains the reference's objective.
 
         Returns
         -------
@@ -563,12 +597,20 @@ class CompresSAE:
             raise InvalidArgumentError(f"num_threads = {num_threads} is too large")
         params.num_threads = num_threads
         params.dead_latent_window = _size(dead_latent_window, "dead_latent_window", minimum=0)
+        params.warmup_steps = _size(warmup_steps, "warmup_steps", minimum=0)
+        params.lr_decay = _choice(lr_decay, _LR_DECAYS, "lr_decay")
+        params.min_lr_ratio = float(min_lr_ratio)
+        params.validation_fraction = float(validation_fraction)
+        params.patience = _size(patience, "patience", minimum=0)
+        params.tolerance = float(tol)
+        params.coherence_penalty = float(coherence_penalty)
         bridge = _ProgressBridge(progress)
         if bridge.c_callback is not None:
             params.progress = bridge.c_callback
 
         self.history_ = np.zeros(0, dtype=np.float32)
         self.dead_latents_ = np.zeros(0, dtype=np.float32)
+        self.validation_loss_ = np.zeros(0, dtype=np.float32)
         try:
             status, message = self._handle.call(
                 _ffi.csae_model_train, _ffi.f32_ptr(X), X.shape[0], X.shape[1],
@@ -579,6 +621,8 @@ class CompresSAE:
         if status in (_ffi.CSAE_OK, _ffi.CSAE_ERR_CANCELLED):
             self.history_ = self._history()
             self.dead_latents_ = self._history(_ffi.csae_model_copy_dead_latent_history)
+            self.validation_loss_ = self._history(_ffi.csae_model_copy_validation_history,
+                                                  _ffi.csae_model_validation_history_length)
         if bridge.error is not None:
             raise bridge.error
         if status == _ffi.CSAE_ERR_CANCELLED and bridge.cancelled:
@@ -588,9 +632,9 @@ class CompresSAE:
         check(status, message)
         return self
 
-    def _history(self, copy=None) -> np.ndarray:
+    def _history(self, copy=None, length_of=None) -> np.ndarray:
         length = ctypes.c_int64()
-        self._handle.call(_ffi.csae_model_history_length, ctypes.byref(length))
+        self._handle.call(length_of or _ffi.csae_model_history_length, ctypes.byref(length))
         out = np.empty(length.value, dtype=np.float32)
         if length.value:
             self._handle.call(copy or _ffi.csae_model_copy_history, _ffi.f32_ptr(out), out.size)

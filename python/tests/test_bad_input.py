@@ -45,7 +45,7 @@ def test_bad_sizes(args):
 def test_bad_sizes_reach_the_library_safely(args):
     # The same checks exist in C: call the raw function, bypassing Python's.
     out = _ffi.csae_model_p()
-    status = _ffi.csae_model_create(*args, 0, ctypes.byref(out))
+    status = _ffi.csae_model_create(*args, 0, 0, ctypes.byref(out))
     assert status == _ffi.CSAE_ERR_INVALID_ARGUMENT
     assert _ffi.last_error()
     assert not out.value
@@ -270,7 +270,7 @@ x = np.ones((3, D), np.float32)
 idx = np.zeros((3, K), np.int32)
 val = np.zeros((3, K), np.float32)
 out = _ffi.csae_model_p()
-assert _ffi.csae_model_create(D, H, K, 0, ctypes.byref(out)) == _ffi.CSAE_OK
+assert _ffi.csae_model_create(D, H, K, 0, 0, ctypes.byref(out)) == _ffi.CSAE_OK
 handle = out.value
 _ffi.csae_model_free(handle)
 _ffi.csae_model_free(handle)  # freeing twice is harmless (registry)

@@ -13,7 +13,7 @@ extern "C" {
 
 /** ABI version of this header. Bumped on every incompatible change;
  *  compare with csae_abi_version() at load time. */
-#define CSAE_ABI_VERSION 3
+#define CSAE_ABI_VERSION 4
 
 /** Status codes returned by every csae_ function that can fail.
  *  On any non-zero status, csae_last_error() describes the failure. */
@@ -38,6 +38,19 @@ enum csae_index_mode {
 enum csae_index_storage {
     CSAE_STORAGE_STANDARD = 0,    /**< int32 index + float32 value per nonzero */
     CSAE_STORAGE_COMPACT = 1      /**< half-precision values (and uint16 indices in reconstructed mode) */
+};
+
+/** Encoder initialisation of csae_model_create. */
+enum csae_init {
+    CSAE_INIT_REFERENCE = 0,      /**< kaiming-uniform encoder, as the PyTorch reference */
+    CSAE_INIT_TIED = 1            /**< encoder = decoder transposed: no latent starts dead */
+};
+
+/** Learning-rate shape after the warm-up (csae_train_params.lr_decay). */
+enum csae_lr_decay {
+    CSAE_LR_CONSTANT = 0,         /**< the same rate at every step */
+    CSAE_LR_COSINE = 1,           /**< half a cosine down to learning_rate * min_lr_ratio */
+    CSAE_LR_LINEAR = 2            /**< a straight line down to learning_rate * min_lr_ratio */
 };
 
 /** Opaque handle to an index of sparse codes. Create with csae_index_create
@@ -72,6 +85,16 @@ typedef struct csae_train_params {
     void *user_data;          /**< passed to progress unchanged */
     int64_t dead_latent_window;/**< rows after which a latent absent from every k-code counts
                                     as dead (csae_model_copy_dead_latent_history); 0 = one epoch */
+    int64_t warmup_steps;     /**< steps of linear learning-rate warm-up (default 0) */
+    int32_t lr_decay;         /**< a csae_lr_decay value (default CSAE_LR_CONSTANT) */
+    double min_lr_ratio;      /**< final rate of a decay, as a fraction of learning_rate, in [0, 1] (default 0) */
+    double validation_fraction;/**< fraction of rows held out to measure the validation loss after
+                                    every epoch (csae_model_copy_validation_history), in [0, 1) (default 0) */
+    int64_t patience;         /**< stop after this many epochs without a relative improvement of
+                                    tolerance in the validation loss; 0 = never (default 0) */
+    double tolerance;         /**< relative improvement that counts (default 1e-3) */
+    double coherence_penalty; /**< weight of the decoder coherence penalty mean_{i!=j} (d_i.d_j)^2
+                                    added to the loss; 0 = the reference's objective (default 0) */
 } csae_train_params;
 
 /** The seven loss values of one batch, as the reference reports them. */

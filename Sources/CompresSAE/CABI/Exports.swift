@@ -45,26 +45,35 @@ public typealias ConstModelHandle = OpaquePointer
         batch_size: Int64(o.batchSize), epochs: Int64(o.epochs), learning_rate: o.learningRate,
         beta1: o.beta1, beta2: o.beta2, eps: o.eps, seed: o.seed, shuffle: o.shuffle ? 1 : 0,
         num_threads: Int32(o.threads), progress: nil, user_data: nil,
-        dead_latent_window: Int64(o.deadLatentWindow))
+        dead_latent_window: Int64(o.deadLatentWindow), warmup_steps: Int64(o.warmupSteps),
+        lr_decay: o.decay.rawValue, min_lr_ratio: o.minLearningRateRatio,
+        validation_fraction: o.validationFraction, patience: Int64(o.patience), tolerance: o.tolerance,
+        coherence_penalty: o.coherencePenalty)
 }
 
-/// Creates a model with PyTorch's default (kaiming-uniform) initialisation.
+/// Creates a model: zero bias, a kaiming-uniform decoder with unit rows (PyTorch's
+/// default initialisation), and an encoder chosen by init.
 /// @param input_dim  dense dimension d >= 1
 /// @param latent_dim sparse dimension h >= 1
 /// @param k          nonzeros per code, 1 <= k <= h (training also needs 4k <= h)
 /// @param seed       initialisation seed; equal seeds give equal models
+/// @param init       CSAE_INIT_REFERENCE (kaiming-uniform encoder, as the reference)
+///                   or CSAE_INIT_TIED (encoder = decoder transposed)
 /// @param out        receives the new handle; release it with csae_model_free
 /// @return CSAE_OK, or CSAE_ERR_INVALID_ARGUMENT
 @c public func csae_model_create(
-    _ input_dim: Int64, _ latent_dim: Int64, _ k: Int64, _ seed: UInt64,
+    _ input_dim: Int64, _ latent_dim: Int64, _ k: Int64, _ seed: UInt64, _ initialization: Int32,
     _ out: UnsafeMutablePointer<OpaquePointer?>?
 ) -> Int32 {
     withStatus {
         guard let out else { throw CompresSAEError.invalid("out is NULL") }
         out.pointee = nil
+        guard let kind = EncoderInitialization(rawValue: initialization) else {
+            throw CompresSAEError.invalid("init must be CSAE_INIT_REFERENCE (0) or CSAE_INIT_TIED (1), got \(initialization)")
+        }
         let model = try CompresSAEModel(inputDim: try intArgument(input_dim, "input_dim"),
                                         latentDim: try intArgument(latent_dim, "latent_dim"),
-                                        k: try intArgument(k, "k"), seed: seed)
+                                        k: try intArgument(k, "k"), seed: seed, initialization: kind)
         out.pointee = modelHandles.insert(model)
     }
 }
@@ -210,6 +219,16 @@ public typealias ConstModelHandle = OpaquePointer
         options.shuffle = p.shuffle != 0
         options.threads = Int(p.num_threads)
         options.deadLatentWindow = try nonNegative(p.dead_latent_window, "dead_latent_window")
+        options.warmupSteps = try nonNegative(p.warmup_steps, "warmup_steps")
+        guard let decay = LearningRateDecay(rawValue: p.lr_decay) else {
+            throw CompresSAEError.invalid("lr_decay must be CSAE_LR_CONSTANT, CSAE_LR_COSINE or CSAE_LR_LINEAR, got \(p.lr_decay)")
+        }
+        options.decay = decay
+        options.minLearningRateRatio = p.min_lr_ratio
+        options.validationFraction = p.validation_fraction
+        options.patience = try nonNegative(p.patience, "patience")
+        options.tolerance = p.tolerance
+        options.coherencePenalty = p.coherence_penalty
         let callback = p.progress, userData = p.user_data
         try m.train(data, rows: Int(n), options: options, progress: callback.map { fn in
             { step, total, loss in fn(userData, Int64(step), Int64(total), loss) == 0 }
@@ -244,6 +263,27 @@ public typealias ConstModelHandle = OpaquePointer
     _ model: ConstModelHandle?, _ out: UnsafeMutablePointer<Float>?, _ capacity: Int64
 ) -> Int32 {
     copyHistory(model, out, capacity) { $0.deadLatentHistory }
+}
+
+/// Number of validation losses recorded by the last csae_model_train call
+/// (one per epoch when validation_fraction > 0, else 0).
+@c public func csae_model_validation_history_length(
+    _ model: ConstModelHandle?, _ length: UnsafeMutablePointer<Int64>?
+) -> Int32 {
+    withStatus {
+        let m = try modelHandles.lookup(model)
+        guard let length else { throw CompresSAEError.invalid("length is NULL") }
+        length.pointee = Int64(m.validationHistory.count)
+    }
+}
+
+/// Copies the per-epoch validation losses of the last csae_model_train call.
+/// @param out       receives min(capacity, validation history length) floats
+/// @param capacity  size of out in floats (>= 0)
+@c public func csae_model_copy_validation_history(
+    _ model: ConstModelHandle?, _ out: UnsafeMutablePointer<Float>?, _ capacity: Int64
+) -> Int32 {
+    copyHistory(model, out, capacity) { $0.validationHistory }
 }
 
 /// Encodes n dense rows into k-sparse codes: per row, the k latents of

@@ -48,42 +48,50 @@ extension CompresSAEModel {
         }
         defer { trainingFlag.release() }
 
-        let batchSize = min(options.batchSize, rows)
+        let validationCount = options.validationRows(rows: rows)
+        let trainingRows = rows - validationCount
+        let batchSize = min(options.batchSize, trainingRows)
         try Self.checkBatchEntries(rows: batchSize, k: kk)
-        let stepsPerEpoch = (rows + batchSize - 1) / batchSize
+        let stepsPerEpoch = (trainingRows + batchSize - 1) / batchSize
         let total = options.epochs * stepsPerEpoch
         let workers = Parallel.threadCount(requested: options.threads)
         let buffers = StepBuffers(rows: batchSize, d: d, h: h, m: 4 * kk, workers: workers)
         let adam = AdamState(h: h, d: d)
-        var order = Array(0..<rows)
         var rng = SeededGenerator(seed: options.seed)
+        var order = Array(0..<rows)
+        // The held-out rows: a seeded random choice, fixed for the whole call.
+        if validationCount > 0 { order.shuffle(using: &rng) }
+        let validation = Array(order[trainingRows...])
+        order.removeLast(validationCount)
         let batch = UnsafeMutablePointer<Float>.allocate(capacity: batchSize * d)
         defer { batch.deallocate() }
         var history: [Float] = []
         history.reserveCapacity(total)
-        lock.withWriteLock { storedHistory = []; storedDeadHistory = [] }
+        lock.withWriteLock { storedHistory = []; storedDeadHistory = []; storedValidationHistory = [] }
         // Rows seen when each latent was last in a k-code (the start counts as a firing).
         let firedAt = UnsafeMutablePointer<Int>.allocate(capacity: h)
         firedAt.initialize(repeating: 0, count: h)
         defer { firedAt.deallocate() }
-        let window = options.deadLatentWindow > 0 ? options.deadLatentWindow : rows
+        let window = options.deadLatentWindow > 0 ? options.deadLatentWindow : trainingRows
         var rowsSeen = 0
+        var bestValidation = Double.infinity, epochsWithoutImprovement = 0
 
         var step = 0
         for _ in 0..<options.epochs {
             if options.shuffle { order.shuffle(using: &rng) }
             for s in 0..<stepsPerEpoch {
                 let first = s * batchSize
-                let count = min(batchSize, rows - first)
+                let count = min(batchSize, trainingRows - first)
                 for r in 0..<count {
                     (batch + r * d).update(from: x.baseAddress! + order[first + r] * d, count: d)
                 }
+                let learningRate = options.learningRate(step: step + 1, total: total)
                 let loss = lock.withWriteLock { () -> Float in
                     let report = forwardBackward(batch, rows: count, k: kk, buffers: buffers, workers: workers)
                     adam.step += 1
-                    let scalars = AdamScalars(options: options, step: adam.step)
+                    let scalars = AdamScalars(options: options, step: adam.step, learningRate: learningRate)
                     applyAdam(scalars, adam: adam, buffers: buffers, rows: count, k: kk, workers: workers,
-                              firing: (firedAt, rowsSeen))
+                              coherencePenalty: options.coherencePenalty, firing: (firedAt, rowsSeen))
                     rowsSeen += count
                     weightsVersion += 1
                     storedHistory.append(report.loss)
@@ -98,8 +106,43 @@ extension CompresSAEModel {
                     throw CompresSAEError(.cancelled, "training cancelled by the progress callback after step \(step) of \(total)")
                 }
             }
+            guard validationCount > 0 else { continue }
+            let validationLoss = lock.withWriteLock { () -> Float in
+                let loss = meanLoss(x.baseAddress!, rows: validation, batch: batch, batchSize: batchSize,
+                                    buffers: buffers, workers: workers)
+                storedValidationHistory.append(loss)
+                return loss
+            }
+            if Double(validationLoss) < bestValidation * (1 - options.tolerance) {
+                bestValidation = Double(validationLoss)
+                epochsWithoutImprovement = 0
+            } else {
+                bestValidation = min(bestValidation, Double(validationLoss))
+                epochsWithoutImprovement += 1
+                if options.patience > 0 && epochsWithoutImprovement >= options.patience { break }
+            }
         }
         return history
+    }
+
+    /// The objective averaged over the listed rows of `x`, in batches of
+    /// `batchSize` (the same arithmetic as a training step; nothing is updated).
+    /// Caller holds a lock.
+    func meanLoss(
+        _ x: UnsafePointer<Float>, rows: [Int], batch: UnsafeMutablePointer<Float>, batchSize: Int,
+        buffers: StepBuffers, workers: Int
+    ) -> Float {
+        let d = inputDim
+        var sum = 0.0
+        var first = 0
+        while first < rows.count {
+            let count = min(batchSize, rows.count - first)
+            for r in 0..<count { (batch + r * d).update(from: x + rows[first + r] * d, count: d) }
+            let report = forwardBackward(batch, rows: count, k: storedK, buffers: buffers, workers: workers)
+            sum += Double(report.loss) * Double(count)
+            first += count
+        }
+        return Float(sum / Double(rows.count))
     }
 
     /// Convenience form of `train` on a flat array.
@@ -308,6 +351,7 @@ extension CompresSAEModel {
     /// gradient gathering and the decoder renormalisation: each latent's rows
     /// are updated while they are in cache. Caller holds the write lock.
     func applyAdam(_ s: AdamScalars, adam: AdamState, buffers: StepBuffers, rows: Int, k: Int, workers: Int,
+                   coherencePenalty: Double = 0,
                    firing: (firedAt: UnsafeMutablePointer<Int>, rowsBefore: Int)? = nil) {
         let d = inputDim
         encoderT.withUnsafeMutableBufferPointer { encBuffer in
@@ -316,13 +360,25 @@ extension CompresSAEModel {
                     let enc = SharedPointer(encBuffer.baseAddress!), bias = SharedPointer(biasBuffer.baseAddress!)
                     let dec = SharedPointer(decBuffer.baseAddress!)
                     let moments = adam.pointers
+                    // Coherence penalty lambda * mean_{i != j} (d_i . d_j)^2 has the gradient
+                    // 4 lambda / (h (h-1)) * (W W^T W - W) on the decoder W.
+                    let coherence: (gram: SharedConstPointer<Float>, scale: Float)? = coherencePenalty > 0
+                        ? (SharedConstPointer(UnsafePointer(buffers.decoderGramProduct(decBuffer.baseAddress!))),
+                           Float(4 * coherencePenalty / (Double(latentDim) * Double(max(1, latentDim - 1)))))
+                        : nil
                     forEachLatentGradient(buffers: buffers, rows: rows, k: k, workers: workers,
                                           firing: firing) { j, gEnc, gDec, gBias in
                         let row = j * d
                         adamUpdate(s, p: enc.base + row, m: moments.encoderT + row, v: moments.encoderTSq + row,
                                    g: gEnc, count: d)
-                        adamUpdate(s, p: dec.base + row, m: moments.decoder + row, v: moments.decoderSq + row,
-                                   g: gDec, count: d)
+                        if let coherence {
+                            adamUpdate(s, p: dec.base + row, m: moments.decoder + row, v: moments.decoderSq + row,
+                                       g: gDec, penalty: coherence.gram.base + row, penaltyScale: coherence.scale,
+                                       count: d)
+                        } else {
+                            adamUpdate(s, p: dec.base + row, m: moments.decoder + row, v: moments.decoderSq + row,
+                                       g: gDec, count: d)
+                        }
                         var g = gBias
                         adamUpdate(s, p: bias.base + j, m: moments.bias + j, v: moments.biasSq + j, g: &g, count: 1)
                         let decRow = dec.base + row
@@ -348,6 +404,25 @@ private func cosineGradient(
     let cos = xr / (xNorm * rNorm)
     csae_k_axpby(out, -weight / (xNorm * rNorm), x, weight * cos / (rNorm * rNorm), recon, Int64(d))
     return (cos, rr, xr)
+}
+
+/// `adamUpdate` with the gradient `g + penaltyScale * (penalty - p)` (the
+/// decoder coherence penalty's `W W^T W - W` row).
+@inline(__always)
+private func adamUpdate(
+    _ s: AdamScalars, p: UnsafeMutablePointer<Float>, m: UnsafeMutablePointer<Float>,
+    v: UnsafeMutablePointer<Float>, g: UnsafePointer<Float>, penalty: UnsafePointer<Float>,
+    penaltyScale: Float, count: Int
+) {
+    for i in 0..<count {
+        let gi = g[i] + penaltyScale * (penalty[i] - p[i])
+        let mi = m[i] + s.oneMinusBeta1 * (gi - m[i])
+        let vi = s.beta2 * v[i] + s.oneMinusBeta2 * gi * gi
+        m[i] = mi
+        v[i] = vi
+        let denom = vi.squareRoot() / s.correction2Sqrt + s.eps
+        p[i] = p[i] - s.stepSize * (mi / denom)
+    }
 }
 
 /// PyTorch's Adam arithmetic on a slice: `exp_avg.lerp_(g, 1-beta1)`,

@@ -2,6 +2,15 @@
 import Glibc
 #endif
 
+/// How `CompresSAEModel.init(inputDim:latentDim:k:seed:initialization:)` sets the encoder.
+public enum EncoderInitialization: Int32, Sendable {
+    /// Kaiming-uniform, independent of the decoder (the reference's model).
+    case reference = 0
+    /// The transpose of the (unit-row) decoder: every latent starts as a
+    /// direction that its own encoder row detects, so none starts dead.
+    case tied = 1
+}
+
 /// A CompresSAE model: a top-k sparse autoencoder that maps `inputDim`-dense
 /// embeddings to `k`-sparse codes in `latentDim` dimensions and back.
 ///
@@ -31,6 +40,8 @@ public final class CompresSAEModel: @unchecked Sendable {
     var storedHistory: [Float] = []
     /// Per-step fraction of dead latents of the last `train` call.
     var storedDeadHistory: [Float] = []
+    /// Per-epoch validation losses of the last `train` call.
+    var storedValidationHistory: [Float] = []
     /// Incremented whenever training changes the weights: an index built from
     /// earlier codes can tell that they no longer match the model.
     var weightsVersion = 0
@@ -51,23 +62,32 @@ public final class CompresSAEModel: @unchecked Sendable {
     /// been seen.
     public var deadLatentHistory: [Float] { lock.withReadLock { storedDeadHistory } }
 
-    /// Creates a model with PyTorch's default initialisation
-    /// (`kaiming_uniform_`: Uniform(-sqrt(6/fan_in), +sqrt(6/fan_in)) with
-    /// `fan_in` the second dimension), a zero bias and unit-norm decoder rows.
+    /// The validation loss after every epoch of the last `train` call (empty
+    /// without `TrainingOptions.validationFraction`).
+    public var validationHistory: [Float] { lock.withReadLock { storedValidationHistory } }
+
+    /// Creates a model: a zero bias, a decoder drawn with PyTorch's default
+    /// initialisation (`kaiming_uniform_`: Uniform(-sqrt(6/fan_in), +sqrt(6/fan_in))
+    /// with `fan_in` the second dimension) and then given unit-norm rows, and
+    /// an encoder set by `initialization`.
     ///
     /// - Parameters:
     ///   - inputDim: `d >= 1`.
     ///   - latentDim: `h >= 1`.
     ///   - k: nonzeros per code, `1...h`.
     ///   - seed: seed of the initialisation; equal seeds give equal models.
-    public init(inputDim: Int, latentDim: Int, k: Int, seed: UInt64 = 0) throws {
+    ///   - initialization: `.reference` draws the encoder like the reference
+    ///     does; `.tied` starts it as the decoder's transpose.
+    public init(inputDim: Int, latentDim: Int, k: Int, seed: UInt64 = 0,
+                initialization: EncoderInitialization = .reference) throws {
         try Self.validateShape(inputDim: inputDim, latentDim: latentDim, k: k)
         self.inputDim = inputDim
         self.latentDim = latentDim
         self.storedK = k
         let d = inputDim, h = latentDim
         var rng = SeededGenerator(seed: seed)
-        // encoder_w [d,h] is drawn in its public layout, then stored transposed.
+        // encoder_w [d,h] is drawn in its public layout, then stored transposed;
+        // it is drawn for `.tied` too, so one seed gives one decoder either way.
         let encoderBound = (6.0 / Float(h)).squareRoot()
         var encT = [Float](repeating: 0, count: h * d)
         for row in 0..<d {
@@ -82,6 +102,8 @@ public final class CompresSAEModel: @unchecked Sendable {
         self.encoderBias = [Float](repeating: 0, count: h)
         self.decoder = dec
         normalizeDecoderRows()
+        // encoder_w = decoder_w^T: in the internal [h,d] layout, the same rows.
+        if initialization == .tied { encoderT = decoder }
     }
 
     /// Creates a model from given weights, copied as they are (the decoder is

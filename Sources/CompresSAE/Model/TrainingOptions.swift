@@ -1,3 +1,19 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// How the learning rate changes over the steps of one `train` call, after
+/// the warm-up.
+public enum LearningRateDecay: Int32, Sendable {
+    /// The same rate at every step (the reference's recipe).
+    case constant = 0
+    /// Half a cosine from `learningRate` down to `learningRate * minLearningRateRatio`
+    /// at the last planned step.
+    case cosine = 1
+    /// A straight line over the same range.
+    case linear = 2
+}
+
 /// Settings of `CompresSAEModel.train`.
 public struct TrainingOptions: Sendable {
     /// Rows per optimiser step.
@@ -21,12 +37,51 @@ public struct TrainingOptions: Sendable {
     /// Rows after which a latent that fired in no k-code counts as dead
     /// (`deadLatentHistory`); 0 = one epoch (the number of training rows).
     public var deadLatentWindow: Int = 0
+    /// Steps over which the learning rate rises linearly to `learningRate`.
+    public var warmupSteps: Int = 0
+    /// Shape of the learning rate after the warm-up.
+    public var decay: LearningRateDecay = .constant
+    /// Final learning rate of a decaying schedule, as a fraction of `learningRate`.
+    public var minLearningRateRatio: Double = 0
+    /// Fraction of the rows held out (a seeded random choice) to measure the
+    /// validation loss after every epoch; 0 trains on every row.
+    public var validationFraction: Double = 0
+    /// Stop when the validation loss has not improved on its best by a
+    /// relative `tolerance` for this many epochs in a row; 0 never stops early.
+    /// Needs `validationFraction > 0`.
+    public var patience: Int = 0
+    /// Relative improvement of the validation loss that resets `patience`.
+    public var tolerance: Double = 1e-3
+    /// Weight of a penalty on the mean squared cosine between decoder rows
+    /// (`mean_{i != j} (d_i . d_j)^2`), added to the objective; 0 is the reference.
+    public var coherencePenalty: Double = 0
 
     public init() {}
 
-    /// Number of optimiser steps for `rows` rows.
+    /// The learning rate of `step` (1-based) out of `total` planned steps.
+    public func learningRate(step: Int, total: Int) -> Double {
+        if step <= warmupSteps { return learningRate * Double(step) / Double(warmupSteps + 1) }
+        let span = total - warmupSteps
+        guard decay != .constant, span > 1 else { return learningRate }
+        let progress = Double(step - warmupSteps - 1) / Double(span - 1)
+        let floor = learningRate * minLearningRateRatio
+        switch decay {
+        case .constant: return learningRate
+        case .cosine: return floor + (learningRate - floor) * 0.5 * (1 + cos(Double.pi * progress))
+        case .linear: return floor + (learningRate - floor) * (1 - progress)
+        }
+    }
+
+    /// Rows held out for validation out of `rows`.
+    public func validationRows(rows: Int) -> Int {
+        validationFraction > 0 ? min(rows - 1, max(1, Int((Double(rows) * validationFraction).rounded()))) : 0
+    }
+
+    /// Number of optimiser steps for `rows` rows (at most: early stopping may end sooner).
     public func totalSteps(rows: Int) -> Int {
-        epochs * ((rows + batchSize - 1) / batchSize)
+        let trainingRows = rows - validationRows(rows: rows)
+        let batch = min(batchSize, trainingRows)
+        return epochs * ((trainingRows + batch - 1) / batch)
     }
 
     func validate(rows: Int) throws {
@@ -41,6 +96,26 @@ public struct TrainingOptions: Sendable {
         guard threads >= 0 else { throw CompresSAEError.invalid("num_threads must be >= 0, got \(threads)") }
         guard deadLatentWindow >= 0 else {
             throw CompresSAEError.invalid("dead_latent_window must be >= 0, got \(deadLatentWindow)")
+        }
+        guard warmupSteps >= 0 else { throw CompresSAEError.invalid("warmup_steps must be >= 0, got \(warmupSteps)") }
+        guard minLearningRateRatio >= 0 && minLearningRateRatio <= 1 else {
+            throw CompresSAEError.invalid("min_lr_ratio must be in [0, 1], got \(minLearningRateRatio)")
+        }
+        guard validationFraction >= 0 && validationFraction < 1 else {
+            throw CompresSAEError.invalid("validation_fraction must be in [0, 1), got \(validationFraction)")
+        }
+        guard validationFraction == 0 || rows >= 2 else {
+            throw CompresSAEError.invalid("validation needs at least 2 rows, got \(rows)")
+        }
+        guard patience >= 0 else { throw CompresSAEError.invalid("patience must be >= 0, got \(patience)") }
+        guard patience == 0 || validationFraction > 0 else {
+            throw CompresSAEError.invalid("early stopping (patience > 0) needs validation_fraction > 0")
+        }
+        guard tolerance.isFinite && tolerance >= 0 else {
+            throw CompresSAEError.invalid("tolerance must be finite and >= 0, got \(tolerance)")
+        }
+        guard coherencePenalty.isFinite && coherencePenalty >= 0 else {
+            throw CompresSAEError.invalid("coherence_penalty must be finite and >= 0, got \(coherencePenalty)")
         }
         let (steps, overflow) = epochs.multipliedReportingOverflow(by: (rows + batchSize - 1) / batchSize)
         guard !overflow, steps <= 1 << 40 else {

