@@ -36,8 +36,10 @@ def main():
     ap.add_argument("--validation", type=float, default=0.0, help="validation fraction")
     ap.add_argument("--patience", type=int, default=0)
     ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--coherence", type=float, default=0.0, help="decoder coherence penalty weight")
     ap.add_argument("--save", help="write the trained model to this path")
+    ap.add_argument("--similarity", type=float, default=0.0, help="similarity term weight")
+    ap.add_argument("--similarity-temperature", type=float, default=0.05)
+    ap.add_argument("--similarity-rows", type=int, default=1024)
     ap.add_argument("--threads", type=int, default=0)
     a = ap.parse_args()
 
@@ -56,7 +58,8 @@ def main():
     model.fit(C, batch_size=a.batch, epochs=epochs, lr=a.lr, seed=a.seed + 1, num_threads=a.threads,
               warmup_steps=a.warmup, lr_decay=a.decay, min_lr_ratio=a.min_lr_ratio,
               validation_fraction=a.validation, patience=a.patience,
-              coherence_penalty=a.coherence)
+              similarity_weight=a.similarity, similarity_temperature=a.similarity_temperature,
+              similarity_rows=a.similarity_rows)
     seconds = time.time() - start
 
     if a.save:

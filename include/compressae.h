@@ -111,8 +111,10 @@ typedef struct csae_train_params {
     int64_t patience;         /**< stop after this many epochs without a relative improvement of
                                     tolerance in the validation loss; 0 = never (default 0) */
     double tolerance;         /**< relative improvement that counts (default 1e-3) */
-    double coherence_penalty; /**< weight of the decoder coherence penalty mean_{i!=j} (d_i.d_j)^2
-                                    added to the loss; 0 = the reference's objective (default 0) */
+    double similarity_weight; /**< weight of the similarity term (code cosines trained to rank like
+                                    input cosines); 0 = the reference's objective (default 0) */
+    double similarity_temperature; /**< softmax temperature of that term, > 0 (default 0.05) */
+    int64_t similarity_rows;  /**< rows of each batch it compares pairwise, 2..16384 (default 1024) */
 } csae_train_params;
 
 /** The seven loss values of one batch, as the reference reports them. */

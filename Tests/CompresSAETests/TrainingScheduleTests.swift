@@ -82,3 +82,69 @@ struct TrainingScheduleTests {
         refuse({ $0.validationFraction = 0.1; $0.tolerance = .infinity }, "tolerance")
     }
 }
+
+@Suite("Similarity term")
+struct SimilarityTermTests {
+    @Test("its gradient on the selected pre-activations matches finite differences")
+    func gradientMatchesFiniteDifferences() throws {
+        let (x, d) = try Fixtures.realEmbeddings(rows: 24)
+        let k = 4, h = 64, rows = 24
+        let model = try CompresSAEModel(inputDim: d, latentDim: h, k: k, seed: 3, initialization: .tied)
+        let buffers = StepBuffers(rows: rows, d: d, h: h, m: 4 * k, workers: 2)
+        let term = SimilarityTerm(weight: 0.7, temperature: 0.1, sampleRows: 16)
+        let p = buffers.pointers
+        x.withUnsafeBufferPointer { xb in
+            _ = model.forwardBackward(xb.baseAddress!, rows: rows, k: k, buffers: buffers, workers: 2)
+        }
+        func loss() -> Float {
+            p.gPre.initialize(repeating: 0, count: rows * 4 * k)
+            return model.addSimilarityGradient(term, buffers: buffers, rows: rows, k: k, workers: 2)
+        }
+        let base = loss()
+        #expect(base.isFinite && base > 0)
+        let analytic = Array(UnsafeBufferPointer(start: p.gPre, count: rows * 4 * k))
+        // Rows past sampleRows and slots past k get nothing.
+        #expect(analytic[(16 * 4 * k)...].allSatisfy { $0 == 0 })
+        var checked = 0
+        for i in [0, 5, 15] {
+            for t in 0..<k {
+                let e = i * 4 * k + t
+                let saved = p.values[e], step: Float = 1e-3
+                p.values[e] = saved + step
+                let up = loss()
+                p.values[e] = saved - step
+                let down = loss()
+                p.values[e] = saved
+                let numeric = (up - down) / (2 * step)
+                #expect(abs(numeric - analytic[e]) <= 2e-3 * max(1, abs(analytic[e])) + 1e-4,
+                        "row \(i) slot \(t): numeric \(numeric), analytic \(analytic[e])")
+                checked += 1
+            }
+            #expect(analytic[(i * 4 * k + k)..<((i + 1) * 4 * k)].allSatisfy { $0 == 0 })
+        }
+        #expect(checked == 12)
+    }
+
+    @Test("training with it is repeatable and moves the encoder only through the term")
+    func repeatable() throws {
+        let (x, d) = try Fixtures.realEmbeddings(rows: 600)
+        var options = TrainingOptions()
+        options.batchSize = 200
+        options.epochs = 2
+        options.similarityWeight = 0.5
+        options.similarityRows = 128
+        func run(_ threads: Int) throws -> [Float] {
+            let model = try CompresSAEModel(inputDim: d, latentDim: 256, k: 8, seed: 3, initialization: .tied)
+            var o = options
+            o.threads = threads
+            try model.train(x, rows: 600, options: o)
+            return model.encoderWeights
+        }
+        let one = try run(1), two = try run(2)
+        #expect(one.map(\.bitPattern) == two.map(\.bitPattern))
+        options.similarityWeight = 0
+        let model = try CompresSAEModel(inputDim: d, latentDim: 256, k: 8, seed: 3, initialization: .tied)
+        try model.train(x, rows: 600, options: options)
+        #expect(model.encoderWeights != one)
+    }
+}

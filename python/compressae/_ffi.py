@@ -110,7 +110,9 @@ class csae_train_params(Structure):
         ("validation_fraction", c_double),
         ("patience", c_int64),
         ("tolerance", c_double),
-        ("coherence_penalty", c_double),
+        ("similarity_weight", c_double),
+        ("similarity_temperature", c_double),
+        ("similarity_rows", c_int64),
     ]
 
 

@@ -497,7 +497,8 @@ class CompresSAE:
             eps: float = 1e-8, dead_latent_window: int = 0, warmup_steps: int = 0,
             lr_decay: str = "constant", min_lr_ratio: float = 0.0,
             validation_fraction: float = 0.0, patience: int = 0,
-            tol: float = 1e-3, coherence_penalty: float = 0.0) -> "CompresSAE":
+            tol: float = 1e-3, similarity_weight: float = 0.0,
+            similarity_temperature: float = 0.05, similarity_rows: int = 1024) -> "CompresSAE":
         """Train on ``X`` with Adam, updating the model in place.
 
         Each call starts a new Adam optimiser from the current weights and
@@ -558,9 +559,14 @@ class CompresSAE:
             0 never stops early.
         tol : float, default 1e-3
             Relative improvement of the validation loss that counts.
-        coherence_penalty : float, default 0.0
-            Weight of a penalty on the mean squared cosine between decoder
-            rows, added to the objective; 0 trains the reference's objective.
+        similarity_weight : float, default 0.0
+            Weight of the similarity term added to the objective: over
+            ``similarity_rows`` rows of each batch, the softmax of code cosines
+            is trained towards the softmax of input cosines (cross-entropy,
+            temperature ``similarity_temperature``), so that sparse-mode
+            search ranks like dense search. 0 trains the reference's objective.
+        similarity_temperature : float, default 0.05
+        similarity_rows : int, default 1024
 
         Returns
         -------
@@ -603,7 +609,9 @@ class CompresSAE:
         params.validation_fraction = float(validation_fraction)
         params.patience = _size(patience, "patience", minimum=0)
         params.tolerance = float(tol)
-        params.coherence_penalty = float(coherence_penalty)
+        params.similarity_weight = float(similarity_weight)
+        params.similarity_temperature = float(similarity_temperature)
+        params.similarity_rows = _size(similarity_rows, "similarity_rows", minimum=0)
         bridge = _ProgressBridge(progress)
         if bridge.c_callback is not None:
             params.progress = bridge.c_callback

@@ -48,7 +48,8 @@ public typealias ConstModelHandle = OpaquePointer
         dead_latent_window: Int64(o.deadLatentWindow), warmup_steps: Int64(o.warmupSteps),
         lr_decay: o.decay.rawValue, min_lr_ratio: o.minLearningRateRatio,
         validation_fraction: o.validationFraction, patience: Int64(o.patience), tolerance: o.tolerance,
-        coherence_penalty: o.coherencePenalty)
+        similarity_weight: o.similarityWeight, similarity_temperature: o.similarityTemperature,
+        similarity_rows: Int64(o.similarityRows))
 }
 
 /// Creates a model: zero bias, a kaiming-uniform decoder with unit rows (PyTorch's
@@ -228,7 +229,9 @@ public typealias ConstModelHandle = OpaquePointer
         options.validationFraction = p.validation_fraction
         options.patience = try nonNegative(p.patience, "patience")
         options.tolerance = p.tolerance
-        options.coherencePenalty = p.coherence_penalty
+        options.similarityWeight = p.similarity_weight
+        options.similarityTemperature = p.similarity_temperature
+        options.similarityRows = try nonNegative(p.similarity_rows, "similarity_rows")
         let callback = p.progress, userData = p.user_data
         try m.train(data, rows: Int(n), options: options, progress: callback.map { fn in
             { step, total, loss in fn(userData, Int64(step), Int64(total), loss) == 0 }

@@ -75,6 +75,10 @@ extension CompresSAEModel {
         let window = options.deadLatentWindow > 0 ? options.deadLatentWindow : trainingRows
         var rowsSeen = 0
         var bestValidation = Double.infinity, epochsWithoutImprovement = 0
+        let similarity = options.similarityWeight > 0
+            ? SimilarityTerm(weight: Float(options.similarityWeight), temperature: Float(options.similarityTemperature),
+                             sampleRows: options.similarityRows)
+            : nil
 
         var step = 0
         for _ in 0..<options.epochs {
@@ -88,10 +92,13 @@ extension CompresSAEModel {
                 let learningRate = options.learningRate(step: step + 1, total: total)
                 let loss = lock.withWriteLock { () -> Float in
                     let report = forwardBackward(batch, rows: count, k: kk, buffers: buffers, workers: workers)
+                    if let similarity {
+                        _ = addSimilarityGradient(similarity, buffers: buffers, rows: count, k: kk, workers: workers)
+                    }
                     adam.step += 1
                     let scalars = AdamScalars(options: options, step: adam.step, learningRate: learningRate)
                     applyAdam(scalars, adam: adam, buffers: buffers, rows: count, k: kk, workers: workers,
-                              coherencePenalty: options.coherencePenalty, firing: (firedAt, rowsSeen))
+                              firing: (firedAt, rowsSeen))
                     rowsSeen += count
                     weightsVersion += 1
                     storedHistory.append(report.loss)
@@ -351,7 +358,6 @@ extension CompresSAEModel {
     /// gradient gathering and the decoder renormalisation: each latent's rows
     /// are updated while they are in cache. Caller holds the write lock.
     func applyAdam(_ s: AdamScalars, adam: AdamState, buffers: StepBuffers, rows: Int, k: Int, workers: Int,
-                   coherencePenalty: Double = 0,
                    firing: (firedAt: UnsafeMutablePointer<Int>, rowsBefore: Int)? = nil) {
         let d = inputDim
         encoderT.withUnsafeMutableBufferPointer { encBuffer in
@@ -360,25 +366,13 @@ extension CompresSAEModel {
                     let enc = SharedPointer(encBuffer.baseAddress!), bias = SharedPointer(biasBuffer.baseAddress!)
                     let dec = SharedPointer(decBuffer.baseAddress!)
                     let moments = adam.pointers
-                    // Coherence penalty lambda * mean_{i != j} (d_i . d_j)^2 has the gradient
-                    // 4 lambda / (h (h-1)) * (W W^T W - W) on the decoder W.
-                    let coherence: (gram: SharedConstPointer<Float>, scale: Float)? = coherencePenalty > 0
-                        ? (SharedConstPointer(UnsafePointer(buffers.decoderGramProduct(decBuffer.baseAddress!))),
-                           Float(4 * coherencePenalty / (Double(latentDim) * Double(max(1, latentDim - 1)))))
-                        : nil
                     forEachLatentGradient(buffers: buffers, rows: rows, k: k, workers: workers,
                                           firing: firing) { j, gEnc, gDec, gBias in
                         let row = j * d
                         adamUpdate(s, p: enc.base + row, m: moments.encoderT + row, v: moments.encoderTSq + row,
                                    g: gEnc, count: d)
-                        if let coherence {
-                            adamUpdate(s, p: dec.base + row, m: moments.decoder + row, v: moments.decoderSq + row,
-                                       g: gDec, penalty: coherence.gram.base + row, penaltyScale: coherence.scale,
-                                       count: d)
-                        } else {
-                            adamUpdate(s, p: dec.base + row, m: moments.decoder + row, v: moments.decoderSq + row,
-                                       g: gDec, count: d)
-                        }
+                        adamUpdate(s, p: dec.base + row, m: moments.decoder + row, v: moments.decoderSq + row,
+                                   g: gDec, count: d)
                         var g = gBias
                         adamUpdate(s, p: bias.base + j, m: moments.bias + j, v: moments.biasSq + j, g: &g, count: 1)
                         let decRow = dec.base + row
@@ -404,25 +398,6 @@ private func cosineGradient(
     let cos = xr / (xNorm * rNorm)
     csae_k_axpby(out, -weight / (xNorm * rNorm), x, weight * cos / (rNorm * rNorm), recon, Int64(d))
     return (cos, rr, xr)
-}
-
-/// `adamUpdate` with the gradient `g + penaltyScale * (penalty - p)` (the
-/// decoder coherence penalty's `W W^T W - W` row).
-@inline(__always)
-private func adamUpdate(
-    _ s: AdamScalars, p: UnsafeMutablePointer<Float>, m: UnsafeMutablePointer<Float>,
-    v: UnsafeMutablePointer<Float>, g: UnsafePointer<Float>, penalty: UnsafePointer<Float>,
-    penaltyScale: Float, count: Int
-) {
-    for i in 0..<count {
-        let gi = g[i] + penaltyScale * (penalty[i] - p[i])
-        let mi = m[i] + s.oneMinusBeta1 * (gi - m[i])
-        let vi = s.beta2 * v[i] + s.oneMinusBeta2 * gi * gi
-        m[i] = mi
-        v[i] = vi
-        let denom = vi.squareRoot() / s.correction2Sqrt + s.eps
-        p[i] = p[i] - s.stepSize * (mi / denom)
-    }
 }
 
 /// PyTorch's Adam arithmetic on a slice: `exp_avg.lerp_(g, 1-beta1)`,

@@ -52,9 +52,16 @@ public struct TrainingOptions: Sendable {
     public var patience: Int = 0
     /// Relative improvement of the validation loss that resets `patience`.
     public var tolerance: Double = 1e-3
-    /// Weight of a penalty on the mean squared cosine between decoder rows
-    /// (`mean_{i != j} (d_i . d_j)^2`), added to the objective; 0 is the reference.
-    public var coherencePenalty: Double = 0
+    /// Weight of the similarity term added to the objective (0: the
+    /// reference's objective): the softmax of code cosines among
+    /// `similarityRows` rows of each batch is trained towards the softmax of
+    /// their input cosines, so that sparse-mode search ranks like dense search.
+    public var similarityWeight: Double = 0
+    /// Temperature of both softmaxes of the similarity term.
+    public var similarityTemperature: Double = 0.05
+    /// Rows of each batch (its first ones; batches are shuffled) that the
+    /// similarity term compares pairwise.
+    public var similarityRows: Int = 1024
 
     public init() {}
 
@@ -114,8 +121,14 @@ public struct TrainingOptions: Sendable {
         guard tolerance.isFinite && tolerance >= 0 else {
             throw CompresSAEError.invalid("tolerance must be finite and >= 0, got \(tolerance)")
         }
-        guard coherencePenalty.isFinite && coherencePenalty >= 0 else {
-            throw CompresSAEError.invalid("coherence_penalty must be finite and >= 0, got \(coherencePenalty)")
+        guard similarityWeight.isFinite && similarityWeight >= 0 else {
+            throw CompresSAEError.invalid("similarity_weight must be finite and >= 0, got \(similarityWeight)")
+        }
+        guard similarityTemperature.isFinite && similarityTemperature > 0 else {
+            throw CompresSAEError.invalid("similarity_temperature must be finite and > 0, got \(similarityTemperature)")
+        }
+        guard similarityRows >= 2 && similarityRows <= 16384 else {
+            throw CompresSAEError.invalid("similarity_rows must be in 2...16384, got \(similarityRows)")
         }
         let (steps, overflow) = epochs.multipliedReportingOverflow(by: (rows + batchSize - 1) / batchSize)
         guard !overflow, steps <= 1 << 40 else {

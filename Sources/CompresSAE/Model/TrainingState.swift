@@ -74,8 +74,6 @@ final class StepBuffers {
     /// Per-worker encoder scratch, kept for the whole training run so that
     /// steps do not map and fault in fresh pages.
     let encoderScratch: [CompresSAEModel.EncoderScratch]
-    /// Workspace of `decoderGramProduct`, allocated on first use.
-    var gramScratch: UnsafeMutablePointer<Float>?
 
     init(rows: Int, d: Int, h: Int, m: Int, workers: Int) {
         self.d = d
@@ -104,20 +102,6 @@ final class StepBuffers {
         pointers.blockStart.deallocate()
         pointers.blockEntries.deallocate()
         for scratch in encoderScratch { scratch.deallocate() }
-        gramScratch?.deallocate()
-    }
-
-    /// `W (W^T W)` for the decoder `W [h,d]`, in a lazily allocated `[h,d]`
-    /// buffer: two GEMMs through a `[d,h]` transpose and a `[d,d]` Gram matrix.
-    ///
-    /// - Complexity: O(h d^2).
-    func decoderGramProduct(_ w: UnsafePointer<Float>) -> UnsafeMutablePointer<Float> {
-        if gramScratch == nil { gramScratch = .allocate(capacity: 2 * h * d + d * d) }
-        let transposed = gramScratch!, product = gramScratch! + h * d, gram = gramScratch! + 2 * h * d
-        for row in 0..<h { for c in 0..<d { transposed[c * h + row] = w[row * d + c] } }
-        GEMM.multiplyTransposed(m: d, n: d, kk: h, a: transposed, b: transposed, beta: 0, c: gram)
-        GEMM.multiplyTransposed(m: h, n: d, kk: d, a: w, b: gram, beta: 0, c: product)
-        return product
     }
 
     /// Groups the selected entries of `rows` rows by latent block (a counting

@@ -1,0 +1,139 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// Settings of the similarity term (`TrainingOptions.similarityWeight`).
+struct SimilarityTerm: Sendable {
+    let weight: Float
+    let temperature: Float
+    let sampleRows: Int
+}
+
+extension CompresSAEModel {
+    /// Adds the gradient of the similarity term to the k-code entries of
+    /// `buffers.gPre` and returns the term's value.
+    ///
+    /// The reconstruction objective says nothing about how codes compare with
+    /// each other, yet sparse-mode search ranks items by the cosine of their
+    /// codes. This term makes that ranking follow the dense one: over the
+    /// first `sampleRows` rows of the (shuffled) batch, each row's softmax of
+    /// code cosines `S_ij / t` (`j != i`) is trained towards its softmax of
+    /// input cosines `G_ij / t`, by cross-entropy:
+    /// `weight * mean_i sum_j -softmax(G_i/t)_j log softmax(S_i/t)_j`.
+    /// Its gradient reaches the selected pre-activations only (the selection
+    /// itself is fixed, as for the reconstruction terms), so it moves the
+    /// encoder and its bias, never the decoder.
+    ///
+    /// - Complexity: O(P^2 d) for the input cosines (one GEMM) and O(P^2 k)
+    ///   for the code cosines and the gradient, with `P = sampleRows`.
+    func addSimilarityGradient(
+        _ term: SimilarityTerm, buffers: StepBuffers, rows b: Int, k: Int, workers: Int
+    ) -> Float {
+        let d = inputDim, h = latentDim, m = 4 * k
+        let n = min(term.sampleRows, b)
+        guard n >= 2 else { return 0 }
+        let p = buffers.pointers
+        // [n,n] input cosines, then in place the weights dL/dS; [n,n] code cosines; [n,k] unit codes.
+        let inputCos = UnsafeMutablePointer<Float>.allocate(capacity: n * n)
+        let codeCos = UnsafeMutablePointer<Float>.allocate(capacity: n * n)
+        let unit = UnsafeMutablePointer<Float>.allocate(capacity: n * k)
+        let codeNorm = UnsafeMutablePointer<Float>.allocate(capacity: n)
+        let rowLoss = UnsafeMutablePointer<Double>.allocate(capacity: n)
+        defer {
+            inputCos.deallocate(); codeCos.deallocate(); unit.deallocate()
+            codeNorm.deallocate(); rowLoss.deallocate()
+        }
+        GEMM.multiplyTransposed(m: n, n: n, kk: d, a: p.normalized, b: p.normalized, beta: 0, c: inputCos)
+        for i in 0..<n {
+            let values = p.values + i * m
+            var sum: Float = 0
+            for t in 0..<k { sum += values[t] * values[t] }
+            let norm = sum.squareRoot()
+            codeNorm[i] = norm
+            for t in 0..<k { unit[i * k + t] = norm > 0 ? values[t] / norm : 0 }
+        }
+
+        let g = SharedPointer(inputCos), s = SharedPointer(codeCos), u = SharedConstPointer(UnsafePointer(unit))
+        let losses = SharedPointer(rowLoss), selected = SharedConstPointer(UnsafePointer(p.selected))
+        let workerCount = min(workers, n)
+        let invTemperature = 1 / term.temperature
+        let scale = term.weight / Float(n)
+        /// For each row of the worker: a latent -> slot map of the row's k-code,
+        /// then `body(i, map)`; the map is reset afterwards.
+        func forEachRow(_ body: @escaping @Sendable (Int, UnsafeMutablePointer<Int32>) -> Void) {
+            Parallel.run(workers: workerCount) { w in
+                let map = UnsafeMutablePointer<Int32>.allocate(capacity: h)
+                map.initialize(repeating: -1, count: h)
+                defer { map.deallocate() }
+                for i in (w * n / workerCount)..<((w + 1) * n / workerCount) {
+                    let own = selected.base + i * m
+                    for t in 0..<k { map[Int(own[t])] = Int32(t) }
+                    body(i, map)
+                    for t in 0..<k { map[Int(own[t])] = -1 }
+                }
+            }
+        }
+
+        // Code cosines S_ij through the slot map (O(k) per pair), then per row
+        // the cross-entropy and dL/dS_ij = scale * (q_ij - target_ij) / t,
+        // written over row i of the input cosines.
+        forEachRow { i, map in
+            let own = u.base + i * k
+            let sRow = s.base + i * n, gRow = g.base + i * n
+            for j in 0..<n {
+                let other = selected.base + j * m, otherUnit = u.base + j * k
+                var dot: Float = 0
+                for t in 0..<k {
+                    let slot = map[Int(other[t])]
+                    if slot >= 0 { dot += own[Int(slot)] * otherUnit[t] }
+                }
+                sRow[j] = dot
+            }
+            var maxS = -Float.infinity, maxG = -Float.infinity
+            for j in 0..<n where j != i {
+                maxS = max(maxS, sRow[j])
+                maxG = max(maxG, gRow[j])
+            }
+            var sumS = 0.0, sumG = 0.0
+            for j in 0..<n where j != i {
+                sumS += Double(expf((sRow[j] - maxS) * invTemperature))
+                sumG += Double(expf((gRow[j] - maxG) * invTemperature))
+            }
+            let logSumS = Double(maxS * invTemperature) + log(sumS)
+            var loss = 0.0
+            for j in 0..<n {
+                if j == i { gRow[j] = 0; continue }
+                let target = Float(Double(expf((gRow[j] - maxG) * invTemperature)) / sumG)
+                let logQ = Double(sRow[j] * invTemperature) - logSumS
+                loss -= Double(target) * logQ
+                gRow[j] = scale * (Float(exp(logQ)) - target) * invTemperature
+            }
+            losses.base[i] = loss
+        }
+
+        // dL/dv_i = sum_j w_ij (unit_j restricted to i's latents - S_ij unit_i) / |v_i|,
+        // with w_ij = a_ij + a_ji (S is symmetric and sits in both rows' terms).
+        let gPre = SharedPointer(p.gPre), norms = SharedConstPointer(UnsafePointer(codeNorm))
+        forEachRow { i, map in
+            let norm = norms.base[i]
+            guard norm > 0 else { return }
+            let own = u.base + i * k, out = gPre.base + i * m
+            var gradient = [Float](repeating: 0, count: k)
+            var radial: Float = 0
+            for j in 0..<n where j != i {
+                let w = g.base[i * n + j] + g.base[j * n + i]
+                if w == 0 { continue }
+                radial += w * s.base[i * n + j]
+                let other = selected.base + j * m, otherUnit = u.base + j * k
+                for t in 0..<k {
+                    let slot = map[Int(other[t])]
+                    if slot >= 0 { gradient[Int(slot)] += w * otherUnit[t] }
+                }
+            }
+            for t in 0..<k { out[t] += (gradient[t] - radial * own[t]) / norm }
+        }
+        var total = 0.0
+        for i in 0..<n { total += rowLoss[i] }
+        return Float(Double(term.weight) * total / Double(n))
+    }
+}
