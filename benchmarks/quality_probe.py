@@ -37,7 +37,8 @@ def main():
     ap.add_argument("--patience", type=int, default=0)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--save", help="write the trained model to this path")
-    ap.add_argument("--similarity", type=float, default=0.0, help="similarity term weight")
+    ap.add_argument("--similarity", type=float, default=0.0, help="sparse similarity term weight")
+    ap.add_argument("--recon-similarity", type=float, default=0.0, help="reconstructed similarity term weight")
     ap.add_argument("--similarity-temperature", type=float, default=0.05)
     ap.add_argument("--similarity-rows", type=int, default=1024)
     ap.add_argument("--threads", type=int, default=0)
@@ -58,7 +59,7 @@ def main():
     model.fit(C, batch_size=a.batch, epochs=epochs, lr=a.lr, seed=a.seed + 1, num_threads=a.threads,
               warmup_steps=a.warmup, lr_decay=a.decay, min_lr_ratio=a.min_lr_ratio,
               validation_fraction=a.validation, patience=a.patience,
-              similarity_weight=a.similarity, similarity_temperature=a.similarity_temperature,
+              sparse_similarity_weight=a.similarity, reconstructed_similarity_weight=a.recon_similarity, similarity_temperature=a.similarity_temperature,
               similarity_rows=a.similarity_rows)
     seconds = time.time() - start
 

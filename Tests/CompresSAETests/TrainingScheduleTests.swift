@@ -50,6 +50,16 @@ struct TrainingScheduleTests {
         let stopped = try model.train(x, rows: 1000, options: options)
         #expect(model.validationHistory.count == 3)   // the first epoch sets the best
         #expect(stopped.count == 3 * 8)
+
+        // Plateau decay: each plateau cuts the rate (twice), the third one stops.
+        options.patience = 1
+        options.decay = .plateau
+        let plateau = try model.train(x, rows: 1000, options: options)
+        #expect(model.validationHistory.count == 4)
+        #expect(plateau.count == 4 * 8)
+        options.patience = 0
+        let error = #expect(throws: CompresSAEError.self) { try model.train(x, rows: 1000, options: options) }
+        #expect(error?.message.contains("plateau needs patience") == true)
     }
 
     @Test("tied initialisation starts the encoder as the decoder's transpose")
@@ -98,7 +108,7 @@ struct SimilarityTermTests {
         }
         func loss() -> Float {
             p.gPre.initialize(repeating: 0, count: rows * 4 * k)
-            return model.addSimilarityGradient(term, buffers: buffers, rows: rows, k: k, workers: 2)
+            return model.addSparseSimilarityGradient(term, buffers: buffers, rows: rows, k: k, workers: 2)
         }
         let base = loss()
         #expect(base.isFinite && base > 0)
@@ -125,13 +135,65 @@ struct SimilarityTermTests {
         #expect(checked == 12)
     }
 
+    @Test("the reconstructed term's gradients (pre-activations and decoder) match finite differences")
+    func reconstructedGradient() throws {
+        let (x, d) = try Fixtures.realEmbeddings(rows: 24)
+        let k = 4, h = 64, rows = 24, m = 16
+        let model = try CompresSAEModel(inputDim: d, latentDim: h, k: k, seed: 3, initialization: .tied)
+        let buffers = StepBuffers(rows: rows, d: d, h: h, m: m, workers: 2)
+        let term = SimilarityTerm(weight: 0.7, temperature: 0.1, sampleRows: 16)
+        let p = buffers.pointers
+        x.withUnsafeBufferPointer { xb in
+            _ = model.forwardBackward(xb.baseAddress!, rows: rows, k: k, buffers: buffers, workers: 2)
+        }
+        func loss() -> Float {
+            p.gPre.initialize(repeating: 0, count: rows * m)
+            p.upstreamK.initialize(repeating: 0, count: rows * d)
+            return model.addReconstructedSimilarityGradient(term, buffers: buffers, rows: rows, k: k, workers: 2)
+        }
+        _ = loss()
+        let analytic = Array(UnsafeBufferPointer(start: p.gPre, count: rows * m))
+        let upstream = Array(UnsafeBufferPointer(start: p.upstreamK, count: rows * d))
+        for i in [0, 7] {
+            for t in 0..<k {
+                let e = i * m + t
+                let saved = p.values[e], step: Float = 1e-3
+                p.values[e] = saved + step
+                let up = loss()
+                p.values[e] = saved - step
+                let down = loss()
+                p.values[e] = saved
+                let numeric = (up - down) / (2 * step)
+                #expect(abs(numeric - analytic[e]) <= 2e-3 * max(1, abs(analytic[e])) + 1e-4,
+                        "row \(i) slot \(t): numeric \(numeric), analytic \(analytic[e])")
+            }
+        }
+        // Decoder: d(loss)/d(dec[j][c]) = sum over sampled rows i with j in their k-code of value * upstream_i[c].
+        let j = Int(p.selected[0])
+        for c in [0, 5, 100] {
+            var expected: Float = 0
+            for i in 0..<16 {
+                for t in 0..<k where Int(p.selected[i * m + t]) == j { expected += p.values[i * m + t] * upstream[i * d + c] }
+            }
+            let saved = model.decoder[j * d + c], step: Float = 1e-3
+            model.decoder[j * d + c] = saved + step
+            let up = loss()
+            model.decoder[j * d + c] = saved - step
+            let down = loss()
+            model.decoder[j * d + c] = saved
+            let numeric = (up - down) / (2 * step)
+            #expect(abs(numeric - expected) <= 2e-3 * max(1, abs(expected)) + 1e-4,
+                    "decoder[\(j)][\(c)]: numeric \(numeric), analytic \(expected)")
+        }
+    }
+
     @Test("training with it is repeatable and moves the encoder only through the term")
     func repeatable() throws {
         let (x, d) = try Fixtures.realEmbeddings(rows: 600)
         var options = TrainingOptions()
         options.batchSize = 200
         options.epochs = 2
-        options.similarityWeight = 0.5
+        options.sparseSimilarityWeight = 0.5
         options.similarityRows = 128
         func run(_ threads: Int) throws -> [Float] {
             let model = try CompresSAEModel(inputDim: d, latentDim: 256, k: 8, seed: 3, initialization: .tied)
@@ -142,7 +204,7 @@ struct SimilarityTermTests {
         }
         let one = try run(1), two = try run(2)
         #expect(one.map(\.bitPattern) == two.map(\.bitPattern))
-        options.similarityWeight = 0
+        options.sparseSimilarityWeight = 0
         let model = try CompresSAEModel(inputDim: d, latentDim: 256, k: 8, seed: 3, initialization: .tied)
         try model.train(x, rows: 600, options: options)
         #expect(model.encoderWeights != one)

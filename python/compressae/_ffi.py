@@ -66,6 +66,7 @@ CSAE_INIT_TIED = 1
 CSAE_LR_CONSTANT = 0
 CSAE_LR_COSINE = 1
 CSAE_LR_LINEAR = 2
+CSAE_LR_PLATEAU = 3
 
 STATUS_NAMES = {
     CSAE_OK: "CSAE_OK",
@@ -110,7 +111,10 @@ class csae_train_params(Structure):
         ("validation_fraction", c_double),
         ("patience", c_int64),
         ("tolerance", c_double),
-        ("similarity_weight", c_double),
+        ("plateau_factor", c_double),
+        ("plateau_reductions", c_int64),
+        ("sparse_similarity_weight", c_double),
+        ("reconstructed_similarity_weight", c_double),
         ("similarity_temperature", c_double),
         ("similarity_rows", c_int64),
     ]

@@ -26,7 +26,8 @@ __all__ = ["CompresSAE", "SparseCodes"]
 LOSS_NAMES = ("L2", "L2_4k", "L1", "L0", "Cosine", "Cosine_4k", "Loss")
 _LOSS_FIELDS = ("l2", "l2_4k", "l1", "l0", "cosine", "cosine_4k", "loss")
 _INIT_KINDS = {"tied": _ffi.CSAE_INIT_TIED, "reference": _ffi.CSAE_INIT_REFERENCE}
-_LR_DECAYS = {"constant": _ffi.CSAE_LR_CONSTANT, "cosine": _ffi.CSAE_LR_COSINE, "linear": _ffi.CSAE_LR_LINEAR}
+_LR_DECAYS = {"constant": _ffi.CSAE_LR_CONSTANT, "cosine": _ffi.CSAE_LR_COSINE, "linear": _ffi.CSAE_LR_LINEAR,
+              "plateau": _ffi.CSAE_LR_PLATEAU}
 
 _INT32_MAX = 2**31 - 1
 
@@ -497,7 +498,8 @@ class CompresSAE:
             eps: float = 1e-8, dead_latent_window: int = 0, warmup_steps: int = 0,
             lr_decay: str = "constant", min_lr_ratio: float = 0.0,
             validation_fraction: float = 0.0, patience: int = 0,
-            tol: float = 1e-3, similarity_weight: float = 0.0,
+            tol: float = 1e-3, plateau_factor: float = 0.2, plateau_reductions: int = 2,
+            sparse_similarity_weight: float = 0.0, reconstructed_similarity_weight: float = 0.0,
             similarity_temperature: float = 0.05, similarity_rows: int = 1024) -> "CompresSAE":
         """Train on ``X`` with Adam, updating the model in place.
 
@@ -609,7 +611,10 @@ class CompresSAE:
         params.validation_fraction = float(validation_fraction)
         params.patience = _size(patience, "patience", minimum=0)
         params.tolerance = float(tol)
-        params.similarity_weight = float(similarity_weight)
+        params.plateau_factor = float(plateau_factor)
+        params.plateau_reductions = _size(plateau_reductions, "plateau_reductions", minimum=0)
+        params.sparse_similarity_weight = float(sparse_similarity_weight)
+        params.reconstructed_similarity_weight = float(reconstructed_similarity_weight)
         params.similarity_temperature = float(similarity_temperature)
         params.similarity_rows = _size(similarity_rows, "similarity_rows", minimum=0)
         bridge = _ProgressBridge(progress)

@@ -139,9 +139,11 @@ def test_num_threads_gives_same_result(wordnet):
     {"num_threads": 2**31}, {"warmup_steps": -1}, {"lr_decay": "step"}, {"lr_decay": None},
     {"min_lr_ratio": 1.5}, {"min_lr_ratio": float("nan")}, {"validation_fraction": 1.0},
     {"validation_fraction": -0.5}, {"patience": 2}, {"patience": -1},
-    {"validation_fraction": 0.2, "tol": float("inf")}, {"similarity_weight": -1.0},
-    {"similarity_weight": float("nan")}, {"similarity_temperature": 0.0}, {"similarity_rows": 1},
-    {"similarity_rows": 10**6},
+    {"validation_fraction": 0.2, "tol": float("inf")}, {"sparse_similarity_weight": -1.0},
+    {"reconstructed_similarity_weight": float("nan")}, {"similarity_temperature": 0.0}, {"similarity_rows": 1},
+    {"similarity_rows": 10**6}, {"lr_decay": "plateau"},
+    {"lr_decay": "plateau", "validation_fraction": 0.2, "patience": 1, "plateau_factor": 1.0},
+    {"plateau_reductions": -1},
 ])
 def test_bad_fit_settings(wordnet, kwargs):
     with compressae.CompresSAE(384, latent_dim=512, k=8) as m:
@@ -175,6 +177,10 @@ def test_validation_loss_and_early_stopping(wordnet):
         m.fit(data, batch_size=100, epochs=50, seed=0, validation_fraction=0.2, patience=2, tol=0.99)
         assert m.validation_loss_.shape == (3,)
         assert m.history_.shape == (24,)
+        # Plateau decay: two cuts of the rate, then the third plateau stops.
+        m.fit(data, batch_size=100, epochs=50, seed=0, validation_fraction=0.2, patience=1, tol=0.99,
+              lr_decay="plateau")
+        assert m.validation_loss_.shape == (4,)
         # Without validation the history is empty again.
         m.fit(data[:200], batch_size=100)
         assert m.validation_loss_.shape == (0,)
@@ -200,7 +206,7 @@ def test_similarity_term_moves_the_encoder_not_the_decoder_gradient(wordnet):
     runs = {}
     for weight in (0.0, 0.5):
         with compressae.CompresSAE(384, latent_dim=512, k=8, seed=1) as m:
-            m.fit(data, batch_size=200, epochs=1, lr=2e-3, seed=0, similarity_weight=weight,
+            m.fit(data, batch_size=200, epochs=1, lr=2e-3, seed=0, sparse_similarity_weight=weight,
                   similarity_rows=128)
             runs[weight] = (m.history_, m.encoder_w, m.decoder_w)
     # The first loss is taken before any update; the encoder then differs.

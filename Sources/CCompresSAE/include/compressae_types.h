@@ -50,7 +50,9 @@ enum csae_init {
 enum csae_lr_decay {
     CSAE_LR_CONSTANT = 0,         /**< the same rate at every step */
     CSAE_LR_COSINE = 1,           /**< half a cosine down to learning_rate * min_lr_ratio */
-    CSAE_LR_LINEAR = 2            /**< a straight line down to learning_rate * min_lr_ratio */
+    CSAE_LR_LINEAR = 2,           /**< a straight line down to learning_rate * min_lr_ratio */
+    CSAE_LR_PLATEAU = 3           /**< constant until the validation loss plateaus (patience), then cut by
+                                       plateau_factor, at most plateau_reductions times; the next plateau stops */
 };
 
 /** Opaque handle to an index of sparse codes. Create with csae_index_create
@@ -93,10 +95,13 @@ typedef struct csae_train_params {
     int64_t patience;         /**< stop after this many epochs without a relative improvement of
                                     tolerance in the validation loss; 0 = never (default 0) */
     double tolerance;         /**< relative improvement that counts (default 1e-3) */
-    double similarity_weight; /**< weight of the similarity term (code cosines trained to rank like
-                                    input cosines); 0 = the reference's objective (default 0) */
-    double similarity_temperature; /**< softmax temperature of that term, > 0 (default 0.05) */
-    int64_t similarity_rows;  /**< rows of each batch it compares pairwise, 2..16384 (default 1024) */
+    double plateau_factor;    /**< CSAE_LR_PLATEAU: factor of each cut, in (0, 1) (default 0.2) */
+    int64_t plateau_reductions;/**< CSAE_LR_PLATEAU: cuts before a plateau stops training (default 2) */
+    double sparse_similarity_weight;        /**< weight of the term that trains code cosines to rank
+                                                 like input cosines (sparse mode); 0 = off */
+    double reconstructed_similarity_weight; /**< the same on reconstruction cosines (reconstructed mode) */
+    double similarity_temperature;          /**< softmax temperature of both terms, > 0 (default 0.05) */
+    int64_t similarity_rows;  /**< rows of each batch they compare pairwise, 2..16384 (default 1024) */
 } csae_train_params;
 
 /** The seven loss values of one batch, as the reference reports them. */

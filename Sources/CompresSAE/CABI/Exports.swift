@@ -48,7 +48,9 @@ public typealias ConstModelHandle = OpaquePointer
         dead_latent_window: Int64(o.deadLatentWindow), warmup_steps: Int64(o.warmupSteps),
         lr_decay: o.decay.rawValue, min_lr_ratio: o.minLearningRateRatio,
         validation_fraction: o.validationFraction, patience: Int64(o.patience), tolerance: o.tolerance,
-        similarity_weight: o.similarityWeight, similarity_temperature: o.similarityTemperature,
+        plateau_factor: o.plateauFactor, plateau_reductions: Int64(o.plateauReductions),
+        sparse_similarity_weight: o.sparseSimilarityWeight,
+        reconstructed_similarity_weight: o.reconstructedSimilarityWeight, similarity_temperature: o.similarityTemperature,
         similarity_rows: Int64(o.similarityRows))
 }
 
@@ -222,14 +224,17 @@ public typealias ConstModelHandle = OpaquePointer
         options.deadLatentWindow = try nonNegative(p.dead_latent_window, "dead_latent_window")
         options.warmupSteps = try nonNegative(p.warmup_steps, "warmup_steps")
         guard let decay = LearningRateDecay(rawValue: p.lr_decay) else {
-            throw CompresSAEError.invalid("lr_decay must be CSAE_LR_CONSTANT, CSAE_LR_COSINE or CSAE_LR_LINEAR, got \(p.lr_decay)")
+            throw CompresSAEError.invalid("lr_decay must be CSAE_LR_CONSTANT, CSAE_LR_COSINE, CSAE_LR_LINEAR or CSAE_LR_PLATEAU, got \(p.lr_decay)")
         }
         options.decay = decay
         options.minLearningRateRatio = p.min_lr_ratio
         options.validationFraction = p.validation_fraction
         options.patience = try nonNegative(p.patience, "patience")
         options.tolerance = p.tolerance
-        options.similarityWeight = p.similarity_weight
+        options.plateauFactor = p.plateau_factor
+        options.plateauReductions = try nonNegative(p.plateau_reductions, "plateau_reductions")
+        options.sparseSimilarityWeight = p.sparse_similarity_weight
+        options.reconstructedSimilarityWeight = p.reconstructed_similarity_weight
         options.similarityTemperature = p.similarity_temperature
         options.similarityRows = try nonNegative(p.similarity_rows, "similarity_rows")
         let callback = p.progress, userData = p.user_data

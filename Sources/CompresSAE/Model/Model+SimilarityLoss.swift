@@ -2,11 +2,41 @@
 import Glibc
 #endif
 
-/// Settings of the similarity term (`TrainingOptions.similarityWeight`).
+/// Settings of a similarity term (`TrainingOptions.sparseSimilarityWeight`,
+/// `reconstructedSimilarityWeight`).
 struct SimilarityTerm: Sendable {
     let weight: Float
     let temperature: Float
     let sampleRows: Int
+}
+
+/// Listwise cross-entropy of one row: the softmax of `scores[j] / t` over
+/// `j != self` against the softmax of `targets[j] / t`. Overwrites `targets`
+/// with `scale * d(loss)/d(scores[j])` (0 at `self`) and returns the loss.
+private func listwiseCrossEntropy(
+    scores: UnsafePointer<Float>, targets: UnsafeMutablePointer<Float>, count n: Int, skipping own: Int,
+    invTemperature: Float, scale: Float
+) -> Double {
+    var maxS = -Float.infinity, maxG = -Float.infinity
+    for j in 0..<n where j != own {
+        maxS = max(maxS, scores[j])
+        maxG = max(maxG, targets[j])
+    }
+    var sumS = 0.0, sumG = 0.0
+    for j in 0..<n where j != own {
+        sumS += Double(expf((scores[j] - maxS) * invTemperature))
+        sumG += Double(expf((targets[j] - maxG) * invTemperature))
+    }
+    let logSumS = Double(maxS * invTemperature) + log(sumS)
+    var loss = 0.0
+    for j in 0..<n {
+        if j == own { targets[j] = 0; continue }
+        let target = Float(Double(expf((targets[j] - maxG) * invTemperature)) / sumG)
+        let logQ = Double(scores[j] * invTemperature) - logSumS
+        loss -= Double(target) * logQ
+        targets[j] = scale * (Float(exp(logQ)) - target) * invTemperature
+    }
+    return loss
 }
 
 extension CompresSAEModel {
@@ -26,7 +56,7 @@ extension CompresSAEModel {
     ///
     /// - Complexity: O(P^2 d) for the input cosines (one GEMM) and O(P^2 k)
     ///   for the code cosines and the gradient, with `P = sampleRows`.
-    func addSimilarityGradient(
+    func addSparseSimilarityGradient(
         _ term: SimilarityTerm, buffers: StepBuffers, rows b: Int, k: Int, workers: Int
     ) -> Float {
         let d = inputDim, h = latentDim, m = 4 * k
@@ -89,25 +119,8 @@ extension CompresSAEModel {
                 }
                 sRow[j] = dot
             }
-            var maxS = -Float.infinity, maxG = -Float.infinity
-            for j in 0..<n where j != i {
-                maxS = max(maxS, sRow[j])
-                maxG = max(maxG, gRow[j])
-            }
-            var sumS = 0.0, sumG = 0.0
-            for j in 0..<n where j != i {
-                sumS += Double(expf((sRow[j] - maxS) * invTemperature))
-                sumG += Double(expf((gRow[j] - maxG) * invTemperature))
-            }
-            let logSumS = Double(maxS * invTemperature) + log(sumS)
-            var loss = 0.0
-            for j in 0..<n {
-                if j == i { gRow[j] = 0; continue }
-                let target = Float(Double(expf((gRow[j] - maxG) * invTemperature)) / sumG)
-                let logQ = Double(sRow[j] * invTemperature) - logSumS
-                loss -= Double(target) * logQ
-                gRow[j] = scale * (Float(exp(logQ)) - target) * invTemperature
-            }
+            let loss = listwiseCrossEntropy(scores: sRow, targets: gRow, count: n, skipping: i,
+                                            invTemperature: invTemperature, scale: scale)
             losses.base[i] = loss
         }
 
@@ -134,6 +147,74 @@ extension CompresSAEModel {
         }
         var total = 0.0
         for i in 0..<n { total += rowLoss[i] }
+        return Float(Double(term.weight) * total / Double(n))
+    }
+
+    /// Adds the gradient of the reconstructed-space similarity term to the
+    /// k-code entries of `buffers.gPre` and to `buffers.upstreamK` (so that the
+    /// latent phase carries it into the decoder), and returns the term's value.
+    ///
+    /// The same listwise cross-entropy as `addSparseSimilarityGradient`, on the
+    /// cosines of the k-sparse reconstructions `x_hat_i . x_hat_j / (|x_hat_i| |x_hat_j|)`:
+    /// the ranking that reconstructed-mode search serves.
+    ///
+    /// - Complexity: O(P k d) to rebuild the sampled reconstructions and
+    ///   O(P^2 d) in three GEMMs, with `P = sampleRows`.
+    func addReconstructedSimilarityGradient(
+        _ term: SimilarityTerm, buffers: StepBuffers, rows b: Int, k: Int, workers: Int
+    ) -> Float {
+        let d = inputDim, m = 4 * k
+        let n = min(term.sampleRows, b)
+        guard n >= 2 else { return 0 }
+        let p = buffers.pointers
+        let workspace = UnsafeMutablePointer<Float>.allocate(capacity: 3 * n * d + 2 * n * n + 2 * n)
+        defer { workspace.deallocate() }
+        let unitRecon = workspace, transposed = workspace + n * d, direction = workspace + 2 * n * d
+        let inputCos = workspace + 3 * n * d, reconCos = inputCos + n * n
+        let reconNorm = reconCos + n * n, radial = reconNorm + n
+        let total = decoder.withUnsafeBufferPointer { decBuffer -> Double in
+            let dec = decBuffer.baseAddress!
+            for i in 0..<n {
+                let row = unitRecon + i * d
+                row.initialize(repeating: 0, count: d)
+                gatherAxpy(into: row, d, rowsOf: dec, indices: p.selected + i * m, weights: p.values + i * m, count: k)
+                let norm = squaredNorm(row, d).squareRoot()
+                reconNorm[i] = norm
+                if norm > 0 { for c in 0..<d { row[c] /= norm } }
+            }
+            GEMM.multiplyTransposed(m: n, n: n, kk: d, a: p.normalized, b: p.normalized, beta: 0, c: inputCos)
+            GEMM.multiplyTransposed(m: n, n: n, kk: d, a: unitRecon, b: unitRecon, beta: 0, c: reconCos)
+            let invTemperature = 1 / term.temperature, scale = term.weight / Float(n)
+            var total = 0.0
+            for i in 0..<n {
+                total += listwiseCrossEntropy(scores: reconCos + i * n, targets: inputCos + i * n, count: n,
+                                              skipping: i, invTemperature: invTemperature, scale: scale)
+            }
+            // w_ij = a_ij + a_ji (symmetric, in place), and radial_i = sum_j w_ij C_ij.
+            for i in 0..<n {
+                for j in i..<n {
+                    let w = inputCos[i * n + j] + inputCos[j * n + i]
+                    inputCos[i * n + j] = w
+                    inputCos[j * n + i] = w
+                }
+            }
+            for i in 0..<n { radial[i] = dot(inputCos + i * n, reconCos + i * n, n) }
+            // direction = W @ unitRecon, through the [d,n] transpose of unitRecon.
+            for i in 0..<n { for c in 0..<d { transposed[c * n + i] = unitRecon[i * d + c] } }
+            GEMM.multiplyTransposed(m: n, n: d, kk: n, a: inputCos, b: transposed, beta: 0, c: direction)
+            for i in 0..<n {
+                let norm = reconNorm[i]
+                guard norm > 0 else { continue }
+                // d(loss)/d(x_hat_i) = (sum_j w_ij u_j - radial_i u_i) / |x_hat_i|, u = unit reconstructions.
+                let g = direction + i * d, u = unitRecon + i * d
+                for c in 0..<d { g[c] = (g[c] - radial[i] * u[c]) / norm }
+                axpy(1, g, p.upstreamK + i * d, d)
+                var extra = [Float](repeating: 0, count: k)
+                gatherDot(into: &extra, rowsOf: dec, indices: p.selected + i * m, count: k, with: g, d)
+                for t in 0..<k { p.gPre[i * m + t] += extra[t] }
+            }
+            return total
+        }
         return Float(Double(term.weight) * total / Double(n))
     }
 }

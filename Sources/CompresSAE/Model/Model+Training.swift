@@ -75,10 +75,14 @@ extension CompresSAEModel {
         let window = options.deadLatentWindow > 0 ? options.deadLatentWindow : trainingRows
         var rowsSeen = 0
         var bestValidation = Double.infinity, epochsWithoutImprovement = 0
-        let similarity = options.similarityWeight > 0
-            ? SimilarityTerm(weight: Float(options.similarityWeight), temperature: Float(options.similarityTemperature),
-                             sampleRows: options.similarityRows)
-            : nil
+        // `.plateau`: the factor applied so far, and how many times it was cut.
+        var plateauScale = 1.0, reductions = 0
+        func similarityTerm(_ weight: Double) -> SimilarityTerm? {
+            weight > 0 ? SimilarityTerm(weight: Float(weight), temperature: Float(options.similarityTemperature),
+                                        sampleRows: options.similarityRows) : nil
+        }
+        let sparseSimilarity = similarityTerm(options.sparseSimilarityWeight)
+        let reconstructedSimilarity = similarityTerm(options.reconstructedSimilarityWeight)
 
         var step = 0
         for _ in 0..<options.epochs {
@@ -89,11 +93,16 @@ extension CompresSAEModel {
                 for r in 0..<count {
                     (batch + r * d).update(from: x.baseAddress! + order[first + r] * d, count: d)
                 }
-                let learningRate = options.learningRate(step: step + 1, total: total)
+                let learningRate = options.learningRate(step: step + 1, total: total) * plateauScale
                 let loss = lock.withWriteLock { () -> Float in
                     let report = forwardBackward(batch, rows: count, k: kk, buffers: buffers, workers: workers)
-                    if let similarity {
-                        _ = addSimilarityGradient(similarity, buffers: buffers, rows: count, k: kk, workers: workers)
+                    if let sparseSimilarity {
+                        _ = addSparseSimilarityGradient(sparseSimilarity, buffers: buffers, rows: count, k: kk,
+                                                        workers: workers)
+                    }
+                    if let reconstructedSimilarity {
+                        _ = addReconstructedSimilarityGradient(reconstructedSimilarity, buffers: buffers, rows: count,
+                                                               k: kk, workers: workers)
                     }
                     adam.step += 1
                     let scalars = AdamScalars(options: options, step: adam.step, learningRate: learningRate)
@@ -126,7 +135,12 @@ extension CompresSAEModel {
             } else {
                 bestValidation = min(bestValidation, Double(validationLoss))
                 epochsWithoutImprovement += 1
-                if options.patience > 0 && epochsWithoutImprovement >= options.patience { break }
+                if options.patience > 0 && epochsWithoutImprovement >= options.patience {
+                    guard options.decay == .plateau && reductions < options.plateauReductions else { break }
+                    plateauScale *= options.plateauFactor
+                    reductions += 1
+                    epochsWithoutImprovement = 0
+                }
             }
         }
         return history

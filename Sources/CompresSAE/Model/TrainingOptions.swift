@@ -12,6 +12,10 @@ public enum LearningRateDecay: Int32, Sendable {
     case cosine = 1
     /// A straight line over the same range.
     case linear = 2
+    /// Constant until the validation loss stops improving (`patience`), then
+    /// cut by `plateauFactor`, at most `plateauReductions` times; the next
+    /// plateau ends training. Needs validation and `patience > 0`.
+    case plateau = 3
 }
 
 /// Settings of `CompresSAEModel.train`.
@@ -52,15 +56,22 @@ public struct TrainingOptions: Sendable {
     public var patience: Int = 0
     /// Relative improvement of the validation loss that resets `patience`.
     public var tolerance: Double = 1e-3
-    /// Weight of the similarity term added to the objective (0: the
+    /// `.plateau`: factor of each learning-rate cut.
+    public var plateauFactor: Double = 0.2
+    /// `.plateau`: cuts before a plateau ends training.
+    public var plateauReductions: Int = 2
+    /// Weight of the sparse similarity term added to the objective (0: the
     /// reference's objective): the softmax of code cosines among
     /// `similarityRows` rows of each batch is trained towards the softmax of
     /// their input cosines, so that sparse-mode search ranks like dense search.
-    public var similarityWeight: Double = 0
-    /// Temperature of both softmaxes of the similarity term.
+    public var sparseSimilarityWeight: Double = 0
+    /// Weight of the same term on the cosines of the k-sparse reconstructions
+    /// (the ranking of reconstructed-mode search).
+    public var reconstructedSimilarityWeight: Double = 0
+    /// Temperature of the softmaxes of both similarity terms.
     public var similarityTemperature: Double = 0.05
     /// Rows of each batch (its first ones; batches are shuffled) that the
-    /// similarity term compares pairwise.
+    /// similarity terms compare pairwise.
     public var similarityRows: Int = 1024
 
     public init() {}
@@ -69,11 +80,11 @@ public struct TrainingOptions: Sendable {
     public func learningRate(step: Int, total: Int) -> Double {
         if step <= warmupSteps { return learningRate * Double(step) / Double(warmupSteps + 1) }
         let span = total - warmupSteps
-        guard decay != .constant, span > 1 else { return learningRate }
+        guard decay != .constant && decay != .plateau, span > 1 else { return learningRate }
         let progress = Double(step - warmupSteps - 1) / Double(span - 1)
         let floor = learningRate * minLearningRateRatio
         switch decay {
-        case .constant: return learningRate
+        case .constant, .plateau: return learningRate
         case .cosine: return floor + (learningRate - floor) * 0.5 * (1 + cos(Double.pi * progress))
         case .linear: return floor + (learningRate - floor) * (1 - progress)
         }
@@ -115,14 +126,27 @@ public struct TrainingOptions: Sendable {
             throw CompresSAEError.invalid("validation needs at least 2 rows, got \(rows)")
         }
         guard patience >= 0 else { throw CompresSAEError.invalid("patience must be >= 0, got \(patience)") }
+        guard decay != .plateau || patience > 0 else {
+            throw CompresSAEError.invalid("lr_decay plateau needs patience > 0 (and validation_fraction > 0)")
+        }
+        guard plateauFactor > 0 && plateauFactor < 1 else {
+            throw CompresSAEError.invalid("plateau_factor must be in (0, 1), got \(plateauFactor)")
+        }
+        guard plateauReductions >= 0 else {
+            throw CompresSAEError.invalid("plateau_reductions must be >= 0, got \(plateauReductions)")
+        }
         guard patience == 0 || validationFraction > 0 else {
             throw CompresSAEError.invalid("early stopping (patience > 0) needs validation_fraction > 0")
         }
         guard tolerance.isFinite && tolerance >= 0 else {
             throw CompresSAEError.invalid("tolerance must be finite and >= 0, got \(tolerance)")
         }
-        guard similarityWeight.isFinite && similarityWeight >= 0 else {
-            throw CompresSAEError.invalid("similarity_weight must be finite and >= 0, got \(similarityWeight)")
+        guard sparseSimilarityWeight.isFinite && sparseSimilarityWeight >= 0 else {
+            throw CompresSAEError.invalid("sparse_similarity_weight must be finite and >= 0, got \(sparseSimilarityWeight)")
+        }
+        guard reconstructedSimilarityWeight.isFinite && reconstructedSimilarityWeight >= 0 else {
+            throw CompresSAEError.invalid(
+                "reconstructed_similarity_weight must be finite and >= 0, got \(reconstructedSimilarityWeight)")
         }
         guard similarityTemperature.isFinite && similarityTemperature > 0 else {
             throw CompresSAEError.invalid("similarity_temperature must be finite and > 0, got \(similarityTemperature)")
