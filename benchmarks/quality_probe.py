@@ -6,8 +6,9 @@ sparse, reconstructed and asymmetric (dense query) modes, the final loss and
 the fraction of dead latents, as one JSON line. A probe for choosing
 training settings, not the full quality benchmark.
 
-    python3 benchmarks/quality_probe.py --steps 250 --init reference   # the reference's recipe
-    python3 benchmarks/quality_probe.py --steps 1000 --lr 3e-3 --decay cosine --warmup 50
+    python3 benchmarks/quality_probe.py                                # the library's default recipe
+    python3 benchmarks/quality_probe.py --reference --epochs 9         # the reference's recipe, ~250 steps
+    python3 benchmarks/quality_probe.py --steps 500 --lr 1e-2 --decay cosine --warmup 30 --similarity 0.1
 """
 import argparse
 import json
@@ -26,23 +27,35 @@ def main():
     ap.add_argument("--data", default=os.path.join(ROOT, "..", "shared", "data"))
     ap.add_argument("--k", type=int, default=32)
     ap.add_argument("--h", type=int, default=4096)
-    ap.add_argument("--steps", type=int, default=250, help="about this many Adam steps (whole epochs)")
-    ap.add_argument("--batch", type=int, default=4096)
-    ap.add_argument("--lr", type=float, default=1e-3)
     ap.add_argument("--init", default="tied", choices=("tied", "reference"))
-    ap.add_argument("--decay", default="constant", choices=("constant", "cosine", "linear"))
-    ap.add_argument("--warmup", type=int, default=0, help="warm-up steps")
-    ap.add_argument("--min-lr-ratio", type=float, default=0.0)
-    ap.add_argument("--validation", type=float, default=0.0, help="validation fraction")
-    ap.add_argument("--patience", type=int, default=0)
+    ap.add_argument("--reference", action="store_true",
+                    help="the reference's recipe (init and compressae.REFERENCE_TRAINING) under the other options")
     ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--save", help="write the trained model to this path")
-    ap.add_argument("--similarity", type=float, default=0.0, help="sparse similarity term weight")
-    ap.add_argument("--recon-similarity", type=float, default=0.0, help="reconstructed similarity term weight")
-    ap.add_argument("--similarity-temperature", type=float, default=0.05)
-    ap.add_argument("--similarity-rows", type=int, default=1024)
     ap.add_argument("--threads", type=int, default=0)
+    ap.add_argument("--save", help="write the trained model to this path")
+    # fit settings: the library's defaults unless given
+    ap.add_argument("--steps", type=int, help="about this many Adam steps (whole epochs; sets epochs)")
+    ap.add_argument("--epochs", type=int)
+    ap.add_argument("--batch", type=int, dest="batch_size")
+    ap.add_argument("--lr", type=float)
+    ap.add_argument("--decay", dest="lr_decay", choices=("plateau", "constant", "cosine", "linear"))
+    ap.add_argument("--warmup", type=int, dest="warmup_steps")
+    ap.add_argument("--min-lr-ratio", type=float, dest="min_lr_ratio")
+    ap.add_argument("--validation", type=float, dest="validation_fraction")
+    ap.add_argument("--patience", type=int)
+    ap.add_argument("--tol", type=float)
+    ap.add_argument("--similarity", type=float, dest="sparse_similarity_weight")
+    ap.add_argument("--recon-similarity", type=float, dest="reconstructed_similarity_weight")
+    ap.add_argument("--similarity-temperature", type=float, dest="similarity_temperature")
+    ap.add_argument("--similarity-rows", type=int, dest="similarity_rows")
     a = ap.parse_args()
+    fit_names = ("epochs", "batch_size", "lr", "lr_decay", "warmup_steps", "min_lr_ratio", "validation_fraction",
+                 "patience", "tol", "sparse_similarity_weight", "reconstructed_similarity_weight",
+                 "similarity_temperature", "similarity_rows")
+    fit = dict(compressae.REFERENCE_TRAINING) if a.reference else {}
+    fit.update({n: getattr(a, n) for n in fit_names if getattr(a, n) is not None})
+    if a.reference:
+        a.init = "reference"
 
     X = np.load(os.path.join(a.data, "wordnet_minilm384_f16.npy")).astype(np.float32)
     queries = np.load(os.path.join(a.data, "wordnet_split_queries.npy"))
@@ -53,16 +66,12 @@ def main():
     C, Q = X[catalogue_ids], X[queries]
 
     model = compressae.CompresSAE(X.shape[1], a.h, a.k, seed=a.seed, init=a.init)
-    steps_per_epoch = -(-len(C) // a.batch)
-    epochs = max(1, round(a.steps / steps_per_epoch))
+    if a.steps:
+        steps_per_epoch = -(-len(C) // fit.get("batch_size", 4096))
+        fit["epochs"] = max(1, round(a.steps / steps_per_epoch))
     start = time.time()
-    model.fit(C, batch_size=a.batch, epochs=epochs, lr=a.lr, seed=a.seed + 1, num_threads=a.threads,
-              warmup_steps=a.warmup, lr_decay=a.decay, min_lr_ratio=a.min_lr_ratio,
-              validation_fraction=a.validation, patience=a.patience,
-              sparse_similarity_weight=a.similarity, reconstructed_similarity_weight=a.recon_similarity, similarity_temperature=a.similarity_temperature,
-              similarity_rows=a.similarity_rows)
+    model.fit(C, seed=a.seed + 1, num_threads=a.threads, **fit)
     seconds = time.time() - start
-
     if a.save:
         model.save(a.save)
     recall = {}
@@ -74,8 +83,9 @@ def main():
         if mode == "reconstructed":
             _, ids = index.search(Q, n=100)
             recall["asymmetric"] = compressae.recall_at_n(catalogue_ids[ids], truth)
-    print(json.dumps(dict(vars(a), epochs=epochs, steps=len(model.history_), train_seconds=round(seconds, 1),
-                          validation_loss=[round(float(v), 4) for v in model.validation_loss_][-3:],
+    print(json.dumps(dict(vars(a), fit=fit, epochs_run=len(model.validation_loss_) or fit.get("epochs"),
+                          steps_run=len(model.history_), train_seconds=round(seconds, 1),
+                          validation_loss=[round(float(v), 4) for v in model.validation_loss_],
                           final_loss=round(float(model.history_[-1]), 4),
                           dead_latents=round(float(model.dead_latents_[-1]), 4),
                           **{f"recall@100_{m}": round(v, 4) for m, v in recall.items()})))

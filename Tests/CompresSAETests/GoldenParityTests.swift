@@ -50,7 +50,7 @@ struct GoldenParityTests {
     func adamSteps(name: String) throws {
         let golden = try Fixtures.Golden(name)
         let x = try golden.tensor("x")
-        var options = TrainingOptions()
+        var options = TrainingOptions.reference
         options.batchSize = golden.b
         options.shuffle = false
         options.learningRate = 1e-3

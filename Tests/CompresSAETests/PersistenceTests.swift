@@ -58,7 +58,7 @@ struct PersistenceTests {
         defer { dir.cleanup() }
         let (x, d) = try Fixtures.realEmbeddings(rows: 300)
         let model = try CompresSAEModel(inputDim: d, latentDim: 512, k: 12, seed: 9)
-        var options = TrainingOptions()
+        var options = TrainingOptions.reference
         options.batchSize = 100
         try model.train(x, rows: 300, options: options)
         try model.save(to: dir.file("m.safetensors"))

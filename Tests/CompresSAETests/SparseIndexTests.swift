@@ -40,7 +40,7 @@ struct SparseIndexTests {
     static func setup() throws -> (CompresSAEModel, [Float], [Float], Int) {
         let (x, d) = try Fixtures.realEmbeddings(rows: 1200)
         let model = try CompresSAEModel(inputDim: d, latentDim: 512, k: 16, seed: 4)
-        var options = TrainingOptions()
+        var options = TrainingOptions.reference
         options.batchSize = 200
         try model.train(Array(x[..<(1000 * d)]), rows: 1000, options: options)
         return (model, Array(x[..<(1000 * d)]), Array(x[(1000 * d)...]), d)
@@ -180,7 +180,7 @@ struct SparseIndexTests {
         let error = #expect(throws: CompresSAEError.self) { try search(nan, rows: 1, n: 5) }
         #expect(error?.message.contains("column 3") == true)
         // Retraining the model invalidates codes already in the index.
-        var options = TrainingOptions()
+        var options = TrainingOptions.reference
         options.batchSize = 500
         try model.train(items, rows: 1000, options: options)
         let stale = #expect(throws: CompresSAEError.self) { try search(query, rows: 1, n: 5) }

@@ -5,7 +5,7 @@ import Testing
 struct TrainingScheduleTests {
     @Test("warm-up rises linearly, then cosine and linear decays end at the floor")
     func schedule() {
-        var o = TrainingOptions()
+        var o = TrainingOptions.reference
         o.learningRate = 1e-2
         o.warmupSteps = 9
         #expect(abs(o.learningRate(step: 1, total: 100) - 1e-3) < 1e-12)
@@ -29,7 +29,7 @@ struct TrainingScheduleTests {
     func validationAndEarlyStopping() throws {
         let (x, d) = try Fixtures.realEmbeddings(rows: 1000)
         let model = try CompresSAEModel(inputDim: d, latentDim: 512, k: 8, seed: 2, initialization: .tied)
-        var options = TrainingOptions()
+        var options = TrainingOptions.reference
         options.batchSize = 100
         options.epochs = 4
         options.learningRate = 2e-3
@@ -78,7 +78,7 @@ struct TrainingScheduleTests {
         let (x, d) = try Fixtures.realEmbeddings(rows: 100)
         let model = try CompresSAEModel(inputDim: d, latentDim: 256, k: 4)
         func refuse(_ change: (inout TrainingOptions) -> Void, _ text: String) {
-            var o = TrainingOptions()
+            var o = TrainingOptions.reference
             change(&o)
             let error = #expect(throws: CompresSAEError.self) { try model.train(x, rows: 100, options: o) }
             #expect(error?.message.contains(text) == true, "\(error?.message ?? "")")
@@ -190,7 +190,7 @@ struct SimilarityTermTests {
     @Test("training with it is repeatable and moves the encoder only through the term")
     func repeatable() throws {
         let (x, d) = try Fixtures.realEmbeddings(rows: 600)
-        var options = TrainingOptions()
+        var options = TrainingOptions.reference
         options.batchSize = 200
         options.epochs = 2
         options.sparseSimilarityWeight = 0.5

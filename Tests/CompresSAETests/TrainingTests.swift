@@ -7,7 +7,7 @@ struct TrainingTests {
     func lossFalls() throws {
         let (x, d) = try Fixtures.realEmbeddings(rows: 2000)
         let model = try CompresSAEModel(inputDim: d, latentDim: 1024, k: 16, seed: 7)
-        var options = TrainingOptions()
+        var options = TrainingOptions.reference
         options.batchSize = 200
         options.epochs = 4
         options.learningRate = 2e-3
@@ -25,7 +25,7 @@ struct TrainingTests {
     @Test("a 5-step run with fixed seeds is bit-for-bit repeatable")
     func repeatable() throws {
         let (x, d) = try Fixtures.realEmbeddings(rows: 1000)
-        var options = TrainingOptions()
+        var options = TrainingOptions.reference
         options.batchSize = 200
         options.seed = 11
         func run() throws -> ([Float], [Float], [Float], [Float]) {
@@ -45,7 +45,7 @@ struct TrainingTests {
     func progressAndCancel() throws {
         let (x, d) = try Fixtures.realEmbeddings(rows: 500)
         let model = try CompresSAEModel(inputDim: d, latentDim: 256, k: 8)
-        var options = TrainingOptions()
+        var options = TrainingOptions.reference
         options.batchSize = 100
         options.epochs = 2
         var seen: [Int] = []
@@ -74,7 +74,7 @@ struct TrainingTests {
         for row in 0..<d { for j in 0..<8 { encoder[row * h + j] = 0 } }
         let model = try CompresSAEModel(inputDim: d, latentDim: h, k: 4, encoderWeights: encoder,
                                         encoderBias: seeded.encoderBiasWeights, decoderWeights: seeded.decoderWeights)
-        var options = TrainingOptions()
+        var options = TrainingOptions.reference
         options.batchSize = 100
         options.epochs = 2
         options.deadLatentWindow = 200
@@ -89,7 +89,7 @@ struct TrainingTests {
     func decoderNormalised() throws {
         let (x, d) = try Fixtures.realEmbeddings(rows: 400)
         let model = try CompresSAEModel(inputDim: d, latentDim: 256, k: 4)
-        var options = TrainingOptions()
+        var options = TrainingOptions.reference
         options.batchSize = 100
         try model.train(x, rows: 400, options: options)
         let w = model.decoderWeights

@@ -30,7 +30,7 @@ from .errors import (
 )
 from .index import SparseIndex, get_num_threads, set_num_threads
 from .metrics import exact_search, recall_at_n
-from .model import LOSS_NAMES, CompresSAE, SparseCodes
+from .model import LOSS_NAMES, REFERENCE_TRAINING, CompresSAE, SparseCodes
 
 __all__ = [
     "CompresSAE",
@@ -42,6 +42,7 @@ __all__ = [
     "exact_search",
     "metrics",
     "LOSS_NAMES",
+    "REFERENCE_TRAINING",
     "Error",
     "InvalidArgumentError",
     "InvalidHandleError",

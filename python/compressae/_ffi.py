@@ -148,6 +148,7 @@ _SIGNATURES = {
     "csae_last_error": (c_char_p, []),
     "csae_blas_name": (c_char_p, []),
     "csae_train_default_params": (csae_train_params, []),
+    "csae_train_reference_params": (csae_train_params, []),
     "csae_model_create": (c_int32, [c_int64, c_int64, c_int64, c_uint64, c_int32, _model_pp]),
     "csae_model_create_from_weights": (
         c_int32,
@@ -285,6 +286,7 @@ csae_version = lib.csae_version
 csae_last_error = lib.csae_last_error
 csae_blas_name = lib.csae_blas_name
 csae_train_default_params = lib.csae_train_default_params
+csae_train_reference_params = lib.csae_train_reference_params
 csae_model_create = lib.csae_model_create
 csae_model_create_from_weights = lib.csae_model_create_from_weights
 csae_model_free = lib.csae_model_free

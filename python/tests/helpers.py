@@ -32,3 +32,11 @@ def assert_close_to_max(actual, expected, rel, what=""):
     scale = float(np.max(np.abs(expected)))
     err = float(np.max(np.abs(actual - expected))) if actual.size else 0.0
     assert err <= rel * scale, f"{what}: max abs error {err:.3g} > {rel:g} * {scale:.3g}"
+
+
+def fit_ref(model, x, **settings):
+    """``model.fit`` with the PyTorch reference's recipe
+    (``compressae.REFERENCE_TRAINING``) for every setting not given: the
+    tests of training mechanics count steps of one plain pass."""
+    import compressae
+    return model.fit(x, **{**compressae.REFERENCE_TRAINING, **settings})

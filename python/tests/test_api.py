@@ -36,11 +36,36 @@ def test_every_c_function_is_typed():
         fn = getattr(compressae._ffi, name)
         assert fn.argtypes is not None, name
     params = compressae._ffi.csae_train_default_params()
-    assert (params.batch_size, params.epochs, params.shuffle, params.num_threads) == (4096, 1, 1, 0)
-    assert params.learning_rate == pytest.approx(1e-3)
-    assert (params.beta1, params.beta2) == (pytest.approx(0.9), pytest.approx(0.999))
-    assert params.eps == pytest.approx(1e-8)
     assert params.seed == 0 and not params.progress
+
+
+# fit keyword -> csae_train_params field, where the names differ.
+_FIELD = {"lr": "learning_rate", "tol": "tolerance"}
+
+
+def _c_value(params, name):
+    value = getattr(params, _FIELD.get(name, name))
+    if name == "lr_decay":
+        return {v: k for k, v in compressae.model._LR_DECAYS.items()}[value]
+    if name == "shuffle":
+        return bool(value)
+    return value
+
+
+def test_python_defaults_are_the_c_defaults():
+    """fit's keyword defaults and REFERENCE_TRAINING mirror the library's two recipes."""
+    import inspect
+    signature = inspect.signature(compressae.CompresSAE.fit)
+    defaults = {n: p.default for n, p in signature.parameters.items()
+                if p.default is not inspect.Parameter.empty and n not in ("seed", "progress")}
+    assert len(defaults) == 21
+    c_default = compressae._ffi.csae_train_default_params()
+    for name, value in defaults.items():
+        assert _c_value(c_default, name) == pytest.approx(value), name
+    c_reference = compressae._ffi.csae_train_reference_params()
+    for name, value in {**defaults, **compressae.REFERENCE_TRAINING}.items():
+        assert _c_value(c_reference, name) == pytest.approx(value), name
+    assert defaults["lr_decay"] == "plateau" and compressae.REFERENCE_TRAINING["lr_decay"] == "constant"
 
 
 def test_attributes_and_repr(model):

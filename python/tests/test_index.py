@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 import compressae
+from helpers import fit_ref
 from compressae import SparseIndex, exact_search, recall_at_n
 
 H, K = 1024, 16
@@ -31,7 +32,7 @@ def model(data):
     """A model trained briefly on the catalogue (a few seconds)."""
     items, _ = data
     m = compressae.CompresSAE(384, latent_dim=H, k=K, seed=0)
-    m.fit(items, batch_size=1024, epochs=4, seed=0)
+    fit_ref(m, items, batch_size=1024, epochs=4, seed=0)
     yield m
     m.close()
 
@@ -349,7 +350,7 @@ def test_model_retrained_after_add_is_refused(data):
     with compressae.CompresSAE(384, latent_dim=256, k=8, seed=3) as m:
         index = SparseIndex(m)
         index.add(items[:100])
-        m.fit(items[:200], batch_size=100)
+        fit_ref(m, items[:200], batch_size=100)
         with pytest.raises(compressae.InvalidArgumentError, match="trained"):
             index.search(queries[:2], n=5)
         with pytest.raises(compressae.InvalidArgumentError, match="trained"):

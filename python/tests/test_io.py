@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 import compressae
-from helpers import random_rows
+from helpers import random_rows, fit_ref
 from st_numpy import encode_safetensors, read_safetensors, write_safetensors
 
 
@@ -50,7 +50,7 @@ def test_saved_file_is_plain_safetensors(tmp_path, model, weights):
 
 
 def test_save_after_training_and_set_k(tmp_path, model, rng):
-    model.fit(random_rows(rng, 64, 24), batch_size=32)
+    fit_ref(model, random_rows(rng, 64, 24), batch_size=32)
     model.k = 7
     path = tmp_path / "trained.safetensors"
     model.save(path)

@@ -4,6 +4,7 @@ import numpy as np
 import pytest
 
 import compressae
+from helpers import fit_ref
 
 
 @pytest.fixture
@@ -19,7 +20,7 @@ def model():
 
 def test_called_once_per_step(model, data):
     calls = []
-    model.fit(data, batch_size=100, epochs=2, progress=lambda *a: calls.append(a))
+    fit_ref(model, data, batch_size=100, epochs=2, progress=lambda *a: calls.append(a))
     assert [c[0] for c in calls] == list(range(1, 11))
     assert all(c[1] == 10 for c in calls)
     assert all(isinstance(c[0], int) and isinstance(c[2], float) for c in calls)
@@ -29,7 +30,7 @@ def test_called_once_per_step(model, data):
 def test_returning_false_cancels(model, data):
     before = model.encoder_w
     with pytest.raises(compressae.Cancelled) as info:
-        model.fit(data, batch_size=100, epochs=2, progress=lambda step, total, loss: step < 3)
+        fit_ref(model, data, batch_size=100, epochs=2, progress=lambda step, total, loss: step < 3)
     assert info.value.status == compressae._ffi.CSAE_ERR_CANCELLED
     assert isinstance(info.value, compressae.Error)
     assert model.history_.shape == (3,)  # the steps done are kept
@@ -38,11 +39,11 @@ def test_returning_false_cancels(model, data):
 
 
 def test_returning_none_or_true_continues(model, data):
-    model.fit(data, batch_size=100, progress=lambda *a: None)
+    fit_ref(model, data, batch_size=100, progress=lambda *a: None)
     assert model.history_.shape == (5,)
-    model.fit(data, batch_size=100, progress=lambda *a: True)
+    fit_ref(model, data, batch_size=100, progress=lambda *a: True)
     assert model.history_.shape == (5,)
-    model.fit(data, batch_size=100, progress=lambda *a: 0)  # only False cancels
+    fit_ref(model, data, batch_size=100, progress=lambda *a: 0)  # only False cancels
     assert model.history_.shape == (5,)
 
 
@@ -55,9 +56,9 @@ def test_exception_in_callback_is_reraised(model, data):
             raise Boom("from the callback")
 
     with pytest.raises(Boom, match="from the callback"):
-        model.fit(data, batch_size=100, progress=callback)
+        fit_ref(model, data, batch_size=100, progress=callback)
     assert model.history_.shape == (2,)
-    model.fit(data, batch_size=100)  # the model is fine afterwards
+    fit_ref(model, data, batch_size=100)  # the model is fine afterwards
     assert model.history_.shape == (5,)
 
 
@@ -66,26 +67,26 @@ def test_keyboard_interrupt_in_callback(model, data):
         raise KeyboardInterrupt
 
     with pytest.raises(KeyboardInterrupt):
-        model.fit(data, batch_size=100, progress=callback)
+        fit_ref(model, data, batch_size=100, progress=callback)
     assert model.history_.shape == (1,)
 
 
 def test_progress_true_writes_to_stderr(model, data, capsys):
-    model.fit(data, batch_size=100, progress=True)
+    fit_ref(model, data, batch_size=100, progress=True)
     err = capsys.readouterr().err
     assert "compressae" in err
     assert "5/5" in err
 
 
 def test_progress_false_and_none_are_silent(model, data, capsys):
-    model.fit(data, batch_size=100, progress=False)
-    model.fit(data, batch_size=100, progress=None)
+    fit_ref(model, data, batch_size=100, progress=False)
+    fit_ref(model, data, batch_size=100, progress=None)
     assert capsys.readouterr().err == ""
 
 
 def test_bad_progress_type(model, data):
     with pytest.raises(TypeError):
-        model.fit(data, batch_size=100, progress="yes")
+        fit_ref(model, data, batch_size=100, progress="yes")
 
 
 def test_progress_true_uses_tqdm_when_installed(model, data, monkeypatch):
@@ -113,7 +114,7 @@ def test_progress_true_uses_tqdm_when_installed(model, data, monkeypatch):
     module.tqdm = FakeTqdm
     monkeypatch.setitem(sys.modules, "tqdm", types.ModuleType("tqdm"))
     monkeypatch.setitem(sys.modules, "tqdm.auto", module)
-    model.fit(data, batch_size=100, epochs=2, progress=True)
+    fit_ref(model, data, batch_size=100, epochs=2, progress=True)
     assert len(bars) == 1
     bar = bars[0]
     assert (bar.total, bar.n, bar.closed) == (10, 10, True)
@@ -127,7 +128,7 @@ def test_callback_may_use_the_model(model, data, tmp_path):
         model.encode(data[:10])
         model.save(tmp_path / f"step{step}.safetensors")
 
-    model.fit(data, batch_size=100, progress=callback)
+    fit_ref(model, data, batch_size=100, progress=callback)
     assert sorted(p.name for p in tmp_path.iterdir()) == [f"step{i}.safetensors" for i in range(1, 6)]
     with compressae.CompresSAE.load(tmp_path / "step5.safetensors") as last:
         np.testing.assert_array_equal(last.encoder_w, model.encoder_w)

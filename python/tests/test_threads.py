@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 
 import compressae
+from helpers import fit_ref
 
 
 def test_three_threads_encode_like_one(wordnet):
@@ -106,7 +107,7 @@ def test_training_excludes_concurrent_training(wordnet):
 
         def train():
             try:
-                m.fit(x, batch_size=100, epochs=2)
+                fit_ref(m, x, batch_size=100, epochs=2)
             except compressae.BusyError as exc:
                 errors.append(exc)
 
@@ -137,7 +138,7 @@ def test_encode_while_training(wordnet):
         t = threading.Thread(target=reader)
         t.start()
         try:
-            m.fit(x, batch_size=100, epochs=2)
+            fit_ref(m, x, batch_size=100, epochs=2)
         finally:
             done.set()
             t.join(timeout=60)

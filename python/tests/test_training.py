@@ -4,6 +4,7 @@ import numpy as np
 import pytest
 
 import compressae
+from helpers import fit_ref
 
 
 def mean_cosine(model, x):
@@ -15,7 +16,7 @@ def mean_cosine(model, x):
 def test_loss_decreases_on_wordnet(wordnet):
     with compressae.CompresSAE(384, latent_dim=1024, k=16, seed=0, init="reference") as m:
         cos_before = mean_cosine(m, wordnet[:500])
-        m.fit(wordnet, batch_size=200, epochs=4, lr=1e-3, seed=0)
+        fit_ref(m, wordnet, batch_size=200, epochs=4, lr=1e-3, seed=0)
         history = m.history_
         assert history.dtype == np.float32
         assert history.shape == (40,)  # 4 epochs x ceil(2000 / 200)
@@ -31,7 +32,7 @@ def test_loss_decreases_on_wordnet(wordnet):
     # (measured: 0.49 before, 0.70 after the same 40 steps).
     with compressae.CompresSAE(384, latent_dim=1024, k=16, seed=0) as m:
         tied_before = mean_cosine(m, wordnet[:500])
-        m.fit(wordnet, batch_size=200, epochs=4, lr=1e-3, seed=0)
+        fit_ref(m, wordnet, batch_size=200, epochs=4, lr=1e-3, seed=0)
         assert tied_before > cos_before + 0.3, (cos_before, tied_before)
         assert mean_cosine(m, wordnet[:500]) > cos_after + 0.1
 
@@ -39,13 +40,13 @@ def test_loss_decreases_on_wordnet(wordnet):
 def test_decoder_rows_stay_unit_norm(wordnet):
     with compressae.CompresSAE(384, latent_dim=512, k=8, seed=3) as m:
         np.testing.assert_allclose(np.linalg.norm(m.decoder_w, axis=1), 1.0, atol=1e-5)
-        m.fit(wordnet[:600], batch_size=100, epochs=1)
+        fit_ref(m, wordnet[:600], batch_size=100, epochs=1)
         np.testing.assert_allclose(np.linalg.norm(m.decoder_w, axis=1), 1.0, atol=1e-5)
 
 
 def _five_steps(data):
     with compressae.CompresSAE(384, latent_dim=1024, k=16, seed=7) as m:
-        m.fit(data, batch_size=100, epochs=1, seed=11)
+        fit_ref(m, data, batch_size=100, epochs=1, seed=11)
         return m.history_, m.encoder_w, m.encoder_b, m.decoder_w
 
 
@@ -75,7 +76,7 @@ def test_shuffle_seed_changes_the_order(wordnet):
     runs = []
     for seed in (1, 2):
         with compressae.CompresSAE(384, latent_dim=512, k=8, seed=0) as m:
-            m.fit(data, batch_size=100, seed=seed)
+            fit_ref(m, data, batch_size=100, seed=seed)
             runs.append(m.history_)
     assert not np.array_equal(runs[0], runs[1])
 
@@ -85,9 +86,9 @@ def test_seed_none_is_reproducible(wordnet):
 
     def two_fits():
         with compressae.CompresSAE(384, latent_dim=512, k=8, seed=4) as m:
-            m.fit(data, batch_size=100)
+            fit_ref(m, data, batch_size=100)
             first = m.history_
-            m.fit(data, batch_size=100)
+            fit_ref(m, data, batch_size=100)
             return first, m.history_, m.encoder_w
 
     a, b = two_fits(), two_fits()
@@ -101,7 +102,7 @@ def test_no_shuffle_uses_rows_in_order(wordnet):
     results = []
     for seed in (1, 2):
         with compressae.CompresSAE(384, latent_dim=512, k=8, seed=0) as m:
-            m.fit(data, batch_size=100, shuffle=False, seed=seed)
+            fit_ref(m, data, batch_size=100, shuffle=False, seed=seed)
             results.append((m.history_, m.encoder_w))
     np.testing.assert_array_equal(results[0][0], results[1][0])
     np.testing.assert_array_equal(results[0][1], results[1][1])
@@ -109,15 +110,15 @@ def test_no_shuffle_uses_rows_in_order(wordnet):
 
 def test_history_counts_partial_batches(wordnet):
     with compressae.CompresSAE(384, latent_dim=512, k=8) as m:
-        m.fit(wordnet[:250], batch_size=100, epochs=2)  # ceil(250/100) = 3 per epoch
+        fit_ref(m, wordnet[:250], batch_size=100, epochs=2)  # ceil(250/100) = 3 per epoch
         assert m.history_.shape == (6,)
-        m.fit(wordnet[:50], batch_size=100)  # history_ belongs to the last call
+        fit_ref(m, wordnet[:50], batch_size=100)  # history_ belongs to the last call
         assert m.history_.shape == (1,)
 
 
 def test_fit_returns_self_and_fit_transform(wordnet):
     m = compressae.CompresSAE(384, latent_dim=512, k=8)
-    assert m.fit(wordnet[:200], batch_size=100) is m
+    assert fit_ref(m, wordnet[:200], batch_size=100) is m
     codes = m.fit_transform(wordnet[:200], batch_size=100)
     assert isinstance(codes, compressae.SparseCodes)
     np.testing.assert_array_equal(codes.indices, m.transform(wordnet[:200]).indices)
@@ -128,7 +129,7 @@ def test_num_threads_gives_same_result(wordnet):
     results = []
     for threads in (1, 2):
         with compressae.CompresSAE(384, latent_dim=512, k=8, seed=0) as m:
-            m.fit(data, batch_size=100, seed=0, num_threads=threads)
+            fit_ref(m, data, batch_size=100, seed=0, num_threads=threads)
             results.append(m.history_)
     np.testing.assert_allclose(results[0], results[1], rtol=1e-5)
 
@@ -148,7 +149,7 @@ def test_num_threads_gives_same_result(wordnet):
 def test_bad_fit_settings(wordnet, kwargs):
     with compressae.CompresSAE(384, latent_dim=512, k=8) as m:
         with pytest.raises(ValueError):
-            m.fit(wordnet[:10], **kwargs)
+            fit_ref(m, wordnet[:10], **kwargs)
         assert m.history_.shape == (0,)
 
 
@@ -167,22 +168,22 @@ def test_tied_and_reference_initialisation():
 def test_validation_loss_and_early_stopping(wordnet):
     data = wordnet[:1000]
     with compressae.CompresSAE(384, latent_dim=512, k=8, seed=1) as m:
-        m.fit(data, batch_size=100, epochs=4, lr=2e-3, seed=0, validation_fraction=0.2)
+        fit_ref(m, data, batch_size=100, epochs=4, lr=2e-3, seed=0, validation_fraction=0.2)
         # 200 rows held out: 8 steps per epoch, one validation loss per epoch.
         assert m.history_.shape == (32,)
         assert m.validation_loss_.shape == (4,)
         assert m.validation_loss_.dtype == np.float32
         assert m.validation_loss_[-1] < m.validation_loss_[0]
         # A tolerance nothing meets: stops `patience` epochs after the first.
-        m.fit(data, batch_size=100, epochs=50, seed=0, validation_fraction=0.2, patience=2, tol=0.99)
+        fit_ref(m, data, batch_size=100, epochs=50, seed=0, validation_fraction=0.2, patience=2, tol=0.99)
         assert m.validation_loss_.shape == (3,)
         assert m.history_.shape == (24,)
         # Plateau decay: two cuts of the rate, then the third plateau stops.
-        m.fit(data, batch_size=100, epochs=50, seed=0, validation_fraction=0.2, patience=1, tol=0.99,
+        fit_ref(m, data, batch_size=100, epochs=50, seed=0, validation_fraction=0.2, patience=1, tol=0.99,
               lr_decay="plateau")
         assert m.validation_loss_.shape == (4,)
         # Without validation the history is empty again.
-        m.fit(data[:200], batch_size=100)
+        fit_ref(m, data[:200], batch_size=100)
         assert m.validation_loss_.shape == (0,)
 
 
@@ -191,7 +192,7 @@ def test_schedules_change_the_run_and_stay_finite(wordnet):
     results = {}
     for decay in ("constant", "cosine", "linear"):
         with compressae.CompresSAE(384, latent_dim=512, k=8, seed=1) as m:
-            m.fit(data, batch_size=100, epochs=3, lr=2e-3, seed=0, warmup_steps=3, lr_decay=decay,
+            fit_ref(m, data, batch_size=100, epochs=3, lr=2e-3, seed=0, warmup_steps=3, lr_decay=decay,
                   min_lr_ratio=0.1)
             results[decay] = m.history_
             assert np.all(np.isfinite(m.history_))
@@ -206,7 +207,7 @@ def test_similarity_term_moves_the_encoder_not_the_decoder_gradient(wordnet):
     runs = {}
     for weight in (0.0, 0.5):
         with compressae.CompresSAE(384, latent_dim=512, k=8, seed=1) as m:
-            m.fit(data, batch_size=200, epochs=1, lr=2e-3, seed=0, sparse_similarity_weight=weight,
+            fit_ref(m, data, batch_size=200, epochs=1, lr=2e-3, seed=0, sparse_similarity_weight=weight,
                   similarity_rows=128)
             runs[weight] = (m.history_, m.encoder_w, m.decoder_w)
     # The first loss is taken before any update; the encoder then differs.
