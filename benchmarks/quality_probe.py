@@ -45,12 +45,11 @@ def main():
     ap.add_argument("--patience", type=int)
     ap.add_argument("--tol", type=float)
     ap.add_argument("--similarity", type=float, dest="sparse_similarity_weight")
-    ap.add_argument("--recon-similarity", type=float, dest="reconstructed_similarity_weight")
     ap.add_argument("--similarity-temperature", type=float, dest="similarity_temperature")
     ap.add_argument("--similarity-rows", type=int, dest="similarity_rows")
     a = ap.parse_args()
     fit_names = ("epochs", "batch_size", "lr", "lr_decay", "warmup_steps", "min_lr_ratio", "validation_fraction",
-                 "patience", "tol", "sparse_similarity_weight", "reconstructed_similarity_weight",
+                 "patience", "tol", "sparse_similarity_weight",
                  "similarity_temperature", "similarity_rows")
     fit = dict(compressae.REFERENCE_TRAINING) if a.reference else {}
     fit.update({n: getattr(a, n) for n in fit_names if getattr(a, n) is not None})

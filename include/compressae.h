@@ -116,10 +116,9 @@ typedef struct csae_train_params {
     double plateau_factor;    /**< CSAE_LR_PLATEAU: factor of each cut, in (0, 1) (default 0.2) */
     int64_t plateau_reductions;/**< CSAE_LR_PLATEAU: cuts before a plateau stops training (default 2) */
     double sparse_similarity_weight;        /**< weight of the term that trains code cosines to rank
-                                                 like input cosines (sparse mode); 0 = off */
-    double reconstructed_similarity_weight; /**< the same on reconstruction cosines (reconstructed mode) */
-    double similarity_temperature;          /**< softmax temperature of both terms, > 0 (default 0.05) */
-    int64_t similarity_rows;  /**< rows of each batch they compare pairwise, 2..16384 (default 1024) */
+                                                 like input cosines (sparse mode); 0 = off (default 0.03) */
+    double similarity_temperature;          /**< softmax temperature of that term, > 0 (default 0.05) */
+    int64_t similarity_rows;  /**< rows of each batch it compares pairwise, 2..16384 (default 1024) */
 } csae_train_params;
 
 /** The seven loss values of one batch, as the reference reports them. */

@@ -91,9 +91,11 @@ def main() -> int:
     ap = argparse.ArgumentParser(description="compressae demo on the embedded WordNet/MiniLM data")
     ap.add_argument("--latent-dim", type=int, default=4096)
     ap.add_argument("--k", type=int, default=32)
-    ap.add_argument("--epochs", type=int, default=20)
-    ap.add_argument("--batch-size", type=int, default=1024)
-    ap.add_argument("--lr", type=float, default=1e-3)
+    ap.add_argument("--epochs", type=int, help="most epochs (default: the library's, 100, with early stopping)")
+    ap.add_argument("--batch-size", type=int, help="default: the library's, 4096")
+    ap.add_argument("--lr", type=float, help="default: the library's, 1e-2")
+    ap.add_argument("--reference", action="store_true",
+                    help="the PyTorch reference's recipe (init and training) instead of the library's defaults")
     ap.add_argument("--queries", type=int, default=200)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--no-progress", action="store_true")
@@ -120,16 +122,25 @@ def main() -> int:
     truth = top_n(normalize(Q) @ normalize(items).T, N)
 
     # Train CompresSAE on the catalogue.
-    model = compressae.CompresSAE(d, latent_dim=args.latent_dim, k=args.k, seed=args.seed)
-    steps = args.epochs * -(-len(items) // args.batch_size)
-    print(f"training CompresSAE: h={args.latent_dim}, k={args.k}, batch {args.batch_size}, "
-          f"{args.epochs} epochs ({steps} Adam steps, lr {args.lr:g})")
+    model = compressae.CompresSAE(d, latent_dim=args.latent_dim, k=args.k, seed=args.seed,
+                                  init="reference" if args.reference else "tied")
+    fit = dict(compressae.REFERENCE_TRAINING, epochs=20) if args.reference else {}
+    fit.update({name: value for name, value in (("epochs", args.epochs), ("batch_size", args.batch_size),
+                                                ("lr", args.lr)) if value is not None})
+    print(f"training CompresSAE: h={args.latent_dim}, k={args.k}, "
+          + ("the reference's recipe" if args.reference else "the library's default recipe")
+          + (f" with {fit}" if fit else "") + " (compressae.CompresSAE.fit)")
     t0 = time.perf_counter()
-    model.fit(items, batch_size=args.batch_size, epochs=args.epochs, lr=args.lr,
-              seed=args.seed, progress=not args.no_progress)
+    model.fit(items, seed=args.seed, progress=not args.no_progress, **fit)
     t_train = time.perf_counter() - t0
-    hist = model.history_
-    print(f"trained in {t_train:.1f} s; loss {hist[0]:.4f} (first step) -> {hist[-1]:.4f} (last step)")
+    hist, val = model.history_, model.validation_loss_
+    max_epochs = fit.get("epochs", 100)
+    stopped = (f"{len(val)} epochs, " + ("stopped by the plateau rule; " if len(val) < max_epochs else "the most allowed; ")
+               if len(val) else "")
+    print(f"trained in {t_train:.1f} s ({stopped}{len(hist)} Adam steps); training loss {hist[0]:.4f} "
+          f"(first step) -> {hist[-1]:.4f} (last step)"
+          + (f", validation loss {val[-1]:.4f}" if len(val) else "")
+          + f"; dead latents {model.dead_latents_[-1]:.1%}")
 
     t0 = time.perf_counter()
     item_codes = model.encode(items)

@@ -114,7 +114,6 @@ class csae_train_params(Structure):
         ("plateau_factor", c_double),
         ("plateau_reductions", c_int64),
         ("sparse_similarity_weight", c_double),
-        ("reconstructed_similarity_weight", c_double),
         ("similarity_temperature", c_double),
         ("similarity_rows", c_int64),
     ]

@@ -29,8 +29,7 @@ _LOSS_FIELDS = ("l2", "l2_4k", "l1", "l0", "cosine", "cosine_4k", "loss")
 #: ``model.fit(X, **REFERENCE_TRAINING)`` (with ``init="reference"`` at
 #: construction, the reference's model and training, faithfully).
 REFERENCE_TRAINING = dict(epochs=1, lr=1e-3, warmup_steps=0, lr_decay="constant",
-                          validation_fraction=0.0, patience=0, sparse_similarity_weight=0.0,
-                          reconstructed_similarity_weight=0.0)
+                          validation_fraction=0.0, patience=0, sparse_similarity_weight=0.0)
 _INIT_KINDS = {"tied": _ffi.CSAE_INIT_TIED, "reference": _ffi.CSAE_INIT_REFERENCE}
 _LR_DECAYS = {"constant": _ffi.CSAE_LR_CONSTANT, "cosine": _ffi.CSAE_LR_COSINE, "linear": _ffi.CSAE_LR_LINEAR,
               "plateau": _ffi.CSAE_LR_PLATEAU}
@@ -505,7 +504,7 @@ class CompresSAE:
             lr_decay: str = "plateau", min_lr_ratio: float = 0.0,
             validation_fraction: float = 0.05, patience: int = 2, tol: float = 1e-3,
             plateau_factor: float = 0.2, plateau_reductions: int = 2,
-            sparse_similarity_weight: float = 0.03, reconstructed_similarity_weight: float = 0.0,
+            sparse_similarity_weight: float = 0.03,
             similarity_temperature: float = 0.05, similarity_rows: int = 1024) -> "CompresSAE":
         """Train on ``X`` with Adam, updating the model in place.
 
@@ -595,9 +594,6 @@ class CompresSAE:
             cosines is trained towards the softmax of input cosines
             (cross-entropy, temperature ``similarity_temperature``), so that
             sparse-mode search ranks like dense search. 0 turns it off.
-        reconstructed_similarity_weight : float, default 0.0
-            The same term on the cosines of the k-sparse reconstructions (the
-            ranking of reconstructed-mode search).
         similarity_temperature : float, default 0.05
         similarity_rows : int, default 1024
 
@@ -646,7 +642,6 @@ class CompresSAE:
         params.plateau_factor = float(plateau_factor)
         params.plateau_reductions = _size(plateau_reductions, "plateau_reductions", minimum=0)
         params.sparse_similarity_weight = float(sparse_similarity_weight)
-        params.reconstructed_similarity_weight = float(reconstructed_similarity_weight)
         params.similarity_temperature = float(similarity_temperature)
         params.similarity_rows = _size(similarity_rows, "similarity_rows", minimum=0)
         bridge = _ProgressBridge(progress)

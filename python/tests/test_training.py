@@ -141,7 +141,7 @@ def test_num_threads_gives_same_result(wordnet):
     {"min_lr_ratio": 1.5}, {"min_lr_ratio": float("nan")}, {"validation_fraction": 1.0},
     {"validation_fraction": -0.5}, {"patience": 2}, {"patience": -1},
     {"validation_fraction": 0.2, "tol": float("inf")}, {"sparse_similarity_weight": -1.0},
-    {"reconstructed_similarity_weight": float("nan")}, {"similarity_temperature": 0.0}, {"similarity_rows": 1},
+    {"sparse_similarity_weight": float("nan")}, {"similarity_temperature": 0.0}, {"similarity_rows": 1},
     {"similarity_rows": 10**6}, {"lr_decay": "plateau"},
     {"lr_decay": "plateau", "validation_fraction": 0.2, "patience": 1, "plateau_factor": 1.0},
     {"plateau_reductions": -1},

@@ -63,7 +63,7 @@ func trainParams(_ o: TrainingOptions) -> csae_train_params {
         validation_fraction: o.validationFraction, patience: Int64(o.patience), tolerance: o.tolerance,
         plateau_factor: o.plateauFactor, plateau_reductions: Int64(o.plateauReductions),
         sparse_similarity_weight: o.sparseSimilarityWeight,
-        reconstructed_similarity_weight: o.reconstructedSimilarityWeight, similarity_temperature: o.similarityTemperature,
+        similarity_temperature: o.similarityTemperature,
         similarity_rows: Int64(o.similarityRows))
 }
 
@@ -247,7 +247,6 @@ func trainParams(_ o: TrainingOptions) -> csae_train_params {
         options.plateauFactor = p.plateau_factor
         options.plateauReductions = try nonNegative(p.plateau_reductions, "plateau_reductions")
         options.sparseSimilarityWeight = p.sparse_similarity_weight
-        options.reconstructedSimilarityWeight = p.reconstructed_similarity_weight
         options.similarityTemperature = p.similarity_temperature
         options.similarityRows = try nonNegative(p.similarity_rows, "similarity_rows")
         let callback = p.progress, userData = p.user_data

@@ -2,8 +2,7 @@
 import Glibc
 #endif
 
-/// Settings of a similarity term (`TrainingOptions.sparseSimilarityWeight`,
-/// `reconstructedSimilarityWeight`).
+/// Settings of the similarity term (`TrainingOptions.sparseSimilarityWeight`).
 struct SimilarityTerm: Sendable {
     let weight: Float
     let temperature: Float
@@ -147,74 +146,6 @@ extension CompresSAEModel {
         }
         var total = 0.0
         for i in 0..<n { total += rowLoss[i] }
-        return Float(Double(term.weight) * total / Double(n))
-    }
-
-    /// Adds the gradient of the reconstructed-space similarity term to the
-    /// k-code entries of `buffers.gPre` and to `buffers.upstreamK` (so that the
-    /// latent phase carries it into the decoder), and returns the term's value.
-    ///
-    /// The same listwise cross-entropy as `addSparseSimilarityGradient`, on the
-    /// cosines of the k-sparse reconstructions `x_hat_i . x_hat_j / (|x_hat_i| |x_hat_j|)`:
-    /// the ranking that reconstructed-mode search serves.
-    ///
-    /// - Complexity: O(P k d) to rebuild the sampled reconstructions and
-    ///   O(P^2 d) in three GEMMs, with `P = sampleRows`.
-    func addReconstructedSimilarityGradient(
-        _ term: SimilarityTerm, buffers: StepBuffers, rows b: Int, k: Int, workers: Int
-    ) -> Float {
-        let d = inputDim, m = 4 * k
-        let n = min(term.sampleRows, b)
-        guard n >= 2 else { return 0 }
-        let p = buffers.pointers
-        let workspace = UnsafeMutablePointer<Float>.allocate(capacity: 3 * n * d + 2 * n * n + 2 * n)
-        defer { workspace.deallocate() }
-        let unitRecon = workspace, transposed = workspace + n * d, direction = workspace + 2 * n * d
-        let inputCos = workspace + 3 * n * d, reconCos = inputCos + n * n
-        let reconNorm = reconCos + n * n, radial = reconNorm + n
-        let total = decoder.withUnsafeBufferPointer { decBuffer -> Double in
-            let dec = decBuffer.baseAddress!
-            for i in 0..<n {
-                let row = unitRecon + i * d
-                row.initialize(repeating: 0, count: d)
-                gatherAxpy(into: row, d, rowsOf: dec, indices: p.selected + i * m, weights: p.values + i * m, count: k)
-                let norm = squaredNorm(row, d).squareRoot()
-                reconNorm[i] = norm
-                if norm > 0 { for c in 0..<d { row[c] /= norm } }
-            }
-            GEMM.multiplyTransposed(m: n, n: n, kk: d, a: p.normalized, b: p.normalized, beta: 0, c: inputCos)
-            GEMM.multiplyTransposed(m: n, n: n, kk: d, a: unitRecon, b: unitRecon, beta: 0, c: reconCos)
-            let invTemperature = 1 / term.temperature, scale = term.weight / Float(n)
-            var total = 0.0
-            for i in 0..<n {
-                total += listwiseCrossEntropy(scores: reconCos + i * n, targets: inputCos + i * n, count: n,
-                                              skipping: i, invTemperature: invTemperature, scale: scale)
-            }
-            // w_ij = a_ij + a_ji (symmetric, in place), and radial_i = sum_j w_ij C_ij.
-            for i in 0..<n {
-                for j in i..<n {
-                    let w = inputCos[i * n + j] + inputCos[j * n + i]
-                    inputCos[i * n + j] = w
-                    inputCos[j * n + i] = w
-                }
-            }
-            for i in 0..<n { radial[i] = dot(inputCos + i * n, reconCos + i * n, n) }
-            // direction = W @ unitRecon, through the [d,n] transpose of unitRecon.
-            for i in 0..<n { for c in 0..<d { transposed[c * n + i] = unitRecon[i * d + c] } }
-            GEMM.multiplyTransposed(m: n, n: d, kk: n, a: inputCos, b: transposed, beta: 0, c: direction)
-            for i in 0..<n {
-                let norm = reconNorm[i]
-                guard norm > 0 else { continue }
-                // d(loss)/d(x_hat_i) = (sum_j w_ij u_j - radial_i u_i) / |x_hat_i|, u = unit reconstructions.
-                let g = direction + i * d, u = unitRecon + i * d
-                for c in 0..<d { g[c] = (g[c] - radial[i] * u[c]) / norm }
-                axpy(1, g, p.upstreamK + i * d, d)
-                var extra = [Float](repeating: 0, count: k)
-                gatherDot(into: &extra, rowsOf: dec, indices: p.selected + i * m, count: k, with: g, d)
-                for t in 0..<k { p.gPre[i * m + t] += extra[t] }
-            }
-            return total
-        }
         return Float(Double(term.weight) * total / Double(n))
     }
 }

@@ -77,12 +77,10 @@ extension CompresSAEModel {
         var bestValidation = Double.infinity, epochsWithoutImprovement = 0
         // `.plateau`: the factor applied so far, and how many times it was cut.
         var plateauScale = 1.0, reductions = 0
-        func similarityTerm(_ weight: Double) -> SimilarityTerm? {
-            weight > 0 ? SimilarityTerm(weight: Float(weight), temperature: Float(options.similarityTemperature),
-                                        sampleRows: options.similarityRows) : nil
-        }
-        let sparseSimilarity = similarityTerm(options.sparseSimilarityWeight)
-        let reconstructedSimilarity = similarityTerm(options.reconstructedSimilarityWeight)
+        let sparseSimilarity = options.sparseSimilarityWeight > 0
+            ? SimilarityTerm(weight: Float(options.sparseSimilarityWeight),
+                             temperature: Float(options.similarityTemperature), sampleRows: options.similarityRows)
+            : nil
 
         var step = 0
         for _ in 0..<options.epochs {
@@ -99,10 +97,6 @@ extension CompresSAEModel {
                     if let sparseSimilarity {
                         _ = addSparseSimilarityGradient(sparseSimilarity, buffers: buffers, rows: count, k: kk,
                                                         workers: workers)
-                    }
-                    if let reconstructedSimilarity {
-                        _ = addReconstructedSimilarityGradient(reconstructedSimilarity, buffers: buffers, rows: count,
-                                                               k: kk, workers: workers)
                     }
                     adam.step += 1
                     let scalars = AdamScalars(options: options, step: adam.step, learningRate: learningRate)

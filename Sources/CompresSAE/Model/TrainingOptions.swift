@@ -72,13 +72,10 @@ public struct TrainingOptions: Sendable {
     /// `similarityRows` rows of each batch is trained towards the softmax of
     /// their input cosines, so that sparse-mode search ranks like dense search.
     public var sparseSimilarityWeight: Double = 0.03
-    /// Weight of the same term on the cosines of the k-sparse reconstructions
-    /// (the ranking of reconstructed-mode search).
-    public var reconstructedSimilarityWeight: Double = 0
-    /// Temperature of the softmaxes of both similarity terms.
+    /// Temperature of both softmaxes of the similarity term.
     public var similarityTemperature: Double = 0.05
     /// Rows of each batch (its first ones; batches are shuffled) that the
-    /// similarity terms compare pairwise.
+    /// similarity term compares pairwise.
     public var similarityRows: Int = 1024
 
     public init() {}
@@ -94,7 +91,6 @@ public struct TrainingOptions: Sendable {
         o.validationFraction = 0
         o.patience = 0
         o.sparseSimilarityWeight = 0
-        o.reconstructedSimilarityWeight = 0
         return o
     }
 
@@ -163,10 +159,6 @@ public struct TrainingOptions: Sendable {
         }
         guard sparseSimilarityWeight.isFinite && sparseSimilarityWeight >= 0 else {
             throw CompresSAEError.invalid("sparse_similarity_weight must be finite and >= 0, got \(sparseSimilarityWeight)")
-        }
-        guard reconstructedSimilarityWeight.isFinite && reconstructedSimilarityWeight >= 0 else {
-            throw CompresSAEError.invalid(
-                "reconstructed_similarity_weight must be finite and >= 0, got \(reconstructedSimilarityWeight)")
         }
         guard similarityTemperature.isFinite && similarityTemperature > 0 else {
             throw CompresSAEError.invalid("similarity_temperature must be finite and > 0, got \(similarityTemperature)")
