@@ -349,7 +349,6 @@ ABLATIONS = [
     ("default recipe", {}),
     ("without the similarity term", {"fit": {"sparse_similarity_weight": 0.0}}),
     ("reference initialisation (kaiming encoder)", {"model": {"init": "reference"}}),
-    ("reference learning rate (1e-3)", {"fit": {"lr": 1e-3}}),
 ]
 
 

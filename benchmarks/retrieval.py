@@ -7,8 +7,9 @@ its README): 117,659 x 384 float16 vectors, 1000 held-out query rows
 query (``wordnet_gt_top100.npy``); the catalogue is every other row
 (116,659 items).
 
-1. A compressae model (h = 4096, k = 32) is trained on the catalogue (Adam,
-   batch 4096, lr 1e-3, ``--epochs`` passes), or loaded from ``--model``.
+1. A compressae model (h = 4096, k = 32) is trained on the catalogue with the
+   library's default recipe (at most ``--epochs`` passes, default 100 = the
+   library's own cap; it stops at convergence), or loaded from ``--model``.
    A trained model is cached in ``--cache`` (default /tmp) and reused.
 2. For each catalogue size N (the real catalogue, then a synthetic one of
    ``--synthetic-n`` items, default 1,000,000) and each thread count
@@ -133,19 +134,19 @@ def get_model(args, catalogue: np.ndarray):
         log(f"model: loading {args.model}")
         return compressae.CompresSAE.load(args.model), f"loaded from {args.model}"
     epochs = args.epochs
-    cache = Path(args.cache) / f"compressae-retrieval-h{H}-k{K}-e{epochs}-b4096-lr1e-3-seed0.safetensors"
+    cache = Path(args.cache) / f"compressae-retrieval-h{H}-k{K}-default-recipe-max{epochs}-seed0.safetensors"
     if cache.is_file():
         log(f"model: cached {cache}")
         return compressae.CompresSAE.load(cache), f"cached {cache.name}"
-    steps = epochs * -(-catalogue.shape[0] // 4096)
-    log(f"model: training h={H} k={K}, {epochs} epochs of the catalogue ({steps} steps)...")
+    log(f"model: training h={H} k={K}, the library's default recipe, at most {epochs} epochs...")
     model = compressae.CompresSAE(catalogue.shape[1], latent_dim=H, k=K, seed=0)
     t0 = time.perf_counter()
-    model.fit(catalogue, batch_size=4096, epochs=epochs, lr=1e-3, seed=0, progress=True)
+    model.fit(catalogue, epochs=epochs, seed=0, progress=True)
+    steps = len(model.history_)
     seconds = time.perf_counter() - t0
     model.save(cache)
     log(f"model: trained in {seconds:.0f} s, final loss {model.history_[-1]:.4f}; cached {cache}")
-    return model, (f"trained here: {epochs} epochs, {steps} steps, batch 4096, lr 1e-3, "
+    return model, (f"trained here: the default recipe, {len(model.validation_loss_)} epochs, {steps} steps, "
                    f"{seconds:.0f} s, final loss {model.history_[-1]:.4f}")
 
 
@@ -420,7 +421,7 @@ def main() -> int:
     parser.add_argument("--model", help="a compressae model file (h=4096, k=32) instead of training")
     parser.add_argument("--cache", default="/tmp", help="directory of the cached trained model")
     parser.add_argument("--epochs", type=int, default=None,
-                        help="training epochs over the catalogue (default 6; 2 with --quick)")
+                        help="most training epochs over the catalogue (default 100; 2 with --quick)")
     parser.add_argument("--threads", default=None,
                         help="comma-separated thread counts (default '1,2'; '2' with --quick)")
     parser.add_argument("--runs", type=int, default=3)
@@ -435,7 +436,7 @@ def main() -> int:
                         help="free text about the library under test, printed in the report")
     args = parser.parse_args()
     if args.epochs is None:
-        args.epochs = 2 if args.quick else 6
+        args.epochs = 2 if args.quick else 100
     if args.threads is None:
         args.threads = "2" if args.quick else "1,2"
     if args.quick:

@@ -141,7 +141,8 @@ def worker_train_ours(cfg):
     X, epochs, mode = _train_data(cfg)
     base_rss = peak_rss_mb()  # imports + data: what an idle process would hold
     b = cfg["batch"]
-    model = compressae.CompresSAE(cfg["d"], H, cfg["k"], seed=0)
+    # The reference's model and training, faithfully: the same algorithm as the peer.
+    model = compressae.CompresSAE(cfg["d"], H, cfg["k"], seed=0, init="reference")
     stamps, cpu = [], []
 
     def progress(step, total, loss):
@@ -149,7 +150,7 @@ def worker_train_ours(cfg):
         cpu.append(time.process_time())
 
     t0, c0 = time.perf_counter(), time.process_time()
-    model.fit(X, batch_size=b, epochs=epochs, shuffle=False, lr=1e-3,
+    model.fit(X, **{**compressae.REFERENCE_TRAINING, "epochs": epochs}, batch_size=b, shuffle=False,
               num_threads=cfg["threads"], progress=progress)
     total = time.perf_counter() - t0
     # Step i's time: from the previous progress callback (or the call) to its own.
@@ -198,10 +199,10 @@ def worker_agree(cfg):
     torch.set_num_threads(cfg["threads"])
     b, steps = cfg["batch"], cfg["steps"]
     rows = load_data(cfg["data"], cfg["d"], slice(0, b * steps))
-    model = compressae.CompresSAE(cfg["d"], H, cfg["k"], seed=0)
+    model = compressae.CompresSAE(cfg["d"], H, cfg["k"], seed=0, init="reference")
     ref = ReferenceSAE(cfg["d"], H, cfg["k"],
                        weights=(model.encoder_w, model.encoder_b, model.decoder_w))
-    model.fit(rows, batch_size=b, epochs=1, shuffle=False, lr=cfg["lr"],
+    model.fit(rows, **{**compressae.REFERENCE_TRAINING, "lr": cfg["lr"]}, batch_size=b, shuffle=False,
               num_threads=cfg["threads"])
     ours = [float(v) for v in model.history_]
     opt = torch.optim.Adam(ref.parameters(), lr=cfg["lr"])
@@ -242,12 +243,13 @@ def worker_encode(cfg):
     setter = getattr(_ffi, "csae_set_num_threads", None)
     if setter is not None and setter(cfg["threads"]) == 0:
         threads_note = f"{cfg['threads']} (csae_set_num_threads)"
-    model = compressae.CompresSAE(d, H, k, seed=0)
+    model = compressae.CompresSAE(d, H, k, seed=0, init="reference")
     if cfg["train_steps"]:
         # Trained (not freshly initialised) weights, so that the top-k sees
         # realistic pre-activations.
         model.fit(load_data(cfg["data"], d, slice(0, SMALL_BATCH * cfg["train_steps"])),
-                  batch_size=SMALL_BATCH, shuffle=False, num_threads=cfg["threads"])
+                  **compressae.REFERENCE_TRAINING, batch_size=SMALL_BATCH, shuffle=False,
+                  num_threads=cfg["threads"])
     Xe = load_data(cfg["data"], d, slice(-n, None))  # rows not used for training
     W, bias = model.encoder_w, model.encoder_b
     Xn = Xe / np.linalg.norm(Xe, axis=1, keepdims=True)

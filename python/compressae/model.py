@@ -502,7 +502,7 @@ class CompresSAE:
             num_threads: int = 0, *, beta1: float = 0.9, beta2: float = 0.999,
             eps: float = 1e-8, dead_latent_window: int = 0, warmup_steps: int = 50,
             lr_decay: str = "plateau", min_lr_ratio: float = 0.0,
-            validation_fraction: float = 0.05, patience: int = 2, tol: float = 1e-3,
+            validation_fraction: float = 0.05, patience: int = 2, tol: float = 5e-3,
             plateau_factor: float = 0.2, plateau_reductions: int = 2,
             sparse_similarity_weight: float = 0.03,
             similarity_temperature: float = 0.05, similarity_rows: int = 1024) -> "CompresSAE":
@@ -582,7 +582,7 @@ class CompresSAE:
             plateau. With ``lr_decay`` other than ``"plateau"``, the first
             plateau stops training; 0 never stops early. Needs
             ``validation_fraction > 0``.
-        tol : float, default 1e-3
+        tol : float, default 5e-3
             Relative improvement of the validation loss that counts.
         plateau_factor : float, default 0.2
             Factor of each learning-rate cut of ``"plateau"``.

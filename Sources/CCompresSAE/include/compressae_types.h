@@ -72,11 +72,12 @@ typedef struct csae_model csae_model;
  *          the steps done so far are kept). */
 typedef int32_t (*csae_progress_fn)(void *user_data, int64_t step, int64_t total, float loss);
 
-/** Training settings. Always start from csae_train_default_params(). */
+/** Training settings. Always start from csae_train_default_params() (the measured
+ *  recipe) or csae_train_reference_params() (the PyTorch reference's recipe). */
 typedef struct csae_train_params {
     int64_t batch_size;       /**< rows per optimiser step (default 4096) */
-    int64_t epochs;           /**< passes over the data (default 1) */
-    double learning_rate;     /**< Adam step size (default 1e-3) */
+    int64_t epochs;           /**< most passes over the data; early stopping may end sooner (default 100) */
+    double learning_rate;     /**< Adam step size (default 1e-2) */
     double beta1;             /**< Adam first-moment decay (default 0.9) */
     double beta2;             /**< Adam second-moment decay (default 0.999) */
     double eps;               /**< Adam epsilon (default 1e-8) */
@@ -87,14 +88,15 @@ typedef struct csae_train_params {
     void *user_data;          /**< passed to progress unchanged */
     int64_t dead_latent_window;/**< rows after which a latent absent from every k-code counts
                                     as dead (csae_model_copy_dead_latent_history); 0 = one epoch */
-    int64_t warmup_steps;     /**< steps of linear learning-rate warm-up (default 0) */
-    int32_t lr_decay;         /**< a csae_lr_decay value (default CSAE_LR_CONSTANT) */
+    int64_t warmup_steps;     /**< steps of linear learning-rate warm-up (default 50) */
+    int32_t lr_decay;         /**< a csae_lr_decay value (default CSAE_LR_PLATEAU) */
     double min_lr_ratio;      /**< final rate of a decay, as a fraction of learning_rate, in [0, 1] (default 0) */
     double validation_fraction;/**< fraction of rows held out to measure the validation loss after
-                                    every epoch (csae_model_copy_validation_history), in [0, 1) (default 0) */
-    int64_t patience;         /**< stop after this many epochs without a relative improvement of
-                                    tolerance in the validation loss; 0 = never (default 0) */
-    double tolerance;         /**< relative improvement that counts (default 1e-3) */
+                                    every epoch (csae_model_copy_validation_history), in [0, 1); inputs under 20 rows are not split (default 0.05) */
+    int64_t patience;         /**< epochs without a relative improvement of tolerance in the validation
+                                    loss that make a plateau: it stops training (CSAE_LR_PLATEAU: after
+                                    plateau_reductions cuts); 0 = never (default 2) */
+    double tolerance;         /**< relative improvement that counts (default 5e-3) */
     double plateau_factor;    /**< CSAE_LR_PLATEAU: factor of each cut, in (0, 1) (default 0.2) */
     int64_t plateau_reductions;/**< CSAE_LR_PLATEAU: cuts before a plateau stops training (default 2) */
     double sparse_similarity_weight;        /**< weight of the term that trains code cosines to rank

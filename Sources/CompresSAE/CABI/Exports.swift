@@ -39,7 +39,7 @@ public typealias ConstModelHandle = OpaquePointer
 /// Default training settings, the recipe chosen by measurement (README,
 /// "Quality"): batch_size 4096, up to 100 epochs, learning_rate 1e-2 after 50
 /// warm-up steps, CSAE_LR_PLATEAU on a 5% validation split (patience 2,
-/// tolerance 1e-3, two cuts by 0.2, then stop), sparse_similarity_weight 0.03;
+/// tolerance 5e-3, two cuts by 0.2, then stop), sparse_similarity_weight 0.03;
 /// Adam beta1 0.9, beta2 0.999, eps 1e-8; seed 0, shuffle 1, num_threads 0
 /// (all cores), no progress callback, dead_latent_window 0 (one epoch).
 @c public func csae_train_default_params() -> csae_train_params {

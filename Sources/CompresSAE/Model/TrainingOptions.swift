@@ -62,7 +62,7 @@ public struct TrainingOptions: Sendable {
     /// Needs `validationFraction > 0`.
     public var patience: Int = 2
     /// Relative improvement of the validation loss that resets `patience`.
-    public var tolerance: Double = 1e-3
+    public var tolerance: Double = 5e-3
     /// `.plateau`: factor of each learning-rate cut.
     public var plateauFactor: Double = 0.2
     /// `.plateau`: cuts before a plateau ends training.
