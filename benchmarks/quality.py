@@ -20,8 +20,8 @@ codes; reconstructed: cosine between decoded vectors; asymmetric: dense
 query against decoded items), the fraction of dead latents at the end of
 training, epochs, steps and training time.
 
-Peers at comparable bytes per vector, on the L2-normalised dense vectors,
-all measured in the same run:
+Peers at comparable bytes per vector (``--peer-bytes``), on the
+L2-normalised dense vectors:
 
 - PCA truncation to m float32 dimensions (4m bytes; the stand-in for a
   Matryoshka model truncated to m dimensions), cosine in the projected space;
@@ -30,8 +30,13 @@ all measured in the same run:
   vectors;
 - binary: sign bits after PCA to m dimensions (m / 8 bytes; m = 384 is the
   sign of the raw vector), Hamming distance;
-- faiss PQ and OPQ with M sub-quantisers of 8 bits (M bytes), inner
-  product with the dense query (asymmetric, like compressae's asymmetric mode).
+- faiss PQ and OPQ with M sub-quantisers of 8 bits (M bytes, M dividing d;
+  ``--pq-bytes``, ``--opq-bytes``: OPQ is slow to train), inner product with
+  the dense query (asymmetric, like compressae's asymmetric mode).
+
+The recipes and the peers can run in separate calls (``--recipes ""``,
+``--no-peers``, ``--ks``) whose CSV files a last call joins with ``--merge``
+into one table and plot.
 
 Bytes per vector of compressae are the paper's: one int32 index and one
 float32 value per nonzero, 8k (its compact storage needs 4k in reconstructed
@@ -240,12 +245,20 @@ def main():
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--threads", type=int, default=0)
     ap.add_argument("--no-peers", action="store_true")
+    ap.add_argument("--peer-bytes", default="32,48,64,96,128,192,256,384,512,768,1024,1536",
+                    help="bytes per vector at which the peers are measured (where each can be)")
+    ap.add_argument("--pq-bytes", default="32,64,128,192,384",
+                    help="faiss PQ sizes (M sub-quantisers of 8 bits; M must divide d)")
+    ap.add_argument("--opq-bytes", default="64,128", help="faiss OPQ sizes (slow to train)")
     ap.add_argument("--ablation", action="store_true", help="also the k = 32 ablation of the default recipe")
     ap.add_argument("--quick", action="store_true", help="k = 32 only, peers at 256 bytes")
     ap.add_argument("--out-dir", default=os.path.join(ROOT, "benchmarks", "results"))
     ap.add_argument("--tag", default="", help="suffix of the output file names")
+    ap.add_argument("--merge", nargs="*", default=[],
+                    help="CSV files of earlier runs whose rows join this run's table and plot "
+                         "(e.g. the largest k run separately with its own --max-epochs)")
     a = ap.parse_args()
-    ks = [32] if a.quick else [int(v) for v in a.ks.split(",")]
+    ks = [32] if a.quick else [int(v) for v in a.ks.split(",") if v]
     recipes = [r for r in a.recipes.split(",") if r]
     for r in recipes:
         if r not in ("default", "reference"):
@@ -256,6 +269,16 @@ def main():
     dense_bytes = 4 * d
     started = _dt.datetime.now()
     rows = []
+    for path in a.merge:
+        with open(path, newline="") as f:
+            for r in csv.DictReader(f):
+                for key in ("bytes", "steps", "epochs"):
+                    if r.get(key):
+                        r[key] = int(float(r[key]))
+                for key in ("compression", "recall", "dead", "train_seconds"):
+                    if r.get(key):
+                        r[key] = float(r[key])
+                rows.append(r)
 
     def add(method, mode, param, bytes_per_vector, recall, **extra):
         row = dict(method=method, mode=mode, param=param, bytes=bytes_per_vector,
@@ -299,7 +322,9 @@ def main():
         faiss.omp_set_num_threads(a.threads or os.cpu_count())
         Cn, Qn = normalize(C), normalize(Q)
         vt = pca_basis(Cn)
-        byte_points = [256] if a.quick else sorted({8 * k for k in ks} | {32, 48, 96, 192, 384, 768})
+        byte_points = [256] if a.quick else [int(v) for v in a.peer_bytes.split(",")]
+        pq_bytes = {int(v) for v in a.pq_bytes.split(",") if v}
+        opq_bytes = {int(v) for v in a.opq_bytes.split(",") if v}
         for b in byte_points:
             if b % 4 == 0 and b // 4 <= d:
                 add("PCA truncation", "", f"{b // 4} dims", b, peer_pca(Cn, Qn, vt, b // 4, catalogue_ids, truth))
@@ -307,8 +332,9 @@ def main():
                 add("PCA + int8", "", f"{b} dims", b, peer_int8(faiss, Cn, Qn, vt, b, catalogue_ids, truth))
             if 8 * b <= d:
                 add("binary", "", f"{8 * b} bits", b, peer_binary(faiss, Cn, Qn, vt, 8 * b, catalogue_ids, truth))
-            if b <= d and d % b == 0:
+            if b <= d and d % b == 0 and b in pq_bytes:
                 add("faiss PQ", "", f"M={b}", b, peer_pq(faiss, Cn, Qn, b, False, catalogue_ids, truth))
+            if b <= d and d % b == 0 and b in opq_bytes:
                 add("faiss OPQ", "", f"M={b}", b, peer_pq(faiss, Cn, Qn, b, True, catalogue_ids, truth))
 
     finished = _dt.datetime.now()
@@ -316,7 +342,7 @@ def main():
     stem = os.path.join(a.out_dir, f"quality-{started:%Y-%m-%d}{a.tag}" + ("-quick" if a.quick else ""))
     with open(stem + ".csv", "w", newline="") as f:
         fields = ["method", "mode", "param", "bytes", "compression", "recall", "dead", "steps", "epochs",
-                  "train_seconds"]
+                  "validation_loss", "train_seconds"]
         writer = csv.DictWriter(f, fieldnames=fields, extrasaction="ignore")
         writer.writeheader()
         writer.writerows(rows)
