@@ -258,11 +258,7 @@ func trainParams(_ o: TrainingOptions) -> csae_train_params {
 
 /// Number of losses recorded by the last csae_model_train call.
 @c public func csae_model_history_length(_ model: ConstModelHandle?, _ length: UnsafeMutablePointer<Int64>?) -> Int32 {
-    withStatus {
-        let m = try modelHandles.lookup(model)
-        guard let length else { throw CompresSAEError.invalid("length is NULL") }
-        length.pointee = Int64(m.lossHistory.count)
-    }
+    historyLength(model, length) { $0.lossHistory }
 }
 
 /// Copies the per-step losses of the last csae_model_train call.
@@ -290,11 +286,7 @@ func trainParams(_ o: TrainingOptions) -> csae_train_params {
 @c public func csae_model_validation_history_length(
     _ model: ConstModelHandle?, _ length: UnsafeMutablePointer<Int64>?
 ) -> Int32 {
-    withStatus {
-        let m = try modelHandles.lookup(model)
-        guard let length else { throw CompresSAEError.invalid("length is NULL") }
-        length.pointee = Int64(m.validationHistory.count)
-    }
+    historyLength(model, length) { $0.validationHistory }
 }
 
 /// Copies the per-epoch validation losses of the last csae_model_train call.
@@ -396,6 +388,18 @@ func trainParams(_ o: TrainingOptions) -> csae_train_params {
 // MARK: - Argument conversion
 
 /// Copies one of the model's per-step histories into a caller's buffer.
+/// Writes the length of one of the model's histories to `length`.
+func historyLength(
+    _ model: ConstModelHandle?, _ length: UnsafeMutablePointer<Int64>?, _ history: (CompresSAEModel) -> [Float]
+) -> Int32 {
+    withStatus {
+        let m = try modelHandles.lookup(model)
+        guard let length else { throw CompresSAEError.invalid("length is NULL") }
+        length.pointee = Int64(history(m).count)
+    }
+}
+
+/// Copies one of the model's histories into `out` (at most `capacity` values).
 func copyHistory(
     _ model: ConstModelHandle?, _ out: UnsafeMutablePointer<Float>?, _ capacity: Int64,
     _ history: (CompresSAEModel) -> [Float]
