@@ -62,16 +62,9 @@ extension CompresSAEModel {
         let n = min(term.sampleRows, b)
         guard n >= 2 else { return 0 }
         let p = buffers.pointers
-        // [n,n] input cosines, then in place the weights dL/dS; [n,n] code cosines; [n,k] unit codes.
-        let inputCos = UnsafeMutablePointer<Float>.allocate(capacity: n * n)
-        let codeCos = UnsafeMutablePointer<Float>.allocate(capacity: n * n)
-        let unit = UnsafeMutablePointer<Float>.allocate(capacity: n * k)
-        let codeNorm = UnsafeMutablePointer<Float>.allocate(capacity: n)
-        let rowLoss = UnsafeMutablePointer<Double>.allocate(capacity: n)
-        defer {
-            inputCos.deallocate(); codeCos.deallocate(); unit.deallocate()
-            codeNorm.deallocate(); rowLoss.deallocate()
-        }
+        let work = buffers.similarityWorkspace(rows: n, k: k, workers: min(workers, n))
+        let inputCos = work.inputCos, codeCos = work.codeCos, unit = work.unit
+        let codeNorm = work.codeNorm, rowLoss = work.rowLoss
         GEMM.multiplyTransposed(m: n, n: n, kk: d, a: p.normalized, b: p.normalized, beta: 0, c: inputCos)
         for i in 0..<n {
             let values = p.values + i * m
@@ -87,17 +80,19 @@ extension CompresSAEModel {
         let workerCount = min(workers, n)
         let invTemperature = 1 / term.temperature
         let scale = term.weight / Float(n)
-        /// For each row of the worker: a latent -> slot map of the row's k-code,
-        /// then `body(i, map)`; the map is reset afterwards.
-        func forEachRow(_ body: @escaping @Sendable (Int, UnsafeMutablePointer<Int32>) -> Void) {
+        let maps = SharedPointer(work.slotMaps), gradients = SharedPointer(work.gradients)
+        /// For each row of the worker: its latent -> slot map (all -1 between
+        /// uses) set for the row's k-code, then `body(i, map, scratch)` with `k`
+        /// floats of scratch; the map is reset afterwards.
+        func forEachRow(
+            _ body: @escaping @Sendable (Int, UnsafeMutablePointer<Int32>, UnsafeMutablePointer<Float>) -> Void
+        ) {
             Parallel.run(workers: workerCount) { w in
-                let map = UnsafeMutablePointer<Int32>.allocate(capacity: h)
-                map.initialize(repeating: -1, count: h)
-                defer { map.deallocate() }
+                let map = maps.base + w * h, scratch = gradients.base + w * k
                 for i in (w * n / workerCount)..<((w + 1) * n / workerCount) {
                     let own = selected.base + i * m
                     for t in 0..<k { map[Int(own[t])] = Int32(t) }
-                    body(i, map)
+                    body(i, map, scratch)
                     for t in 0..<k { map[Int(own[t])] = -1 }
                 }
             }
@@ -106,7 +101,7 @@ extension CompresSAEModel {
         // Code cosines S_ij through the slot map (O(k) per pair), then per row
         // the cross-entropy and dL/dS_ij = scale * (q_ij - target_ij) / t,
         // written over row i of the input cosines.
-        forEachRow { i, map in
+        forEachRow { i, map, _ in
             let own = u.base + i * k
             let sRow = s.base + i * n, gRow = g.base + i * n
             for j in 0..<n {
@@ -126,11 +121,11 @@ extension CompresSAEModel {
         // dL/dv_i = sum_j w_ij (unit_j restricted to i's latents - S_ij unit_i) / |v_i|,
         // with w_ij = a_ij + a_ji (S is symmetric and sits in both rows' terms).
         let gPre = SharedPointer(p.gPre), norms = SharedConstPointer(UnsafePointer(codeNorm))
-        forEachRow { i, map in
+        forEachRow { i, map, gradient in
             let norm = norms.base[i]
             guard norm > 0 else { return }
             let own = u.base + i * k, out = gPre.base + i * m
-            var gradient = [Float](repeating: 0, count: k)
+            gradient.initialize(repeating: 0, count: k)
             var radial: Float = 0
             for j in 0..<n where j != i {
                 let w = g.base[i * n + j] + g.base[j * n + i]
@@ -147,5 +142,41 @@ extension CompresSAEModel {
         var total = 0.0
         for i in 0..<n { total += rowLoss[i] }
         return Float(Double(term.weight) * total / Double(n))
+    }
+}
+
+/// The buffers of the similarity term, kept across training steps (like the
+/// encoder scratch) so that a step neither maps nor faults in fresh pages.
+final class SimilarityWorkspace {
+    let rows: Int, k: Int, h: Int, workers: Int
+    /// `[rows,rows]` input cosines, then the term's weights dL/dS.
+    let inputCos: UnsafeMutablePointer<Float>
+    /// `[rows,rows]` code cosines.
+    let codeCos: UnsafeMutablePointer<Float>
+    /// `[rows,k]` codes divided by their norms, and `[rows]` those norms.
+    let unit: UnsafeMutablePointer<Float>, codeNorm: UnsafeMutablePointer<Float>
+    /// `[rows]` each row's cross-entropy.
+    let rowLoss: UnsafeMutablePointer<Double>
+    /// Per worker: an `[h]` latent -> slot map, all -1 between uses, and `k` floats.
+    let slotMaps: UnsafeMutablePointer<Int32>, gradients: UnsafeMutablePointer<Float>
+
+    init(rows: Int, k: Int, h: Int, workers: Int) {
+        self.rows = rows
+        self.k = k
+        self.h = h
+        self.workers = workers
+        inputCos = .allocate(capacity: rows * rows)
+        codeCos = .allocate(capacity: rows * rows)
+        unit = .allocate(capacity: rows * k)
+        codeNorm = .allocate(capacity: rows)
+        rowLoss = .allocate(capacity: rows)
+        slotMaps = .allocate(capacity: workers * h)
+        slotMaps.initialize(repeating: -1, count: workers * h)
+        gradients = .allocate(capacity: workers * k)
+    }
+
+    deinit {
+        inputCos.deallocate(); codeCos.deallocate(); unit.deallocate(); codeNorm.deallocate()
+        rowLoss.deallocate(); slotMaps.deallocate(); gradients.deallocate()
     }
 }

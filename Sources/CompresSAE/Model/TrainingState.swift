@@ -74,6 +74,8 @@ final class StepBuffers {
     /// Per-worker encoder scratch, kept for the whole training run so that
     /// steps do not map and fault in fresh pages.
     let encoderScratch: [CompresSAEModel.EncoderScratch]
+    /// The similarity term's buffers, made on its first use.
+    private var similarity: SimilarityWorkspace?
 
     init(rows: Int, d: Int, h: Int, m: Int, workers: Int) {
         self.d = d
@@ -102,6 +104,15 @@ final class StepBuffers {
         pointers.blockStart.deallocate()
         pointers.blockEntries.deallocate()
         for scratch in encoderScratch { scratch.deallocate() }
+    }
+
+    /// Buffers for the similarity term over `rows` rows, kept for later steps
+    /// (remade only when a larger size is asked for).
+    func similarityWorkspace(rows: Int, k: Int, workers: Int) -> SimilarityWorkspace {
+        if let w = similarity, w.rows >= rows, w.k == k, w.workers >= workers { return w }
+        let w = SimilarityWorkspace(rows: rows, k: k, h: h, workers: workers)
+        similarity = w
+        return w
     }
 
     /// Groups the selected entries of `rows` rows by latent block (a counting
