@@ -89,20 +89,6 @@ def normalize(a):
     return a / np.linalg.norm(a, axis=1, keepdims=True)
 
 
-def top_n_by_score(scores):
-    """Top-N columns of each row of a dense score matrix, best first."""
-    part = np.argpartition(-scores, N_TOP, axis=1)[:, :N_TOP]
-    order = np.argsort(-np.take_along_axis(scores, part, axis=1), axis=1, kind="stable")
-    return np.take_along_axis(part, order, axis=1)
-
-
-def exact_top_n(items, queries):
-    out = np.empty((len(queries), N_TOP), dtype=np.int64)
-    for s in range(0, len(queries), 250):
-        out[s:s + 250] = top_n_by_score(queries[s:s + 250] @ items.T)
-    return out
-
-
 # ----------------------------------------------------------------- compressae
 
 def train(recipe, k, C, a, overrides=None):
@@ -146,19 +132,19 @@ def pca_basis(Cn):
     return vt
 
 
-def peer_pca(Cn, Qn, vt, dims, catalogue_ids, truth):
-    # Truncation keeps the raw coordinates (no centring), as a Matryoshka
-    # prefix would; measured: centring lowers recall here.
-    P = vt[:dims].T
-    ids = exact_top_n(normalize(Cn @ P), normalize(Qn @ P))
-    return compressae.recall_at_n(catalogue_ids[ids], truth)
-
-
 def rotate(Cn, Qn, vt, dims):
+    """Items and queries projected on the first ``dims`` principal axes and
+    renormalised. The projection keeps the raw coordinates (no centring), as
+    a Matryoshka prefix would."""
     if dims >= Cn.shape[1]:
         return Cn, Qn
     P = vt[:dims].T
     return np.ascontiguousarray(normalize(Cn @ P)), np.ascontiguousarray(normalize(Qn @ P))
+
+
+def peer_pca(Cn, Qn, vt, dims, catalogue_ids, truth):
+    _, ids = compressae.exact_search(*rotate(Cn, Qn, vt, dims), n=N_TOP)
+    return compressae.recall_at_n(catalogue_ids[ids], truth)
 
 
 def peer_int8(faiss, Cn, Qn, vt, dims, catalogue_ids, truth):
