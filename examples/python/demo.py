@@ -26,6 +26,7 @@ trained on the catalogue, then every number below is computed here:
 import argparse
 import gzip
 import importlib.resources
+import inspect
 import os
 import sys
 import time
@@ -134,7 +135,7 @@ def main() -> int:
     model.fit(items, seed=args.seed, progress=not args.no_progress, **fit)
     t_train = time.perf_counter() - t0
     hist, val = model.history_, model.validation_loss_
-    max_epochs = fit.get("epochs", 100)
+    max_epochs = fit.get("epochs", inspect.signature(compressae.CompresSAE.fit).parameters["epochs"].default)
     stopped = (f"{len(val)} epochs, " + ("stopped by the plateau rule; " if len(val) < max_epochs else "the most allowed; ")
                if len(val) else "")
     print(f"trained in {t_train:.1f} s ({stopped}{len(hist)} Adam steps); training loss {hist[0]:.4f} "
