@@ -38,7 +38,7 @@ from pathlib import Path
 os.environ.setdefault("SWIFT_BACKTRACE", "enable=no")
 
 #: ABI version this module was written against (CSAE_ABI_VERSION).
-ABI_VERSION = 4
+ABI_VERSION = 5
 
 # Status codes (enum csae_status).
 CSAE_OK = 0
@@ -175,6 +175,10 @@ _SIGNATURES = {
         c_int32,
         [csae_model_p, _f32_p, c_int64, c_int64, c_int64, _i32_p, _f32_p],
     ),
+    "csae_model_refit": (
+        c_int32,
+        [csae_model_p, _f32_p, c_int64, c_int64, c_int64, _i32_p, _f32_p],
+    ),
     "csae_model_decode": (
         c_int32,
         [csae_model_p, _i32_p, _f32_p, c_int64, c_int64, _f32_p],
@@ -301,6 +305,7 @@ csae_model_copy_dead_latent_history = lib.csae_model_copy_dead_latent_history
 csae_model_validation_history_length = lib.csae_model_validation_history_length
 csae_model_copy_validation_history = lib.csae_model_copy_validation_history
 csae_model_encode = lib.csae_model_encode
+csae_model_refit = lib.csae_model_refit
 csae_model_decode = lib.csae_model_decode
 csae_model_preactivations = lib.csae_model_preactivations
 csae_model_loss_and_gradients = lib.csae_model_loss_and_gradients

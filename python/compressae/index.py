@@ -242,8 +242,11 @@ class SparseIndex:
             Codes of the model (``k`` nonzeros per row, no latent twice in a
             row; a scipy matrix needs the same number of stored entries in
             every row), or dense vectors of shape ``(n, input_dim)`` (or
-            ``(input_dim,)`` for one), which are encoded with the model. The
-            first add fixes ``k``; later codes must have the same ``k``.
+            ``(input_dim,)`` for one), which are encoded with the model:
+            ``model.encode(X, refit=True)`` in reconstructed mode (values refitted
+            by least squares, which rank better by decoded cosine),
+            ``model.encode(X)`` in sparse mode. The first add fixes ``k``;
+            later codes must have the same ``k``.
 
         Raises
         ------

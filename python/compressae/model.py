@@ -739,7 +739,7 @@ class CompresSAE:
                               X.shape[0], X.shape[1], _ffi.f32_ptr(out))
         return out
 
-    def encode(self, X, k: int | None = None) -> SparseCodes:
+    def encode(self, X, k: int | None = None, refit: bool = False) -> SparseCodes:
         """Compress dense vectors to k-sparse codes.
 
         Parameters
@@ -751,6 +751,12 @@ class CompresSAE:
         k : int, optional
             Nonzeros per row, ``1 <= k <= latent_dim``; defaults to
             ``self.k``.
+        refit : bool, default False
+            Replace the encoder's values by the least-squares values on the
+            same latents (see :meth:`refit`): ``decode`` then reproduces
+            ``X`` more closely and reconstructed-mode search ranks better,
+            while sparse-mode cosines rank better with the encoder's values.
+            ``False`` gives the reference model's codes.
 
         Returns
         -------
@@ -767,6 +773,45 @@ class CompresSAE:
         values = np.empty((n, k), dtype=np.float32)
         if n:
             self._handle.call(_ffi.csae_model_encode, _ffi.f32_ptr(X), n, X.shape[1], k,
+                              _ffi.i32_ptr(indices), _ffi.f32_ptr(values))
+            if refit:
+                self._handle.call(_ffi.csae_model_refit, _ffi.f32_ptr(X), n, X.shape[1], k,
+                                  _ffi.i32_ptr(indices), _ffi.f32_ptr(values))
+        return SparseCodes._wrap(indices, values, self._h)
+
+    def refit(self, X, codes) -> SparseCodes:
+        """Least-squares values for given codes of ``X``.
+
+        For each row ``x`` and its code's latents ``S``, the new values are
+        ``argmin_z |x - z @ decoder_w[S]|^2`` (with a ridge of 1e-3 times the
+        mean squared norm of those decoder rows), solved by Cholesky. The
+        encoder chooses the latents well but estimates their values in one
+        pass; refitting lowers the reconstruction error on the same
+        ``k`` latents (on the shared MiniLM data at k = 32, Recall@100 of
+        reconstructed search rises by about 0.09; see the README).
+
+        Parameters
+        ----------
+        X : array_like, shape (n, input_dim)
+            The rows the codes were made from; finite, nonzero rows.
+        codes : SparseCodes, (indices, values) tuple, or scipy sparse matrix
+            ``n`` codes of the model (values are replaced; only the latents
+            are used).
+
+        Returns
+        -------
+        SparseCodes
+            New codes on the same latents, by decreasing ``|value|``.
+        """
+        X = _float_matrix(X, self._d)
+        indices, values = self._code_arrays(codes)
+        indices = indices.copy()
+        values = np.empty_like(values)
+        n, k = indices.shape
+        if n != X.shape[0]:
+            raise InvalidArgumentError(f"X has {X.shape[0]} rows but codes has {n}")
+        if n:
+            self._handle.call(_ffi.csae_model_refit, _ffi.f32_ptr(X), n, X.shape[1], k,
                               _ffi.i32_ptr(indices), _ffi.f32_ptr(values))
         return SparseCodes._wrap(indices, values, self._h)
 

@@ -28,7 +28,7 @@ def test_package_metadata():
     assert compressae.__version__ == compressae.library_version()
     assert os.path.isfile(compressae.library_path)
     assert isinstance(compressae.blas_name(), str)
-    assert compressae._ffi.csae_abi_version() == compressae._ffi.ABI_VERSION == 4
+    assert compressae._ffi.csae_abi_version() == compressae._ffi.ABI_VERSION == 5
 
 
 def test_every_c_function_is_typed():

@@ -323,6 +323,33 @@ func trainParams(_ o: TrainingOptions) -> csae_train_params {
     }
 }
 
+/// Refits codes' values by least squares: per row, the values that make the
+/// decoded vector closest to the row x over the same k latents (with a small
+/// ridge). Closes the gap between the encoder's one-pass values and the best
+/// values on its support, which raises reconstructed-mode recall; sparse-mode
+/// cosines rank better with the encoder's values. Each row is reordered by
+/// decreasing |value| (ties: lower index first).
+/// @param x        n*d floats, the rows that were encoded; finite, no all-zero row
+/// @param k        nonzeros per code (1 <= k <= h)
+/// @param indices  n*k latent indices in [0, h), none twice in a row; reordered in place
+/// @param values   n*k values, replaced by the refitted ones
+@c public func csae_model_refit(
+    _ model: ConstModelHandle?, _ x: UnsafePointer<Float>?, _ n: Int64, _ d: Int64, _ k: Int64,
+    _ indices: UnsafeMutablePointer<Int32>?, _ values: UnsafeMutablePointer<Float>?
+) -> Int32 {
+    withStatus {
+        let m = try modelHandles.lookup(model)
+        let data = try requireBuffer(x, "x", count: try checkedInput(m, n: n, d: d), "n*d floats")
+        guard k >= 1 && k <= Int64(m.latentDim) else {
+            throw CompresSAEError.invalid("k must be in 1...\(m.latentDim) (the latent dimension), got \(k)")
+        }
+        let count = try elementCount(rows: n, cols: k, colsName: "k")
+        try m.refit(data, rows: Int(n), k: Int(k),
+                    indices: try requireMutableBuffer(indices, "indices", count: count, "n*k"),
+                    values: try requireMutableBuffer(values, "values", count: count, "n*k"))
+    }
+}
+
 /// Decodes n k-sparse codes: out[i] = sum_t values[i,t] * decoder_w[indices[i,t]].
 /// @param indices  n*k latent indices in [0, h)
 /// @param values   n*k finite values

@@ -66,7 +66,10 @@ public typealias ConstIndexHandle = OpaquePointer
     }
 }
 
-/// Encodes n dense rows with the index's model and adds their codes.
+/// Encodes n dense rows with the index's model and adds their codes. In
+/// reconstructed mode the values are refitted by least squares (as
+/// csae_model_refit does), which ranks better by decoded cosine; sparse mode
+/// keeps the encoder's values.
 /// @param x  n*d floats; finite, no all-zero row
 @c public func csae_index_add_dense(_ index: OpaquePointer?, _ x: UnsafePointer<Float>?, _ n: Int64, _ d: Int64) -> Int32 {
     withStatus {

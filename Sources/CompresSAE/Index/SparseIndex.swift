@@ -134,7 +134,10 @@ public final class SparseIndex: @unchecked Sendable {
     }
 
     /// Encodes dense rows with the model (at the index's `k`, or the model's
-    /// `k` for the first add) and adds their codes.
+    /// `k` for the first add) and adds their codes. Reconstructed mode refits
+    /// the values by least squares (`CompresSAEModel.refit`), which ranks
+    /// better by decoded cosine; sparse mode keeps the encoder's values, whose
+    /// code cosines rank better.
     public func add(dense x: UnsafeBufferPointer<Float>, rows: Int, threads: Int = 0) throws {
         let kk = k ?? model.k
         try InputValidation.checkRowCount(rows)
@@ -142,7 +145,11 @@ public final class SparseIndex: @unchecked Sendable {
         var values = [Float](repeating: 0, count: rows * kk)
         try indices.withUnsafeMutableBufferPointer { ib in
             try values.withUnsafeMutableBufferPointer { vb in
-                try model.encode(x, rows: rows, k: kk, indices: ib, values: vb, threads: threads)
+                if mode == .reconstructed {
+                    try model.encodeRefitted(x, rows: rows, k: kk, indices: ib, values: vb, threads: threads)
+                } else {
+                    try model.encode(x, rows: rows, k: kk, indices: ib, values: vb, threads: threads)
+                }
             }
         }
         try indices.withUnsafeBufferPointer { ib in
@@ -161,22 +168,10 @@ public final class SparseIndex: @unchecked Sendable {
     /// Checks indices are in range and unique per row and values are finite.
     static func validateCodes(indices: UnsafePointer<Int32>, values: UnsafePointer<Float>, rows: Int, k: Int,
                               latentDim h: Int, what: String) throws {
-        for i in 0..<rows {
-            let idx = indices + i * k, val = values + i * k
-            for t in 0..<k {
-                guard idx[t] >= 0 && Int(idx[t]) < h else {
-                    throw CompresSAEError.invalid("\(what) row \(i): index \(idx[t]) at position \(t) is outside 0..<\(h)")
-                }
-                guard val[t].isFinite else {
-                    throw CompresSAEError.invalid("\(what) row \(i): value at position \(t) is \(val[t]): values must be finite")
-                }
-            }
-            // k is small: a quadratic scan beats any allocation.
-            for t in 1..<max(1, k) {
-                for u in 0..<t where idx[u] == idx[t] {
-                    throw CompresSAEError.invalid("\(what) row \(i): latent \(idx[t]) appears twice")
-                }
-            }
+        try InputValidation.checkSupports(indices, rows: rows, k: k, latentDim: h, what: what)
+        for position in 0..<(rows * k) where !values[position].isFinite {
+            throw CompresSAEError.invalid(
+                "\(what) row \(position / k): value at position \(position % k) is \(values[position]): values must be finite")
         }
     }
 

@@ -34,4 +34,22 @@ enum InputValidation {
     static func checkRowCount(_ rows: Int) throws {
         guard rows >= 1 else { throw CompresSAEError.invalid("the number of rows must be >= 1, got \(rows)") }
     }
+
+    /// Verifies code supports: `rows * k` latent indices in `0..<latentDim`,
+    /// none repeated within a row.
+    static func checkSupports(_ indices: UnsafePointer<Int32>, rows: Int, k: Int, latentDim h: Int,
+                              what: String = "code") throws {
+        for i in 0..<rows {
+            let idx = indices + i * k
+            for t in 0..<k where idx[t] < 0 || Int(idx[t]) >= h {
+                throw CompresSAEError.invalid("\(what) row \(i): index \(idx[t]) at position \(t) is outside 0..<\(h)")
+            }
+            // k is small: a quadratic scan beats any allocation.
+            for t in 1..<max(1, k) {
+                for u in 0..<t where idx[u] == idx[t] {
+                    throw CompresSAEError.invalid("\(what) row \(i): latent \(idx[t]) appears twice")
+                }
+            }
+        }
+    }
 }
