@@ -134,3 +134,16 @@ CSAE_HIDDEN void csae_k_sparse_times_dense64_compact(float *out, uint8_t *flags,
                                                      const float *dense, const float *limits) {
     DISPATCH(csae_k_sparse_times_dense64_compact, (out, flags, items, k, indices, values, dense, limits));
 }
+
+CSAE_HIDDEN void csae_k_scatter_add(float *acc, int32_t base, const int32_t *ids, const float *values, int64_t count, float w) {
+    DISPATCH(csae_k_scatter_add, (acc, base, ids, values, count, w));
+}
+
+CSAE_HIDDEN void csae_k_scatter_add_half(float *acc, int32_t base, const int32_t *ids, const uint16_t *values, int64_t count,
+                                         float w) {
+    DISPATCH(csae_k_scatter_add_half, (acc, base, ids, values, count, w));
+}
+
+CSAE_HIDDEN int64_t csae_k_first_above(const float *x, int64_t from, int64_t n, float threshold) {
+    return DISPATCH(csae_k_first_above, (x, from, n, threshold));
+}

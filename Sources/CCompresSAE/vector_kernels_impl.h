@@ -86,3 +86,44 @@ static void KERNEL(csae_k_sparse_times_dense64_compact)(float *out, uint8_t *fla
                                                         const float *dense, const float *limits) {
     SPARSE_TIMES_DENSE_BODY(indices[i * k + t], half_to_float(values[i * k + t]))
 }
+
+/* acc[ids[e] - base] += w * values[e] for one posting-list segment. The ids
+ * of a list are distinct, so four updates are loaded before any is stored. */
+#define SCATTER_ADD_BODY(VALUE)                                                   \
+    int64_t e = 0;                                                                \
+    for (; e + 4 <= count; e += 4) {                                              \
+        int32_t i0 = ids[e] - base, i1 = ids[e + 1] - base;                       \
+        int32_t i2 = ids[e + 2] - base, i3 = ids[e + 3] - base;                   \
+        float a0 = acc[i0] + w * VALUE(e), a1 = acc[i1] + w * VALUE(e + 1);       \
+        float a2 = acc[i2] + w * VALUE(e + 2), a3 = acc[i3] + w * VALUE(e + 3);   \
+        acc[i0] = a0; acc[i1] = a1; acc[i2] = a2; acc[i3] = a3;                   \
+    }                                                                             \
+    for (; e < count; e++) acc[ids[e] - base] += w * VALUE(e);
+
+#define PLAIN_VALUE(e) values[e]
+#define HALF_VALUE(e) half_to_float(values[e])
+
+KERNEL_TARGET
+static void KERNEL(csae_k_scatter_add)(float *acc, int32_t base, const int32_t *ids, const float *values,
+                                       int64_t count, float w) {
+    SCATTER_ADD_BODY(PLAIN_VALUE)
+}
+
+KERNEL_TARGET
+static void KERNEL(csae_k_scatter_add_half)(float *acc, int32_t base, const int32_t *ids, const uint16_t *values,
+                                            int64_t count, float w) {
+    SCATTER_ADD_BODY(HALF_VALUE)
+}
+
+/* The first i in [from, n) with x[i] > threshold, or n. */
+KERNEL_TARGET
+static int64_t KERNEL(csae_k_first_above)(const float *x, int64_t from, int64_t n, float threshold) {
+    int64_t i = from;
+    v8f t = splat8(threshold);
+    for (; i + 8 <= n; i += 8) {
+        v8i hit = load8(x + i) > t;
+        if (hit[0] | hit[1] | hit[2] | hit[3] | hit[4] | hit[5] | hit[6] | hit[7]) break;
+    }
+    for (; i < n; i++) if (x[i] > threshold) return i;
+    return n;
+}

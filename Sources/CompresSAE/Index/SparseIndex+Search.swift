@@ -114,11 +114,11 @@ extension SparseIndex {
 
     /// Scores through the posting lists of the query's latents, one tile of
     /// item ids at a time: a tile's accumulators (8192 floats) stay in L1
-    /// while every list advances its cursor through the tile, then the tile is
-    /// scanned against the running top-n threshold. Every item gets a score
-    /// (0 where no list reaches it) and items arrive in id order, so ties and
-    /// zero scores rank exactly as brute force ranks them. Queries are spread
-    /// over workers; caller holds the read lock.
+    /// while each list adds its part of the tile (found in `tileOffsets`),
+    /// then the tile is scanned against the running top-n threshold. Every
+    /// item gets a score (0 where no list reaches it) and items arrive in id
+    /// order, so ties and zero scores rank exactly as brute force ranks them.
+    /// Queries are spread over workers; caller holds the read lock.
     ///
     /// - Complexity: per query O(sum of its posting-list lengths + count).
     func searchSparse(indices: [Int32], values: [Float], rows: Int, k: Int, n: Int,
@@ -127,66 +127,58 @@ extension SparseIndex {
         let workers = min(Parallel.threadCount(requested: threads), rows)
         let outScores = SharedPointer(scores), outIDs = SharedPointer(ids)
         let compact = storage == .compact
-        let tile = 8192
+        let tile = Self.searchTile
+        let tiles = (itemCount + tile - 1) / tile
         indices.withUnsafeBufferPointer { qIdxBuffer in
         values.withUnsafeBufferPointer { qValBuffer in
+        state.tileOffsets.withUnsafeBufferPointer { offsetBuffer in
         state.postingStart.withUnsafeBufferPointer { startBuffer in
         state.postingIDs.withUnsafeBufferPointer { idBuffer in
         state.postingValues.withUnsafeBufferPointer { valueBuffer in
         state.postingValues16.withUnsafeBufferPointer { value16Buffer in
             let qIdx = SharedConstPointer(qIdxBuffer.baseAddress!), qVal = SharedConstPointer(qValBuffer.baseAddress!)
-            let start = SharedConstPointer(startBuffer.baseAddress!), postingIDs = SharedConstPointer(idBuffer.baseAddress!)
+            let start = SharedConstPointer(startBuffer.baseAddress!)
+            let offsets = SharedConstPointer(offsetBuffer.baseAddress!), postingIDs = SharedConstPointer(idBuffer.baseAddress!)
             let postingValues = UnsafeSendableBox(valueBuffer.baseAddress), postingValues16 = UnsafeSendableBox(value16Buffer.baseAddress)
             Parallel.run(workers: workers) { w in
                 let accumulator = UnsafeMutablePointer<Float>.allocate(capacity: tile)
-                let cursors = UnsafeMutablePointer<Int>.allocate(capacity: 2 * k)
+                let lists = UnsafeMutablePointer<UnsafePointer<Int32>>.allocate(capacity: k)
+                let listStarts = UnsafeMutablePointer<Int>.allocate(capacity: k)
                 let weights = UnsafeMutablePointer<Float>.allocate(capacity: k)
                 var selector = TopNSelector(capacity: n)
                 defer {
-                    accumulator.deallocate(); cursors.deallocate(); weights.deallocate(); selector.deallocate()
+                    accumulator.deallocate(); lists.deallocate(); listStarts.deallocate()
+                    weights.deallocate(); selector.deallocate()
                 }
-                let ends = cursors + k
                 var q = w
                 while q < rows {
                     let queryNorm = robustNorm(qVal.base + q * k, k)
                     for t in 0..<k {
                         let latent = Int(qIdx.base[q * k + t])
-                        cursors[t] = start.base[latent]
-                        ends[t] = start.base[latent + 1]
+                        lists[t] = offsets.base + latent * (tiles + 1)
+                        listStarts[t] = start.base[latent]
                         // A zero query has no direction: every score is 0.
                         weights[t] = queryNorm > 0 ? qVal.base[q * k + t] / queryNorm : 0
                     }
                     selector.reset()
-                    var tileStart = 0
-                    while tileStart < itemCount {
-                        let tileEnd = min(itemCount, tileStart + tile)
-                        let limit = Int32(truncatingIfNeeded: tileEnd)
-                        accumulator.initialize(repeating: 0, count: tileEnd - tileStart)
-                        let shifted = accumulator - tileStart
+                    for tileIndex in 0..<tiles {
+                        let tileStart = tileIndex * tile
+                        let tileCount = min(itemCount, tileStart + tile) - tileStart
+                        accumulator.initialize(repeating: 0, count: tileCount)
+                        let base = Int32(truncatingIfNeeded: tileStart)
                         for t in 0..<k {
-                            var e = cursors[t]
-                            let end = ends[t], weight = weights[t]
+                            let from = listStarts[t] + Int(lists[t][tileIndex])
+                            let to = listStarts[t] + Int(lists[t][tileIndex + 1])
+                            if from == to { continue }
                             if compact {
-                                let v16 = postingValues16.value!
-                                while e < end {
-                                    let item = postingIDs.base[e]
-                                    if item >= limit { break }
-                                    shifted[Int(item)] += weight * HalfPrecision.decode(v16[e])
-                                    e += 1
-                                }
+                                csae_k_scatter_add_half(accumulator, base, postingIDs.base + from,
+                                                        postingValues16.value! + from, Int64(to - from), weights[t])
                             } else {
-                                let v32 = postingValues.value!
-                                while e < end {
-                                    let item = postingIDs.base[e]
-                                    if item >= limit { break }
-                                    shifted[Int(item)] += weight * v32[e]
-                                    e += 1
-                                }
+                                csae_k_scatter_add(accumulator, base, postingIDs.base + from,
+                                                   postingValues.value! + from, Int64(to - from), weights[t])
                             }
-                            cursors[t] = e
                         }
-                        offerTile(accumulator, first: tileStart, count: tileEnd - tileStart, to: &selector)
-                        tileStart = tileEnd
+                        offerTile(accumulator, first: tileStart, count: tileCount, to: &selector)
                     }
                     let rowScores = outScores.base + q * n, rowIDs = outIDs.base + q * n
                     let found = selector.drainSorted(scores: rowScores, ids: rowIDs)
@@ -197,6 +189,7 @@ extension SparseIndex {
                     q += workers
                 }
             }
+        }
         }
         }
         }
@@ -322,28 +315,14 @@ extension SparseIndex {
     }
 
     /// Offers the scores of items `first..<first+count` (in id order) to the
-    /// selector, 8 at a time against its threshold.
+    /// selector: a vector scan skips to the next score above its threshold.
     @inline(__always)
     func offerTile(_ scores: UnsafePointer<Float>, first: Int, count: Int, to selector: inout TopNSelector) {
-        var threshold = selector.threshold
-        let raw = UnsafeRawPointer(scores)
-        var i = 0
-        while i + 8 <= count {
-            let block = raw.loadUnaligned(fromByteOffset: i * 4, as: SIMD8<Float>.self)
-            if any(block .> SIMD8<Float>(repeating: threshold)) {
-                for lane in 0..<8 where block[lane] > threshold {
-                    selector.offer(block[lane], Int64(first + i + lane))
-                    threshold = selector.threshold
-                }
-            }
-            i += 8
-        }
-        while i < count {
-            if scores[i] > threshold {
-                selector.offer(scores[i], Int64(first + i))
-                threshold = selector.threshold
-            }
-            i += 1
+        let n = Int64(count)
+        var i = csae_k_first_above(scores, 0, n, selector.threshold)
+        while i < n {
+            selector.offer(scores[Int(i)], Int64(first) + i)
+            i = csae_k_first_above(scores, i + 1, n, selector.threshold)
         }
     }
 }

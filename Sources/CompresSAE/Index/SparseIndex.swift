@@ -65,7 +65,15 @@ public final class SparseIndex: @unchecked Sendable {
         var pendingIndices: [Int32] = []
         var pendingValues: [Float] = []
         var pendingCount = 0
+        /// Per posting list, where each search tile of ids starts in it,
+        /// relative to the list's start: `tileOffsets[latent * (tiles + 1) + tile]`
+        /// (the last one is the list's length); rebuilt with the lists.
+        var tileOffsets: [Int32] = []
     }
+
+    /// Item ids per tile of the sparse search: a tile's score accumulators
+    /// (32 KB) stay in L1 while the query's posting lists add into them.
+    static let searchTile = 8192
 
     /// Creates an empty index over the codes of `model`.
     public init(model: CompresSAEModel, mode: Mode, storage: Storage = .standard) throws {
@@ -87,13 +95,15 @@ public final class SparseIndex: @unchecked Sendable {
 
     /// Bytes held by the index: the codes (8 or 4 bytes per nonzero in
     /// reconstructed mode; 8 or 6 in sparse mode's posting lists) plus the
-    /// posting-list offsets (8 bytes per latent) and items not yet merged.
+    /// posting-list offsets (8 bytes per latent, and 4 per latent and tile
+    /// boundary of the sparse search's 8192-item tiles) and items not yet merged.
     public var nbytes: Int {
         lock.withReadLock {
             let s = state
             return s.rowIndices.count * 4 + s.rowIndices16.count * 2 + s.rowValues.count * 4 + s.rowValues16.count * 2
                 + s.postingStart.count * 8 + s.postingIDs.count * 4 + s.postingValues.count * 4
                 + s.postingValues16.count * 2 + s.pendingIndices.count * 4 + s.pendingValues.count * 4
+                + s.tileOffsets.count * 4
         }
     }
 
@@ -276,5 +286,32 @@ public final class SparseIndex: @unchecked Sendable {
         state.pendingIndices = []
         state.pendingValues = []
         state.pendingCount = 0
+        rebuildTileOffsets()
+    }
+
+    /// Finds, in every posting list, where each tile of `searchTile` item ids
+    /// starts, so that the search adds a list's part of a tile without
+    /// checking ids.
+    ///
+    /// - Complexity: O(total nonzeros + h * tiles). Caller holds the write lock.
+    func rebuildTileOffsets() {
+        let h = model.latentDim, tile = Self.searchTile, count = state.count
+        let tiles = (count + tile - 1) / tile
+        var offsets = [Int32](repeating: 0, count: h * (tiles + 1))
+        state.postingIDs.withUnsafeBufferPointer { ids in
+            for j in 0..<h {
+                let row = j * (tiles + 1)
+                var e = state.postingStart[j]
+                let end = state.postingStart[j + 1]
+                let listStart = e
+                for t in 0..<tiles {
+                    offsets[row + t] = Int32(e - listStart)
+                    let limit = Int32(truncatingIfNeeded: min(count, (t + 1) * tile))
+                    while e < end && ids[e] < limit { e += 1 }
+                }
+                offsets[row + tiles] = Int32(end - listStart)
+            }
+        }
+        state.tileOffsets = offsets
     }
 }

@@ -70,8 +70,9 @@ extension CompresSAEModel {
         }
     }
 
-    /// Encodes `rows` dense rows given as a flat row-major array.
-    public func encode(_ x: [Float], rows: Int, k: Int? = nil, threads: Int = 0) throws -> SparseCodes {
+    /// Encodes `rows` dense rows given as a flat row-major array; with
+    /// `refit`, the values are refitted by least squares (see `refit`).
+    public func encode(_ x: [Float], rows: Int, k: Int? = nil, refit: Bool = false, threads: Int = 0) throws -> SparseCodes {
         let kk = k ?? self.k
         guard kk >= 1 && kk <= latentDim else {
             throw CompresSAEError.invalid("k must be in 1...\(latentDim) (the latent dimension), got \(kk)")
@@ -84,7 +85,11 @@ extension CompresSAEModel {
         try x.withUnsafeBufferPointer { xb in
             try indices.withUnsafeMutableBufferPointer { ib in
                 try values.withUnsafeMutableBufferPointer { vb in
-                    try encode(xb, rows: rows, k: kk, indices: ib, values: vb, threads: threads)
+                    if refit {
+                        try encodeRefitted(xb, rows: rows, k: kk, indices: ib, values: vb, threads: threads)
+                    } else {
+                        try encode(xb, rows: rows, k: kk, indices: ib, values: vb, threads: threads)
+                    }
                 }
             }
         }

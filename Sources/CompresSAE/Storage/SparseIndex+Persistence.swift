@@ -132,6 +132,7 @@ extension SparseIndex {
             }
         }
         index.state = s
+        if mode == .sparse { index.rebuildTileOffsets() }
         return index
     }
 }
