@@ -368,15 +368,20 @@ int32_t csae_index_add_codes(csae_index *index, const int32_t *indices, const fl
 /// @param x  n*d floats; finite, no all-zero row
 int32_t csae_index_add_dense(csae_index *index, const float *x, int64_t n, int64_t d);
 
-/// Searches with nq dense queries. Sparse mode encodes them with the model;
+/// Searches with nq dense queries. Sparse mode encodes them with the model,
+/// with query_k nonzeros (more than the items' k keeps more of the query;
+/// the default 4k is the code the training objective also reconstructs from);
 /// reconstructed mode uses them as they are (asymmetric search).
 /// @param queries      nq*d floats; finite, no all-zero row
 /// @param n            results per query (>= 1)
+/// @param query_k      nonzeros of the query codes in sparse mode (1 <= query_k <= h),
+///                     or 0 for min(h, 4k); ignored in reconstructed mode
 /// @param num_threads  worker threads, 0 for the default
 /// @param scores       receives nq*n cosines, best first, -INFINITY as padding
 /// @param ids          receives nq*n item ids, -1 as padding
 int32_t csae_index_search_dense(csae_index *index, const float *queries, int64_t nq, int64_t d,
-                                int64_t n, int32_t num_threads, float *scores, int64_t *ids);
+                                int64_t n, int64_t query_k, int32_t num_threads, float *scores,
+                                int64_t *ids);
 
 /// Searches with nq sparse queries of k nonzeros (k may differ from the
 /// index's). Reconstructed mode decodes them first.

@@ -61,27 +61,43 @@ struct SparseIndexTests {
             }
         }
         #expect(index.count == 1000)
-        let queryCodes = try model.encode(queries, rows: 200)
-        let n = 50
-        var scores = [Float](repeating: 0, count: 200 * n), ids = [Int64](repeating: 0, count: 200 * n)
-        try queries.withUnsafeBufferPointer { qb in
-            try scores.withUnsafeMutableBufferPointer { sb in
-                try ids.withUnsafeMutableBufferPointer { ib in
-                    try index.search(dense: qb, rows: 200, n: n, scores: sb, ids: ib, threads: threads)
-                }
-            }
-        }
         func dense(_ c: SparseCodes, _ i: Int) -> [Double] {
             var v = [Double](repeating: 0, count: c.dim)
             for t in 0..<c.k { v[Int(c.indices[i * c.k + t])] = Double(c.values[i * c.k + t]) }
             return v
         }
         let itemVectors = (0..<1000).map { dense(itemCodes, $0) }
-        let truth = bruteForceTopN(scores: (0..<200).map { q in
-            let qv = dense(queryCodes, q)
-            return itemVectors.map { cosine(qv, $0) }
-        }, n: n)
-        expectMatches(scores: scores, ids: ids, truth: truth, n: n, tolerance: 1e-5)
+        // Dense queries are encoded with 4k nonzeros by default, or with queryK.
+        for (queryK, codeK) in [(nil, 64), (16, 16), (100, 100)] as [(Int?, Int)] {
+            let queryCodes = try model.encode(queries, rows: 200, k: codeK)
+            let n = 50
+            var scores = [Float](repeating: 0, count: 200 * n), ids = [Int64](repeating: 0, count: 200 * n)
+            try queries.withUnsafeBufferPointer { qb in
+                try scores.withUnsafeMutableBufferPointer { sb in
+                    try ids.withUnsafeMutableBufferPointer { ib in
+                        try index.search(dense: qb, rows: 200, n: n, queryK: queryK, scores: sb, ids: ib, threads: threads)
+                    }
+                }
+            }
+            let truth = bruteForceTopN(scores: (0..<200).map { q in
+                let qv = dense(queryCodes, q)
+                return itemVectors.map { cosine(qv, $0) }
+            }, n: n)
+            expectMatches(scores: scores, ids: ids, truth: truth, n: n, tolerance: 1e-5)
+        }
+        var scores = [Float](repeating: 0, count: 10), ids = [Int64](repeating: 0, count: 10)
+        for bad in [0, 513] {
+            #expect(throws: CompresSAEError.self) {
+                try queries.withUnsafeBufferPointer { qb in
+                    try scores.withUnsafeMutableBufferPointer { sb in
+                        try ids.withUnsafeMutableBufferPointer { ib in
+                            try index.search(dense: UnsafeBufferPointer(rebasing: qb[..<384]), rows: 1, n: 10, queryK: bad,
+                                             scores: sb, ids: ib)
+                        }
+                    }
+                }
+            }
+        }
     }
 
     @Test("reconstructed mode scores equal the cosine of decoded vectors", arguments: [1, 2])

@@ -320,7 +320,7 @@ int main(int argc, char **argv) {
         if (check(csae_index_create(model, CSAE_INDEX_RECONSTRUCTED, CSAE_STORAGE_STANDARD, &recon),
                   "csae_index_create(reconstructed)")) {
             check(csae_index_add_dense(recon, x_eval, n_eval, d), "csae_index_add_dense");
-            if (check(csae_index_search_dense(recon, x_eval, nq, d, top, 0, scores, ids), "csae_index_search_dense")) {
+            if (check(csae_index_search_dense(recon, x_eval, nq, d, top, 0, 0, scores, ids), "csae_index_search_dense")) {
                 int64_t hits = 0;
                 for (int64_t q = 0; q < nq; q++) hits += (ids[q * top] == q);
                 printf("reconstructed index, dense queries: %lld of %lld find themselves first\n",

@@ -209,7 +209,7 @@ _SIGNATURES = {
     "csae_index_add_dense": (c_int32, [csae_index_p, _f32_p, c_int64, c_int64]),
     "csae_index_search_dense": (
         c_int32,
-        [csae_index_p, _f32_p, c_int64, c_int64, c_int64, c_int32, _f32_p, _i64_p],
+        [csae_index_p, _f32_p, c_int64, c_int64, c_int64, c_int64, c_int32, _f32_p, _i64_p],
     ),
     "csae_index_search_codes": (
         c_int32,

@@ -95,13 +95,19 @@ def test_sparse_mode_is_brute_force_cosine_over_codes(indexes, codes):
     check_against_brute_force(scores, ids, true)
 
 
-def test_sparse_mode_dense_queries_are_encoded(indexes, codes, data):
+def test_sparse_mode_dense_queries_are_encoded(indexes, codes, data, model):
     _, queries = data
     index = indexes["sparse", "standard"]
-    from_dense = index.search(queries, n=50)
-    from_codes = index.search(codes[1], n=50)
-    np.testing.assert_array_equal(from_dense[1], from_codes[1])
-    np.testing.assert_allclose(from_dense[0], from_codes[0], rtol=0, atol=1e-6)
+    # query_k = k: the query's own k-code; by default its 4k-code.
+    for query_k, query_codes in ((K, codes[1]), (None, model.encode(queries, k=4 * K)),
+                                 (3 * K, model.encode(queries, k=3 * K))):
+        from_dense = index.search(queries, n=50, query_k=query_k)
+        from_codes = index.search(query_codes, n=50)
+        np.testing.assert_array_equal(from_dense[1], from_codes[1])
+        np.testing.assert_allclose(from_dense[0], from_codes[0], rtol=0, atol=1e-6)
+    for bad in (0, H + 1):
+        with pytest.raises(compressae.InvalidArgumentError, match="query_k"):
+            index.search(queries, n=5, query_k=bad)
 
 
 def test_reconstructed_mode_sparse_queries(indexes, codes, model):

@@ -79,23 +79,32 @@ public typealias ConstIndexHandle = OpaquePointer
     }
 }
 
-/// Searches with nq dense queries. Sparse mode encodes them with the model;
+/// Searches with nq dense queries. Sparse mode encodes them with the model,
+/// with query_k nonzeros (more than the items' k keeps more of the query;
+/// the default 4k is the code the training objective also reconstructs from);
 /// reconstructed mode uses them as they are (asymmetric search).
 /// @param queries      nq*d floats; finite, no all-zero row
 /// @param n            results per query (>= 1)
+/// @param query_k      nonzeros of the query codes in sparse mode (1 <= query_k <= h),
+///                     or 0 for min(h, 4k); ignored in reconstructed mode
 /// @param num_threads  worker threads, 0 for the default
 /// @param scores       receives nq*n cosines, best first, -INFINITY as padding
 /// @param ids          receives nq*n item ids, -1 as padding
 @c public func csae_index_search_dense(
     _ index: OpaquePointer?, _ queries: UnsafePointer<Float>?, _ nq: Int64, _ d: Int64, _ n: Int64,
-    _ num_threads: Int32, _ scores: UnsafeMutablePointer<Float>?, _ ids: UnsafeMutablePointer<Int64>?
+    _ query_k: Int64, _ num_threads: Int32, _ scores: UnsafeMutablePointer<Float>?,
+    _ ids: UnsafeMutablePointer<Int64>?
 ) -> Int32 {
     withStatus {
         let i = try indexHandles.lookup(index)
         let count = try checkedInput(i.model, n: nq, d: d)
         let results = try elementCount(rows: nq, cols: n, rowsName: "nq", colsName: "n")
         guard num_threads >= 0 else { throw CompresSAEError.invalid("num_threads must be >= 0, got \(num_threads)") }
+        guard query_k >= 0 && query_k <= Int64(i.model.latentDim) else {
+            throw CompresSAEError.invalid("query_k must be in 1...\(i.model.latentDim) (the latent dimension), or 0 for 4k; got \(query_k)")
+        }
         try i.search(dense: try requireBuffer(queries, "queries", count: count, "nq*d"), rows: Int(nq), n: Int(n),
+                     queryK: query_k == 0 ? nil : Int(query_k),
                      scores: try requireMutableBuffer(scores, "scores", count: results, "nq*n"),
                      ids: try requireMutableBuffer(ids, "ids", count: results, "nq*n"), threads: Int(num_threads))
     }

@@ -7,24 +7,37 @@ extension SparseIndex {
     /// Searches with dense queries `[rows, d]`: encoded with the model in
     /// sparse mode; used as they are in reconstructed mode (asymmetric search).
     ///
+    /// In sparse mode a query's code may hold more nonzeros than the items'
+    /// (`queryK`): items stay at `k` (their bytes), while the query keeps more
+    /// of its direction. The default, `4k`, is the code the training objective
+    /// also reconstructs from (its top-4k term); on the shared MiniLM data at
+    /// k = 32 it lifts Recall@100 from 0.615 to 0.663 for about 1.6x the
+    /// search time (benchmarks/results). `queryK = k` is SPEC.md's symmetric mode.
+    ///
     /// - Parameters:
     ///   - queries: `rows * d` floats; finite, no all-zero row.
     ///   - n: results per query, `>= 1`.
+    ///   - queryK: nonzeros of the query codes in sparse mode, `1...h`;
+    ///     `nil` for `min(h, 4k)`. Ignored in reconstructed mode.
     ///   - scores: receives `rows * n` cosines, best first; `-inf` where the
     ///     index has fewer than `n` items.
     ///   - ids: receives `rows * n` item ids (insertion order); `-1` as padding.
     public func search(
-        dense queries: UnsafeBufferPointer<Float>, rows: Int, n: Int,
+        dense queries: UnsafeBufferPointer<Float>, rows: Int, n: Int, queryK: Int? = nil,
         scores: UnsafeMutableBufferPointer<Float>, ids: UnsafeMutableBufferPointer<Int64>, threads: Int = 0
     ) throws {
-        let d = model.inputDim
+        let d = model.inputDim, h = model.latentDim
+        if let queryK, queryK < 1 || queryK > h {
+            throw CompresSAEError.invalid("query_k must be in 1...\(h) (the latent dimension), got \(queryK)")
+        }
         try InputValidation.checkRowCount(rows)
         try InputValidation.checkCount(queries.count, rows: rows, cols: d, name: "queries")
         try checkOutputs(rows: rows, n: n, scores: scores, ids: ids)
         try InputValidation.checkRows(queries.baseAddress!, rows: rows, dim: d, what: "query")
         switch mode {
         case .sparse:
-            guard let kk = k else { throw CompresSAEError.invalid("the index is empty: add items before searching") }
+            guard let itemK = k else { throw CompresSAEError.invalid("the index is empty: add items before searching") }
+            let kk = queryK ?? min(h, 4 * itemK)
             var indices = [Int32](repeating: 0, count: rows * kk), values = [Float](repeating: 0, count: rows * kk)
             try indices.withUnsafeMutableBufferPointer { ib in
                 try values.withUnsafeMutableBufferPointer { vb in
