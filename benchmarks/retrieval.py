@@ -20,8 +20,11 @@ query (``wordnet_gt_top100.npy``); the catalogue is every other row
 
    - compressae sparse mode (cosine between codes, inverted index),
      standard and compact storage, queries given as codes;
-   - compressae sparse mode with dense queries (query encoding included);
-   - compressae reconstructed mode, queries given as codes (decoded);
+   - compressae sparse mode with dense queries (query encoding included;
+     the query codes have the default ``query_k`` = 4k nonzeros);
+   - compressae reconstructed mode, queries given as codes (decoded), with
+     items and queries refitted by least squares (``encode(refit=True)``,
+     what a reconstructed index stores for dense rows);
    - compressae asymmetric search: reconstructed mode, dense queries;
    - faiss ``IndexFlatIP`` on the L2-normalised dense float32 vectors
      (exact cosine; ``faiss.omp_set_num_threads``), when faiss is installed;
@@ -190,8 +193,13 @@ def scipy_search(q_csr, items_t_csr, n: int, chunk: int):
 
 
 def run_size(name, model, items, item_codes, queries, query_codes, gt_rows, id_rows,
-             thread_counts, runs, results, normalised=False, want_scipy=True, want_faiss=True):
-    """Benchmark every method at one catalogue size; append rows to `results`."""
+             thread_counts, runs, results, normalised=False, want_scipy=True, want_faiss=True,
+             refitted=None):
+    """Benchmark every method at one catalogue size; append rows to `results`.
+
+    ``refitted`` = (item codes, query codes) with least-squares values
+    (``encode(refit=True)``): what a reconstructed index stores when it encodes
+    dense rows itself; the reconstructed and asymmetric rows use them."""
     N = items.shape[0]
     nq = queries.shape[0]
     log(f"\n== {name}: N = {N:,} items, {nq} queries ==")
@@ -223,13 +231,15 @@ def run_size(name, model, items, item_codes, queries, query_codes, gt_rows, id_r
     for mode, storage in configs:
         t0 = time.perf_counter()
         index = compressae.SparseIndex(model, mode=mode, storage=storage)
-        index.add(item_codes)
-        index.search(query_codes[:1], n=TOP)  # builds the posting lists (sparse mode)
+        items_here, queries_here = (item_codes, query_codes) if mode == "sparse" or refitted is None \
+            else refitted
+        index.add(items_here)
+        index.search(queries_here[:1], n=TOP)  # builds the posting lists (sparse mode)
         build = time.perf_counter() - t0
         keep.append(index)
         for t in thread_counts:
-            def codes_fn(m, index=index, t=t):
-                return index.search(query_codes[:m], n=TOP, num_threads=t)
+            def codes_fn(m, index=index, t=t, codes=queries_here):
+                return index.search(codes[:m], n=TOP, num_threads=t)
 
             def dense_fn(m, index=index, t=t):
                 return index.search(queries[:m], n=TOP, num_threads=t)
@@ -238,12 +248,13 @@ def run_size(name, model, items, item_codes, queries, query_codes, gt_rows, id_r
                 add_method("compressae sparse", storage, "codes", t, codes_fn, index.nbytes, build)
                 if storage == "standard":
                     add_method("compressae sparse", storage, "dense", t, dense_fn, index.nbytes, build,
-                               "query encoding included")
+                               f"query encoding included; query codes of {4 * k} nonzeros (query_k default 4k)")
             else:
+                refit_note = "refitted codes" if refitted is not None else "encoder codes"
                 add_method("compressae reconstructed", storage, "codes", t, codes_fn, index.nbytes,
-                           build)
+                           build, refit_note)
                 add_method("compressae asymmetric", storage, "dense", t, dense_fn, index.nbytes, build,
-                           "reconstructed mode, dense queries")
+                           f"reconstructed mode, dense queries; {refit_note}")
 
     if want_faiss and faiss is None:
         log("  faiss: not installed (pip install faiss-cpu): skipped")
@@ -471,21 +482,27 @@ def main() -> int:
     t0 = time.perf_counter()
     item_codes = model.encode(catalogue)
     log(f"encoded the catalogue in {time.perf_counter() - t0:.1f} s")
+    t0 = time.perf_counter()
+    refitted = (model.refit(catalogue, item_codes), model.refit(queries, query_codes))
+    log(f"refitted the catalogue's and queries' codes in {time.perf_counter() - t0:.1f} s")
 
     results = []
     extra = dict(catalogue=len(catalogue), queries=len(queries), encode_qps=encode_qps,
                  load_before=load_before)
     run_size("real catalogue", model, catalogue, item_codes, queries, query_codes, gt,
-             catalogue_rows, thread_counts, args.runs, results)
+             catalogue_rows, thread_counts, args.runs, results, refitted=refitted)
 
     if args.synthetic_n > 0:
-        del item_codes
+        del item_codes, refitted
         t0 = time.perf_counter()
         synth = synthetic_catalogue(catalogue, args.synthetic_n, args.noise)
         t_make = time.perf_counter() - t0
         t0 = time.perf_counter()
         synth_codes = model.encode(synth)
         t_encode = time.perf_counter() - t0
+        t0 = time.perf_counter()
+        synth_refitted = (model.refit(synth, synth_codes), model.refit(queries, query_codes))
+        t_refit = time.perf_counter() - t0
         t0 = time.perf_counter()
         _, synth_gt = compressae.exact_search(synth, queries, n=TOP)
         t_gt = time.perf_counter() - t0
@@ -496,10 +513,11 @@ def main() -> int:
             f"{args.synthetic_n:,} rows = the real catalogue + perturbed copies "
             f"(x' = normalise(x + sigma e), e ~ N(0, I/d), sigma = {args.noise}: "
             f"cos(x, x') ~ {1 / np.sqrt(1 + args.noise ** 2):.2f}; {copies:.1f} copies "
-            f"of each item in all, numpy seed 12345); encoded in {t_encode:.0f} s; "
+            f"of each item in all, numpy seed 12345); encoded in {t_encode:.0f} s, refitted in {t_refit:.0f} s; "
             f"ground truth: exact_search of the same queries ({t_gt:.0f} s)")
         run_size("synthetic catalogue", model, synth, synth_codes, queries, query_codes,
-                 synth_gt, None, thread_counts, args.runs, results, normalised=True)
+                 synth_gt, None, thread_counts, args.runs, results, normalised=True,
+                 refitted=synth_refitted)
 
     extra["elapsed"] = time.perf_counter() - started
     extra["load_after"] = " ".join(f"{x:.2f}" for x in os.getloadavg())
