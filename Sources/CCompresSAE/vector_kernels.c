@@ -12,6 +12,9 @@
 #include "CCompresSAE.h"
 #include <stdlib.h>
 #include <string.h>
+#ifdef __x86_64__
+#include <immintrin.h>
+#endif
 
 #if defined(__x86_64__) && (defined(__clang__) || defined(__GNUC__)) && !defined(CSAE_NO_MULTIVERSION)
 #define CSAE_HAVE_AVX2_VARIANT 1
@@ -71,15 +74,21 @@ typedef int32_t v8i __attribute__((vector_size(32), aligned(4), may_alias));
 
 #ifdef CSAE_HAVE_AVX2_VARIANT
 #define KERNEL(name) name##_avx2
-#define KERNEL_TARGET __attribute__((target("avx2,fma")))
+#define KERNEL_TARGET __attribute__((target("avx2,fma,f16c")))
+/* F16C's conversion instruction; the same value as half_to_float for the
+ * zero and normal halves the index stores. */
+#define HALF_TO_FLOAT(h) _cvtsh_ss(h)
 #include "vector_kernels_impl.h"
+#undef HALF_TO_FLOAT
 #undef KERNEL
 #undef KERNEL_TARGET
 #endif
 
 #define KERNEL(name) name##_base
 #define KERNEL_TARGET
+#define HALF_TO_FLOAT(h) half_to_float(h)
 #include "vector_kernels_impl.h"
+#undef HALF_TO_FLOAT
 #undef KERNEL
 #undef KERNEL_TARGET
 
@@ -89,7 +98,8 @@ static int use_avx2 = 0;
 __attribute__((constructor)) static void choose_kernels(void) {
 #ifdef CSAE_HAVE_AVX2_VARIANT
     __builtin_cpu_init();
-    use_avx2 = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") && getenv("CSAE_DISABLE_AVX2") == NULL;
+    use_avx2 = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") && __builtin_cpu_supports("f16c")
+        && getenv("CSAE_DISABLE_AVX2") == NULL;
 #endif
 }
 
@@ -135,13 +145,13 @@ CSAE_HIDDEN void csae_k_sparse_times_dense64_compact(float *out, uint8_t *flags,
     DISPATCH(csae_k_sparse_times_dense64_compact, (out, flags, items, k, indices, values, dense, limits));
 }
 
-CSAE_HIDDEN void csae_k_scatter_add(float *acc, int32_t base, const int32_t *ids, const float *values, int64_t count, float w) {
-    DISPATCH(csae_k_scatter_add, (acc, base, ids, values, count, w));
+CSAE_HIDDEN void csae_k_scatter_add(float *acc, const uint16_t *ids, const float *values, int64_t count, float w) {
+    DISPATCH(csae_k_scatter_add, (acc, ids, values, count, w));
 }
 
-CSAE_HIDDEN void csae_k_scatter_add_half(float *acc, int32_t base, const int32_t *ids, const uint16_t *values, int64_t count,
+CSAE_HIDDEN void csae_k_scatter_add_half(float *acc, const uint16_t *ids, const uint16_t *values, int64_t count,
                                          float w) {
-    DISPATCH(csae_k_scatter_add_half, (acc, base, ids, values, count, w));
+    DISPATCH(csae_k_scatter_add_half, (acc, ids, values, count, w));
 }
 
 CSAE_HIDDEN int64_t csae_k_first_above(const float *x, int64_t from, int64_t n, float threshold) {

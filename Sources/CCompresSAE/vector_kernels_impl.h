@@ -84,34 +84,33 @@ KERNEL_TARGET
 static void KERNEL(csae_k_sparse_times_dense64_compact)(float *out, uint8_t *flags, int64_t items, int64_t k,
                                                         const uint16_t *indices, const uint16_t *values,
                                                         const float *dense, const float *limits) {
-    SPARSE_TIMES_DENSE_BODY(indices[i * k + t], half_to_float(values[i * k + t]))
+    SPARSE_TIMES_DENSE_BODY(indices[i * k + t], HALF_TO_FLOAT(values[i * k + t]))
 }
 
-/* acc[ids[e] - base] += w * values[e] for one posting-list segment. The ids
- * of a list are distinct, so four updates are loaded before any is stored. */
+/* acc[ids[e]] += w * values[e] for one posting-list segment (16-bit ids
+ * relative to the tile). The ids of a list are distinct, so four updates are
+ * loaded before any is stored. */
 #define SCATTER_ADD_BODY(VALUE)                                                   \
     int64_t e = 0;                                                                \
     for (; e + 4 <= count; e += 4) {                                              \
-        int32_t i0 = ids[e] - base, i1 = ids[e + 1] - base;                       \
-        int32_t i2 = ids[e + 2] - base, i3 = ids[e + 3] - base;                   \
+        uint16_t i0 = ids[e], i1 = ids[e + 1], i2 = ids[e + 2], i3 = ids[e + 3];  \
         float a0 = acc[i0] + w * VALUE(e), a1 = acc[i1] + w * VALUE(e + 1);       \
         float a2 = acc[i2] + w * VALUE(e + 2), a3 = acc[i3] + w * VALUE(e + 3);   \
         acc[i0] = a0; acc[i1] = a1; acc[i2] = a2; acc[i3] = a3;                   \
     }                                                                             \
-    for (; e < count; e++) acc[ids[e] - base] += w * VALUE(e);
+    for (; e < count; e++) acc[ids[e]] += w * VALUE(e);
 
 #define PLAIN_VALUE(e) values[e]
-#define HALF_VALUE(e) half_to_float(values[e])
+#define HALF_VALUE(e) HALF_TO_FLOAT(values[e])
 
 KERNEL_TARGET
-static void KERNEL(csae_k_scatter_add)(float *acc, int32_t base, const int32_t *ids, const float *values,
-                                       int64_t count, float w) {
+static void KERNEL(csae_k_scatter_add)(float *acc, const uint16_t *ids, const float *values, int64_t count, float w) {
     SCATTER_ADD_BODY(PLAIN_VALUE)
 }
 
 KERNEL_TARGET
-static void KERNEL(csae_k_scatter_add_half)(float *acc, int32_t base, const int32_t *ids, const uint16_t *values,
-                                            int64_t count, float w) {
+static void KERNEL(csae_k_scatter_add_half)(float *acc, const uint16_t *ids, const uint16_t *values, int64_t count,
+                                            float w) {
     SCATTER_ADD_BODY(HALF_VALUE)
 }
 

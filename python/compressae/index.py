@@ -9,9 +9,11 @@ A thin owner of a C ``csae_index`` (see SPEC.md, "Retrieval"). Two modes:
   ``x_hat = codes @ decoder_w``, in O(k) per item. A dense query is used as
   it is (asymmetric search: no query-side compression error).
 
-and two storages: ``"standard"`` (int32 index + float32 value per nonzero,
-the paper's CSR) and ``"compact"`` (half-precision values, and 16-bit latent
-indices in reconstructed mode; scores are then approximate).
+and two storages: ``"standard"`` (float32 values: int32 index + value per
+nonzero in reconstructed mode, the paper's CSR; a 16-bit item id + value in
+sparse mode's posting lists) and ``"compact"`` (half-precision values, and
+16-bit latent indices in reconstructed mode; 4 bytes per nonzero; scores are
+then approximate).
 """
 
 from __future__ import annotations
@@ -143,10 +145,12 @@ class SparseIndex:
         ``x_hat = s @ decoder_w``, O(k) per item; a dense query is then used
         as it is (asymmetric search).
     storage : {"standard", "compact"}, default "standard"
-        ``"standard"``: 8 bytes per nonzero (int32 index, float32 value).
+        ``"standard"``: float32 values; 8 bytes per nonzero in reconstructed
+        mode (int32 index, float32 value), 6 in sparse mode (posting lists
+        keep 16-bit item ids relative to 8192-item tiles).
         ``"compact"``: half-precision values (and uint16 indices in
-        reconstructed mode): 4 bytes per nonzero in reconstructed mode, 6 in
-        sparse mode. Scores are then rounded accordingly.
+        reconstructed mode): 4 bytes per nonzero in both modes. Scores are
+        then rounded accordingly.
 
     Notes
     -----

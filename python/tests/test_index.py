@@ -151,8 +151,9 @@ def test_compact_storage_is_smaller(indexes):
     # The sparse structure: list starts (8 B per latent + 1) and where each
     # 8192-item search tile starts in each list (4 B per latent and boundary).
     structure = (H + 1) * 8 + H * (-(-N_ITEMS // 8192) + 1) * 4
-    assert sparse_std == N_ITEMS * K * 8 + structure
-    assert sparse_compact == N_ITEMS * K * 6 + structure
+    # Posting entries: a 16-bit tile-relative item id + float32 / float16 value.
+    assert sparse_std == N_ITEMS * K * 6 + structure
+    assert sparse_compact == N_ITEMS * K * 4 + structure
 
 
 def test_compact_recall_close_to_standard(indexes, data):
@@ -310,7 +311,10 @@ def test_incremental_adds_equal_one_add(model, codes):
             parts.add(item_codes[:1000])
             parts.search(query_codes[:3], n=5)  # a search between adds
             parts.add(item_codes[1000:5000])
-            parts.add(item_codes[5000:])
+            parts.add(item_codes[5000:8500])
+            # Posting lists that already span two 8192-item tiles, merged again.
+            parts.search(query_codes[:3], n=5)
+            parts.add(item_codes[8500:])
             a, b = once.search(query_codes, n=50), parts.search(query_codes, n=50)
             np.testing.assert_array_equal(a[1], b[1])
             np.testing.assert_array_equal(a[0], b[0])

@@ -41,10 +41,10 @@ void csae_k_sparse_times_dense64(float *out, uint8_t *flags, int64_t items, int6
 void csae_k_sparse_times_dense64_compact(float *out, uint8_t *flags, int64_t items, int64_t k,
                                          const uint16_t *indices, const uint16_t *values,
                                          const float *dense, const float *limits);
-/* acc[ids[e] - base] += w * values[e] for e in [0, count); the ids must be distinct. */
-void csae_k_scatter_add(float *acc, int32_t base, const int32_t *ids, const float *values, int64_t count, float w);
+/* acc[ids[e]] += w * values[e] for e in [0, count); the ids must be distinct. */
+void csae_k_scatter_add(float *acc, const uint16_t *ids, const float *values, int64_t count, float w);
 /* The same with half-precision value bits (zero or normal halves). */
-void csae_k_scatter_add_half(float *acc, int32_t base, const int32_t *ids, const uint16_t *values, int64_t count, float w);
+void csae_k_scatter_add_half(float *acc, const uint16_t *ids, const uint16_t *values, int64_t count, float w);
 /* The first i in [from, n) with x[i] > threshold, or n (NaN is never above). */
 int64_t csae_k_first_above(const float *x, int64_t from, int64_t n, float threshold);
 #endif

@@ -36,8 +36,8 @@ enum csae_index_mode {
 
 /** Storage of a csae_index's codes. */
 enum csae_index_storage {
-    CSAE_STORAGE_STANDARD = 0,    /**< int32 index + float32 value per nonzero */
-    CSAE_STORAGE_COMPACT = 1      /**< half-precision values (and uint16 indices in reconstructed mode) */
+    CSAE_STORAGE_STANDARD = 0,    /**< float32 values (8 bytes per nonzero reconstructed, 6 sparse) */
+    CSAE_STORAGE_COMPACT = 1      /**< half-precision values (and uint16 indices in reconstructed mode): 4 bytes */
 };
 
 /** Encoder initialisation of csae_model_create. */

@@ -146,7 +146,7 @@ extension SparseIndex {
         values.withUnsafeBufferPointer { qValBuffer in
         state.tileOffsets.withUnsafeBufferPointer { offsetBuffer in
         state.postingStart.withUnsafeBufferPointer { startBuffer in
-        state.postingIDs.withUnsafeBufferPointer { idBuffer in
+        state.postingLocalIDs.withUnsafeBufferPointer { idBuffer in
         state.postingValues.withUnsafeBufferPointer { valueBuffer in
         state.postingValues16.withUnsafeBufferPointer { value16Buffer in
             let qIdx = SharedConstPointer(qIdxBuffer.baseAddress!), qVal = SharedConstPointer(qValBuffer.baseAddress!)
@@ -178,16 +178,15 @@ extension SparseIndex {
                         let tileStart = tileIndex * tile
                         let tileCount = min(itemCount, tileStart + tile) - tileStart
                         accumulator.initialize(repeating: 0, count: tileCount)
-                        let base = Int32(truncatingIfNeeded: tileStart)
                         for t in 0..<k {
                             let from = listStarts[t] + Int(lists[t][tileIndex])
                             let to = listStarts[t] + Int(lists[t][tileIndex + 1])
                             if from == to { continue }
                             if compact {
-                                csae_k_scatter_add_half(accumulator, base, postingIDs.base + from,
+                                csae_k_scatter_add_half(accumulator, postingIDs.base + from,
                                                         postingValues16.value! + from, Int64(to - from), weights[t])
                             } else {
-                                csae_k_scatter_add(accumulator, base, postingIDs.base + from,
+                                csae_k_scatter_add(accumulator, postingIDs.base + from,
                                                    postingValues.value! + from, Int64(to - from), weights[t])
                             }
                         }

@@ -24,11 +24,12 @@ public final class SparseIndex: @unchecked Sendable {
 
     /// How the codes are stored.
     public enum Storage: Int32, Sendable {
-        /// int32 index + float32 value per nonzero (8 bytes; the paper's CSR).
+        /// float32 values: int32 latent index + value per nonzero in
+        /// reconstructed mode (8 bytes; the paper's CSR); in sparse mode's
+        /// posting lists a 16-bit tile-relative item id + value (6 bytes).
         case standard = 0
         /// Half-precision values (and uint16 latent indices in reconstructed
-        /// mode): 4 bytes per nonzero in reconstructed mode, 6 in sparse mode
-        /// (its posting lists keep 32-bit item ids). Scores are then approximate.
+        /// mode): 4 bytes per nonzero in either mode. Scores are then approximate.
         case compact = 1
 
         var name: String { self == .standard ? "standard" : "compact" }
@@ -55,9 +56,11 @@ public final class SparseIndex: @unchecked Sendable {
         var rowValues: [Float] = []
         var rowValues16: [UInt16] = []
 
-        // Sparse mode: posting lists (CSC), values divided by |s_y|.
+        // Sparse mode: posting lists (CSC), values divided by |s_y|. Item ids
+        // are stored relative to their search tile (`id - tile * searchTile`,
+        // which fits 16 bits); `tileOffsets` says where each tile starts.
         var postingStart: [Int] = []
-        var postingIDs: [Int32] = []
+        var postingLocalIDs: [UInt16] = []
         var postingValues: [Float] = []
         var postingValues16: [UInt16] = []
         /// Items added since the posting lists were last built (row-major,
@@ -72,7 +75,8 @@ public final class SparseIndex: @unchecked Sendable {
     }
 
     /// Item ids per tile of the sparse search: a tile's score accumulators
-    /// (32 KB) stay in L1 while the query's posting lists add into them.
+    /// (32 KB) stay in L1 while the query's posting lists add into them, and
+    /// an id within its tile fits the lists' 16-bit ids.
     static let searchTile = 8192
 
     /// Creates an empty index over the codes of `model`.
@@ -94,14 +98,14 @@ public final class SparseIndex: @unchecked Sendable {
     public var k: Int? { lock.withReadLock { state.k } }
 
     /// Bytes held by the index: the codes (8 or 4 bytes per nonzero in
-    /// reconstructed mode; 8 or 6 in sparse mode's posting lists) plus the
+    /// reconstructed mode; 6 or 4 in sparse mode's posting lists) plus the
     /// posting-list offsets (8 bytes per latent, and 4 per latent and tile
     /// boundary of the sparse search's 8192-item tiles) and items not yet merged.
     public var nbytes: Int {
         lock.withReadLock {
             let s = state
             return s.rowIndices.count * 4 + s.rowIndices16.count * 2 + s.rowValues.count * 4 + s.rowValues16.count * 2
-                + s.postingStart.count * 8 + s.postingIDs.count * 4 + s.postingValues.count * 4
+                + s.postingStart.count * 8 + s.postingLocalIDs.count * 2 + s.postingValues.count * 4
                 + s.postingValues16.count * 2 + s.pendingIndices.count * 4 + s.pendingValues.count * 4
                 + s.tileOffsets.count * 4
         }
@@ -256,6 +260,7 @@ public final class SparseIndex: @unchecked Sendable {
             newStart[j + 1] = newStart[j] + (state.postingStart[j + 1] - state.postingStart[j]) + added[j]
         }
         let total = newStart[h]
+        let oldIDs = globalPostingIDs(listedItems: firstNewID)
         var ids = [Int32](repeating: 0, count: total)
         var cursor = newStart
         var standardValues = storage == .standard ? [Float](repeating: 0, count: total) : []
@@ -263,7 +268,7 @@ public final class SparseIndex: @unchecked Sendable {
         // Old entries first (lower ids), then the new ones in id order.
         for j in 0..<h {
             for e in state.postingStart[j]..<state.postingStart[j + 1] {
-                ids[cursor[j]] = state.postingIDs[e]
+                ids[cursor[j]] = oldIDs[e]
                 if storage == .standard { standardValues[cursor[j]] = state.postingValues[e] }
                 else { compactValues[cursor[j]] = state.postingValues16[e] }
                 cursor[j] += 1
@@ -280,25 +285,47 @@ public final class SparseIndex: @unchecked Sendable {
             }
         }
         state.postingStart = newStart
-        state.postingIDs = ids
         state.postingValues = standardValues
         state.postingValues16 = compactValues
         state.pendingIndices = []
         state.pendingValues = []
         state.pendingCount = 0
-        rebuildTileOffsets()
+        setPostingIDs(ids)
     }
 
-    /// Finds, in every posting list, where each tile of `searchTile` item ids
-    /// starts, so that the search adds a list's part of a tile without
-    /// checking ids.
+    /// The posting lists' item ids as global ids, for lists that hold the
+    /// first `listedItems` items. Caller holds a lock.
+    ///
+    /// - Complexity: O(total nonzeros + h * tiles).
+    func globalPostingIDs(listedItems: Int) -> [Int32] {
+        let h = model.latentDim, tile = Self.searchTile
+        let tiles = (listedItems + tile - 1) / tile
+        var ids = [Int32](repeating: 0, count: state.postingLocalIDs.count)
+        guard tiles > 0 else { return ids }
+        for j in 0..<h {
+            let start = state.postingStart[j], row = j * (tiles + 1)
+            for t in 0..<tiles {
+                let base = Int32(t * tile)
+                for e in (start + Int(state.tileOffsets[row + t]))..<(start + Int(state.tileOffsets[row + t + 1])) {
+                    ids[e] = base + Int32(state.postingLocalIDs[e])
+                }
+            }
+        }
+        return ids
+    }
+
+    /// Stores the posting lists' global item ids (ascending in each list,
+    /// all below `count`) as tile-relative 16-bit ids, and finds where each
+    /// tile of `searchTile` ids starts in every list, so that the search adds
+    /// a list's part of a tile without checking ids.
     ///
     /// - Complexity: O(total nonzeros + h * tiles). Caller holds the write lock.
-    func rebuildTileOffsets() {
+    func setPostingIDs(_ globalIDs: [Int32]) {
         let h = model.latentDim, tile = Self.searchTile, count = state.count
         let tiles = (count + tile - 1) / tile
         var offsets = [Int32](repeating: 0, count: h * (tiles + 1))
-        state.postingIDs.withUnsafeBufferPointer { ids in
+        var local = [UInt16](repeating: 0, count: globalIDs.count)
+        globalIDs.withUnsafeBufferPointer { ids in
             for j in 0..<h {
                 let row = j * (tiles + 1)
                 var e = state.postingStart[j]
@@ -307,11 +334,15 @@ public final class SparseIndex: @unchecked Sendable {
                 for t in 0..<tiles {
                     offsets[row + t] = Int32(e - listStart)
                     let limit = Int32(truncatingIfNeeded: min(count, (t + 1) * tile))
-                    while e < end && ids[e] < limit { e += 1 }
+                    while e < end && ids[e] < limit {
+                        local[e] = UInt16(truncatingIfNeeded: Int(ids[e]) - t * tile)
+                        e += 1
+                    }
                 }
                 offsets[row + tiles] = Int32(end - listStart)
             }
         }
+        state.postingLocalIDs = local
         state.tileOffsets = offsets
     }
 }

@@ -46,7 +46,8 @@ extension SparseIndex {
                            .uint16("values", dtype: "F16", shape: [s.count, k], s.rowValues16)]
             case (.sparse, _):
                 tensors = [.int64("posting_start", shape: [s.postingStart.count], s.postingStart.map(Int64.init)),
-                           .int32("posting_ids", shape: [s.postingIDs.count], s.postingIDs),
+                           .int32("posting_ids", shape: [s.postingLocalIDs.count],
+                                  globalPostingIDs(listedItems: s.count - s.pendingCount)),
                            storage == .standard
                                ? .float32("posting_values", shape: [s.postingValues.count], s.postingValues)
                                : .uint16("posting_values", dtype: "F16", shape: [s.postingValues16.count], s.postingValues16)]
@@ -87,6 +88,7 @@ extension SparseIndex {
         }
         let index = try SparseIndex(model: model, mode: mode, storage: storage)
         var s = index.state
+        var postingIDs: [Int32] = []
         s.count = count
         s.k = count > 0 ? k : nil
         s.modelVersion = model.weightsVersion
@@ -112,11 +114,11 @@ extension SparseIndex {
                 throw fail("posting_start is not a non-decreasing sequence from 0 to count x k")
             }
             s.postingStart = start.map(Int.init)
-            s.postingIDs = try file.readInt32("posting_ids", shape: [nonzeros])
+            postingIDs = try file.readInt32("posting_ids", shape: [nonzeros])
             for j in 0..<h {
                 var previous: Int32 = -1
                 for e in s.postingStart[j]..<s.postingStart[j + 1] {
-                    let id = s.postingIDs[e]
+                    let id = postingIDs[e]
                     guard id > previous, Int(id) < count else {
                         throw fail("posting list \(j) has ids out of range or not ascending")
                     }
@@ -132,7 +134,7 @@ extension SparseIndex {
             }
         }
         index.state = s
-        if mode == .sparse { index.rebuildTileOffsets() }
+        if mode == .sparse { index.setPostingIDs(postingIDs) }
         return index
     }
 }
