@@ -22,9 +22,11 @@ public struct SparseCodes: Sendable, Equatable {
     }
 }
 
-/// Rows per chunk of the encoder: the pre-activations of a chunk (`rows * h`
-/// floats, 4 MB at h = 4096) stay in cache while they are selected.
-let encoderChunkRows = 256
+/// Rows per chunk of the encoder: each chunk is one GEMM, whose packing of
+/// the encoder weights is then shared by 512 rows (256 measured a few percent
+/// slower per training step); its pre-activations (`rows * h` floats, 8 MB at
+/// h = 4096) are selected right after.
+let encoderChunkRows = 512
 
 extension CompresSAEModel {
     /// Encodes dense rows into k-sparse codes.
@@ -261,6 +263,8 @@ func computePreactivations(
     normalized: UnsafePointer<Float>, rows: Int, d: Int, h: Int,
     encoderT: UnsafePointer<Float>, bias: UnsafePointer<Float>, into pre: UnsafeMutablePointer<Float>
 ) {
-    GEMM.multiplyTransposed(m: rows, n: h, kk: d, a: normalized, b: encoderT, beta: 0, c: pre)
-    for r in 0..<rows { axpy(1, bias, pre + r * h, h) }
+    // The bias is written first and the product added to it (beta = 1):
+    // BLAS then skips its pass that zeroes the output.
+    for r in 0..<rows { (pre + r * h).update(from: bias, count: h) }
+    GEMM.multiplyTransposed(m: rows, n: h, kk: d, a: normalized, b: encoderT, beta: 1, c: pre)
 }
