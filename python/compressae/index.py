@@ -318,6 +318,10 @@ class SparseIndex:
         n = _size(n, "n")
         num_threads = _threads(num_threads)
         query_k = 0 if query_k is None else _size(query_k, "query_k")
+        if query_k and _is_codes(queries):
+            raise InvalidArgumentError(
+                "query_k applies to dense queries, which the index encodes; "
+                "codes are searched with the nonzeros they have")
         if _is_codes(queries):
             indices, values = _code_arrays(queries, self._h, "queries")
             nq, k = indices.shape

@@ -795,8 +795,9 @@ class CompresSAE:
         X : array_like, shape (n, input_dim)
             The rows the codes were made from; finite, nonzero rows.
         codes : SparseCodes, (indices, values) tuple, or scipy sparse matrix
-            ``n`` codes of the model (values are replaced; only the latents
-            are used).
+            ``n`` codes of the model. Only the latents are used, except for a
+            row whose solve fails (products that overflow float32), which
+            keeps its values.
 
         Returns
         -------
@@ -805,8 +806,8 @@ class CompresSAE:
         """
         X = _float_matrix(X, self._d)
         indices, values = self._code_arrays(codes)
-        indices = indices.copy()
-        values = np.empty_like(values)
+        # A row whose solve fails keeps the values it came with.
+        indices, values = indices.copy(), values.copy()
         n, k = indices.shape
         if n != X.shape[0]:
             raise InvalidArgumentError(f"X has {X.shape[0]} rows but codes has {n}")

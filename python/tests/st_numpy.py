@@ -11,7 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
-_DTYPES = {"F32": "<f4", "F64": "<f8", "F16": "<f2", "I32": "<i4", "I64": "<i8"}
+_DTYPES = {"F32": "<f4", "F64": "<f8", "F16": "<f2", "I32": "<i4", "I64": "<i8", "U16": "<u2"}
 _NAMES = {np.dtype(v): k for k, v in _DTYPES.items()}
 
 

@@ -273,6 +273,23 @@ def test_load_missing_or_damaged_file(model, tmp_path):
         SparseIndex.load(bad, model)
 
 
+@pytest.mark.parametrize("mode, tensor", [("sparse", "posting_values"), ("reconstructed", "values")])
+def test_load_refuses_subnormal_half_values(model, codes, tmp_path, mode, tensor):
+    # The index writes zero or normal halves only; a subnormal one (which the
+    # vector kernels' two variants would read differently) marks a damaged file.
+    from st_numpy import read_safetensors, write_safetensors
+    index = SparseIndex(model, mode=mode, storage="compact")
+    index.add(codes[0][:50])
+    path = tmp_path / "compact.safetensors"
+    index.save(path)
+    tensors, metadata = read_safetensors(path)
+    bits = tensors[tensor].view(np.uint16)
+    bits.flat[3] = 0x0001
+    write_safetensors(path, tensors, metadata)
+    with pytest.raises(compressae.FormatError, match="zero or normal half"):
+        SparseIndex.load(path, model)
+
+
 # ---------------------------------------------------------------- attributes, padding, inputs
 
 def test_attributes(model, codes):

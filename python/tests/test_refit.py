@@ -125,3 +125,26 @@ def test_raw_refit_refuses_null_and_bad_sizes(model, rng):
         assert _ffi.csae_model_refit(*args) != _ffi.CSAE_OK
         assert _ffi.last_error()
     np.testing.assert_array_equal(idx, codes.indices)
+
+
+def test_refit_keeps_the_values_of_rows_it_cannot_solve(rng):
+    # Decoder rows of norm 1e20: the Gram matrix overflows float32, the
+    # factorisation fails, and every row keeps the values it came with.
+    E = rng.standard_normal((D, H)).astype(np.float32)
+    W = rng.standard_normal((H, D)).astype(np.float32)
+    W *= 1e20 / np.linalg.norm(W, axis=1, keepdims=True)
+    with compressae.CompresSAE.from_weights(E, np.zeros(H, np.float32), W, K) as m:
+        X = random_rows(rng, 5, D)
+        codes = m.encode(X)
+        for _ in range(3):
+            refitted = m.refit(X, codes)
+            np.testing.assert_array_equal(refitted.indices, codes.indices)
+            np.testing.assert_array_equal(refitted.values, codes.values)
+
+
+def test_query_k_is_for_dense_queries_only(model, rng):
+    X = random_rows(rng, 30, D)
+    index = compressae.SparseIndex(model, mode="sparse")
+    index.add(X)
+    with pytest.raises(InvalidArgumentError, match="query_k applies to dense queries"):
+        index.search(model.encode(X[:2]), n=3, query_k=2 * K)

@@ -17,6 +17,13 @@ enum HalfPrecision {
         return sign | Float16(magnitude).bitPattern
     }
 
+    /// True for the halves `encode` produces: zero or normal (not
+    /// subnormal, infinite or NaN), which every decoder of the library reads alike.
+    static func isStorable(_ bits: UInt16) -> Bool {
+        let exponent = bits & 0x7C00
+        return exponent != 0x7C00 && (exponent != 0 || bits & 0x03FF == 0)
+    }
+
     /// Decodes one half produced by `encode` (zero or normal).
     @inline(__always)
     static func decode(_ bits: UInt16) -> Float {

@@ -136,7 +136,10 @@ extension SparseIndex {
     /// - Complexity: per query O(sum of its posting-list lengths + count).
     func searchSparse(indices: [Int32], values: [Float], rows: Int, k: Int, n: Int,
                       scores: UnsafeMutablePointer<Float>, ids: UnsafeMutablePointer<Int64>, threads: Int) {
-        let itemCount = state.count
+        // The items in the posting lists: an add from another thread between
+        // the caller's merge and its read lock leaves items pending, which
+        // this search does not see (the lists and tile offsets know nothing of them).
+        let itemCount = state.count - state.pendingCount
         let workers = min(Parallel.threadCount(requested: threads), rows)
         let outScores = SharedPointer(scores), outIDs = SharedPointer(ids)
         let compact = storage == .compact

@@ -101,9 +101,9 @@ struct RefitSolver {
 
     /// Solves one row in place. The row is normalised first (so rows of
     /// extreme scale do not overflow the products) and the solution scaled
-    /// back by its norm. Should the factorisation still fail (a pivot that is
-    /// not positive, e.g. a zero decoder row under an all-zero Gram matrix),
-    /// the row keeps its encoder values.
+    /// back by its norm. Should the factorisation fail (a pivot that is not
+    /// positive, or products that overflow, e.g. decoder rows of huge norm)
+    /// or the solution not be finite, the row keeps the values it came with.
     func solve(x: UnsafePointer<Float>, indices: UnsafeMutablePointer<Int32>,
                         values: UnsafeMutablePointer<Float>, decoder: UnsafePointer<Float>) {
         let norm = robustNorm(x, d)

@@ -31,9 +31,11 @@ extension SparseIndex {
     /// Saves the index (its codes in the layout of its mode and storage, and
     /// the model's fingerprint) as a safetensors file, atomically.
     public func save(to path: String) throws {
-        try prepareForSearch()
         let fingerprint = model.fingerprint()
-        let (tensors, metadata) = lock.withReadLock { () -> ([Safetensors.OutputTensor], [(String, String)]) in
+        // Merged and read under one write lock: an add from another thread
+        // cannot land between the merge and the snapshot.
+        let (tensors, metadata) = lock.withWriteLock { () -> ([Safetensors.OutputTensor], [(String, String)]) in
+            mergePending()
             let s = state
             let k = s.k ?? 0
             var tensors: [Safetensors.OutputTensor] = []
@@ -47,7 +49,7 @@ extension SparseIndex {
             case (.sparse, _):
                 tensors = [.int64("posting_start", shape: [s.postingStart.count], s.postingStart.map(Int64.init)),
                            .int32("posting_ids", shape: [s.postingLocalIDs.count],
-                                  globalPostingIDs(listedItems: s.count - s.pendingCount)),
+                                  globalPostingIDs(listedItems: s.count)),
                            storage == .standard
                                ? .float32("posting_values", shape: [s.postingValues.count], s.postingValues)
                                : .uint16("posting_values", dtype: "F16", shape: [s.postingValues16.count], s.postingValues16)]
@@ -107,7 +109,9 @@ extension SparseIndex {
             s.rowIndices16 = try file.readUInt16("indices", dtype: "U16", shape: [count, k])
             s.rowValues16 = try file.readUInt16("values", dtype: "F16", shape: [count, k])
             guard s.rowIndices16.allSatisfy({ Int($0) < h }) else { throw fail("a stored latent index is >= \(h)") }
-            guard s.rowValues16.allSatisfy({ $0 & 0x7C00 != 0x7C00 }) else { throw fail("a stored value is not finite") }
+            guard s.rowValues16.allSatisfy(HalfPrecision.isStorable) else {
+                throw fail("a stored value is not a finite zero or normal half")
+            }
         case (.sparse, _):
             let start = try file.readInt64("posting_start", shape: [h + 1])
             guard start[0] == 0, start[h] == Int64(nonzeros), zip(start, start.dropFirst()).allSatisfy({ $0 <= $1 }) else {
@@ -130,7 +134,9 @@ extension SparseIndex {
                 guard s.postingValues.allSatisfy({ $0.isFinite }) else { throw fail("a stored value is not finite") }
             } else {
                 s.postingValues16 = try file.readUInt16("posting_values", dtype: "F16", shape: [nonzeros])
-                guard s.postingValues16.allSatisfy({ $0 & 0x7C00 != 0x7C00 }) else { throw fail("a stored value is not finite") }
+                guard s.postingValues16.allSatisfy(HalfPrecision.isStorable) else {
+                    throw fail("a stored value is not a finite zero or normal half")
+                }
             }
         }
         index.state = s
