@@ -298,7 +298,7 @@ class SparseIndex:
             ``min(latent_dim, 4 * k)``: the top-4k code, which the training
             objective also reconstructs from (on the shared MiniLM data at
             k = 32, Recall@100 0.663 against 0.615 with ``query_k=k``, for
-            about 1.6x the search time). ``query_k=k`` is the symmetric
+            about twice the search time). ``query_k=k`` is the symmetric
             cosine between codes of SPEC.md. Ignored in reconstructed mode.
 
         Returns

@@ -11,7 +11,7 @@ extension SparseIndex {
     /// (`queryK`): items stay at `k` (their bytes), while the query keeps more
     /// of its direction. The default, `4k`, is the code the training objective
     /// also reconstructs from (its top-4k term); on the shared MiniLM data at
-    /// k = 32 it lifts Recall@100 from 0.615 to 0.663 for about 1.6x the
+    /// k = 32 it lifts Recall@100 from 0.615 to 0.663 for about twice the
     /// search time (benchmarks/results). `queryK = k` is SPEC.md's symmetric mode.
     ///
     /// - Parameters:
