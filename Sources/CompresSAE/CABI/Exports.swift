@@ -311,15 +311,12 @@ func trainParams(_ o: TrainingOptions) -> csae_train_params {
 ) -> Int32 {
     withStatus {
         let m = try modelHandles.lookup(model)
-        let data = try requireBuffer(x, "x", count: try checkedInput(m, n: n, d: d), "n*d floats")
         guard k >= 0 && k <= Int64(m.latentDim) else {
             throw CompresSAEError.invalid("k must be in 1...\(m.latentDim) (the latent dimension), or 0 for the model's k; got \(k)")
         }
         let kk = k == 0 ? m.k : Int(k)
-        let count = try elementCount(rows: n, cols: Int64(kk), colsName: "k")
-        try m.encode(data, rows: Int(n), k: kk,
-                     indices: try requireMutableBuffer(indices, "indices", count: count, "n*k"),
-                     values: try requireMutableBuffer(values, "values", count: count, "n*k"))
+        let (data, idx, val) = try rowsAndCodes(m, x, n, d, kk, indices, values)
+        try m.encode(data, rows: Int(n), k: kk, indices: idx, values: val)
     }
 }
 
@@ -339,15 +336,24 @@ func trainParams(_ o: TrainingOptions) -> csae_train_params {
 ) -> Int32 {
     withStatus {
         let m = try modelHandles.lookup(model)
-        let data = try requireBuffer(x, "x", count: try checkedInput(m, n: n, d: d), "n*d floats")
         guard k >= 1 && k <= Int64(m.latentDim) else {
             throw CompresSAEError.invalid("k must be in 1...\(m.latentDim) (the latent dimension), got \(k)")
         }
-        let count = try elementCount(rows: n, cols: k, colsName: "k")
-        try m.refit(data, rows: Int(n), k: Int(k),
-                    indices: try requireMutableBuffer(indices, "indices", count: count, "n*k"),
-                    values: try requireMutableBuffer(values, "values", count: count, "n*k"))
+        let (data, idx, val) = try rowsAndCodes(m, x, n, d, Int(k), indices, values)
+        try m.refit(data, rows: Int(n), k: Int(k), indices: idx, values: val)
     }
+}
+
+/// The buffers of a call on `n` rows of `x` and their codes of `k` nonzeros
+/// (`k` already checked against the model), each checked for NULL and size.
+private func rowsAndCodes(
+    _ m: CompresSAEModel, _ x: UnsafePointer<Float>?, _ n: Int64, _ d: Int64, _ k: Int,
+    _ indices: UnsafeMutablePointer<Int32>?, _ values: UnsafeMutablePointer<Float>?
+) throws -> (UnsafeBufferPointer<Float>, UnsafeMutableBufferPointer<Int32>, UnsafeMutableBufferPointer<Float>) {
+    let data = try requireBuffer(x, "x", count: try checkedInput(m, n: n, d: d), "n*d floats")
+    let count = try elementCount(rows: n, cols: Int64(k), colsName: "k")
+    return (data, try requireMutableBuffer(indices, "indices", count: count, "n*k"),
+            try requireMutableBuffer(values, "values", count: count, "n*k"))
 }
 
 /// Decodes n k-sparse codes: out[i] = sum_t values[i,t] * decoder_w[indices[i,t]].
