@@ -27,6 +27,7 @@ import time
 import numpy as np
 
 import compressae
+from quality import load  # the shared data split (this directory)
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 N_TOP = 100
@@ -48,13 +49,7 @@ def main():
     ap.add_argument("--out")
     a = ap.parse_args()
 
-    X = np.load(os.path.join(a.data, "wordnet_minilm384_f16.npy")).astype(np.float32)
-    queries = np.load(os.path.join(a.data, "wordnet_split_queries.npy"))
-    truth = np.load(os.path.join(a.data, "wordnet_gt_top100.npy"))
-    mask = np.ones(len(X), bool)
-    mask[queries] = False
-    catalogue_ids = np.nonzero(mask)[0]
-    C, Q = X[catalogue_ids], X[queries]
+    C, Q, catalogue_ids, truth = load(a.data)
 
     if a.model:
         model = compressae.CompresSAE.load(a.model)

@@ -15,9 +15,9 @@ import json
 import os
 import time
 
-import numpy as np
 
 import compressae
+from quality import load  # the shared data split (this directory)
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -56,15 +56,9 @@ def main():
     if a.reference:
         a.init = "reference"
 
-    X = np.load(os.path.join(a.data, "wordnet_minilm384_f16.npy")).astype(np.float32)
-    queries = np.load(os.path.join(a.data, "wordnet_split_queries.npy"))
-    truth = np.load(os.path.join(a.data, "wordnet_gt_top100.npy"))
-    mask = np.ones(len(X), bool)
-    mask[queries] = False
-    catalogue_ids = np.nonzero(mask)[0]
-    C, Q = X[catalogue_ids], X[queries]
+    C, Q, catalogue_ids, truth = load(a.data)
 
-    model = compressae.CompresSAE(X.shape[1], a.h, a.k, seed=a.seed, init=a.init)
+    model = compressae.CompresSAE(C.shape[1], a.h, a.k, seed=a.seed, init=a.init)
     if a.steps:
         steps_per_epoch = -(-len(C) // fit.get("batch_size", 4096))
         fit["epochs"] = max(1, round(a.steps / steps_per_epoch))
