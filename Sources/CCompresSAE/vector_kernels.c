@@ -21,6 +21,9 @@
 #endif
 #define CSAE_HIDDEN __attribute__((visibility("hidden")))
 
+/* Posting lists ahead of the one being added whose lines are prefetched. */
+#define PF_AHEAD 2
+
 typedef float v8f __attribute__((vector_size(32), aligned(4), may_alias));
 
 /* Macros, not functions: a function passing an 8-lane vector by value would
@@ -41,6 +44,12 @@ static inline float half_to_float(uint16_t h) {
 }
 
 typedef int32_t v8i __attribute__((vector_size(32), aligned(4), may_alias));
+
+/* Bit l set when lane l of a comparison result is true (all ones). A macro:
+ * an 8-lane vector argument would change the calling convention. */
+#define mask8_generic(v) ((unsigned)((v)[0] != 0) | (unsigned)((v)[1] != 0) << 1 | (unsigned)((v)[2] != 0) << 2 \
+    | (unsigned)((v)[3] != 0) << 3 | (unsigned)((v)[4] != 0) << 4 | (unsigned)((v)[5] != 0) << 5              \
+    | (unsigned)((v)[6] != 0) << 6 | (unsigned)((v)[7] != 0) << 7)
 
 /* out[i, 0..64) = sum_t value(i, t) * dense[index(i, t), 0..64), for both
  * storages of the codes: one body, two element readers. Eight accumulators
@@ -78,7 +87,9 @@ typedef int32_t v8i __attribute__((vector_size(32), aligned(4), may_alias));
 /* F16C's conversion instruction; the same value as half_to_float for the
  * zero and normal halves the index stores. */
 #define HALF_TO_FLOAT(h) _cvtsh_ss(h)
+#define MASK8(v) _mm256_movemask_ps((__m256)(v))
 #include "vector_kernels_impl.h"
+#undef MASK8
 #undef HALF_TO_FLOAT
 #undef KERNEL
 #undef KERNEL_TARGET
@@ -87,7 +98,9 @@ typedef int32_t v8i __attribute__((vector_size(32), aligned(4), may_alias));
 #define KERNEL(name) name##_base
 #define KERNEL_TARGET
 #define HALF_TO_FLOAT(h) half_to_float(h)
+#define MASK8(v) mask8_generic(v)
 #include "vector_kernels_impl.h"
+#undef MASK8
 #undef HALF_TO_FLOAT
 #undef KERNEL
 #undef KERNEL_TARGET
@@ -145,15 +158,16 @@ CSAE_HIDDEN void csae_k_sparse_times_dense64_compact(float *out, uint8_t *flags,
     DISPATCH(csae_k_sparse_times_dense64_compact, (out, flags, items, k, indices, values, dense, limits));
 }
 
-CSAE_HIDDEN void csae_k_scatter_add(float *acc, const uint16_t *ids, const float *values, int64_t count, float w) {
-    DISPATCH(csae_k_scatter_add, (acc, ids, values, count, w));
+CSAE_HIDDEN void csae_k_scatter_lists(float *acc, const uint16_t *ids, const float *values, const int64_t *from,
+                                      const int64_t *to, const float *w, int64_t lists) {
+    DISPATCH(csae_k_scatter_lists, (acc, ids, values, from, to, w, lists));
 }
 
-CSAE_HIDDEN void csae_k_scatter_add_half(float *acc, const uint16_t *ids, const uint16_t *values, int64_t count,
-                                         float w) {
-    DISPATCH(csae_k_scatter_add_half, (acc, ids, values, count, w));
+CSAE_HIDDEN void csae_k_scatter_lists_half(float *acc, const uint16_t *ids, const uint16_t *values,
+                                           const int64_t *from, const int64_t *to, const float *w, int64_t lists) {
+    DISPATCH(csae_k_scatter_lists_half, (acc, ids, values, from, to, w, lists));
 }
 
-CSAE_HIDDEN int64_t csae_k_first_above(const float *x, int64_t from, int64_t n, float threshold) {
-    return DISPATCH(csae_k_first_above, (x, from, n, threshold));
+CSAE_HIDDEN int64_t csae_k_next_above(float *x, int64_t from, int64_t n, float threshold) {
+    return DISPATCH(csae_k_next_above, (x, from, n, threshold));
 }

@@ -87,42 +87,75 @@ static void KERNEL(csae_k_sparse_times_dense64_compact)(float *out, uint8_t *fla
     SPARSE_TIMES_DENSE_BODY(indices[i * k + t], HALF_TO_FLOAT(values[i * k + t]))
 }
 
-/* acc[ids[e]] += w * values[e] for one posting-list segment (16-bit ids
- * relative to the tile). The ids of a list are distinct, so four updates are
- * loaded before any is stored. */
-#define SCATTER_ADD_BODY(VALUE)                                                   \
-    int64_t e = 0;                                                                \
-    for (; e + 4 <= count; e += 4) {                                              \
-        uint16_t i0 = ids[e], i1 = ids[e + 1], i2 = ids[e + 2], i3 = ids[e + 3];  \
-        float a0 = acc[i0] + w * VALUE(e), a1 = acc[i1] + w * VALUE(e + 1);       \
-        float a2 = acc[i2] + w * VALUE(e + 2), a3 = acc[i3] + w * VALUE(e + 3);   \
-        acc[i0] = a0; acc[i1] = a1; acc[i2] = a2; acc[i3] = a3;                   \
-    }                                                                             \
-    for (; e < count; e++) acc[ids[e]] += w * VALUE(e);
-
-#define PLAIN_VALUE(e) values[e]
-#define HALF_VALUE(e) HALF_TO_FLOAT(values[e])
-
-KERNEL_TARGET
-static void KERNEL(csae_k_scatter_add)(float *acc, const uint16_t *ids, const float *values, int64_t count, float w) {
-    SCATTER_ADD_BODY(PLAIN_VALUE)
-}
-
-KERNEL_TARGET
-static void KERNEL(csae_k_scatter_add_half)(float *acc, const uint16_t *ids, const uint16_t *values, int64_t count,
-                                            float w) {
-    SCATTER_ADD_BODY(HALF_VALUE)
-}
-
-/* The first i in [from, n) with x[i] > threshold, or n. */
-KERNEL_TARGET
-static int64_t KERNEL(csae_k_first_above)(const float *x, int64_t from, int64_t n, float threshold) {
-    int64_t i = from;
-    v8f t = splat8(threshold);
-    for (; i + 8 <= n; i += 8) {
-        v8i hit = load8(x + i) > t;
-        if (hit[0] | hit[1] | hit[2] | hit[3] | hit[4] | hit[5] | hit[6] | hit[7]) break;
+/* Adds the posting-list segments of one search tile: for each list l,
+ * acc[ids[e]] += w[l] * values[e] for e in [from[l], to[l]) (16-bit ids
+ * relative to the tile). The ids of one list are distinct, so four updates
+ * are loaded before any is stored. While list l is added, every line of list
+ * l + PF_AHEAD is prefetched: the segments lie far apart in memory and are
+ * short (a few hundred entries), too short for the hardware prefetcher to
+ * pick the stream up by itself. */
+#define SCATTER_LISTS_BODY(VALUE, VALUE_TYPE)                                     \
+    for (int64_t l = 0; l < lists; l++) {                                         \
+        if (l + PF_AHEAD < lists) {                                               \
+            const char *pi = (const char *)(ids + from[l + PF_AHEAD]);            \
+            const char *pe = (const char *)(ids + to[l + PF_AHEAD]);              \
+            for (; pi < pe; pi += 64) __builtin_prefetch(pi);                     \
+            const char *pv = (const char *)(values + from[l + PF_AHEAD]);         \
+            const char *pw = (const char *)(values + to[l + PF_AHEAD]);           \
+            for (; pv < pw; pv += 64) __builtin_prefetch(pv);                     \
+        }                                                                         \
+        const uint16_t *lid = ids + from[l];                                      \
+        const VALUE_TYPE *lval = values + from[l];                                \
+        int64_t count = to[l] - from[l];                                          \
+        float wl = w[l];                                                          \
+        int64_t e = 0;                                                            \
+        for (; e + 4 <= count; e += 4) {                                          \
+            uint16_t i0 = lid[e], i1 = lid[e + 1], i2 = lid[e + 2], i3 = lid[e + 3]; \
+            float a0 = acc[i0] + wl * VALUE(lval, e), a1 = acc[i1] + wl * VALUE(lval, e + 1); \
+            float a2 = acc[i2] + wl * VALUE(lval, e + 2), a3 = acc[i3] + wl * VALUE(lval, e + 3); \
+            acc[i0] = a0; acc[i1] = a1; acc[i2] = a2; acc[i3] = a3;               \
+        }                                                                         \
+        for (; e < count; e++) acc[lid[e]] += wl * VALUE(lval, e);                \
     }
-    for (; i < n; i++) if (x[i] > threshold) return i;
+
+#define PLAIN_AT(p, e) (p)[e]
+#define HALF_AT(p, e) HALF_TO_FLOAT((p)[e])
+
+KERNEL_TARGET
+static void KERNEL(csae_k_scatter_lists)(float *acc, const uint16_t *ids, const float *values, const int64_t *from,
+                                         const int64_t *to, const float *w, int64_t lists) {
+    SCATTER_LISTS_BODY(PLAIN_AT, float)
+}
+
+KERNEL_TARGET
+static void KERNEL(csae_k_scatter_lists_half)(float *acc, const uint16_t *ids, const uint16_t *values,
+                                              const int64_t *from, const int64_t *to, const float *w, int64_t lists) {
+    SCATTER_LISTS_BODY(HALF_AT, uint16_t)
+}
+
+/* The first i in [from, n) with x[i] > threshold, or n; zeroes x[from..i)
+ * behind the scan, so that a scanned tile is ready for the next query (the
+ * caller zeroes x[i] once it has read it). Blocks of 32 are tested with one
+ * branch: after the first few thousand items almost none holds a hit. */
+KERNEL_TARGET
+static int64_t KERNEL(csae_k_next_above)(float *x, int64_t from, int64_t n, float threshold) {
+    int64_t i = from;
+    v8f t = splat8(threshold), zero = splat8(0.0f);
+    for (; i + 32 <= n; i += 32) {
+        v8i h0 = load8(x + i) > t, h1 = load8(x + i + 8) > t, h2 = load8(x + i + 16) > t, h3 = load8(x + i + 24) > t;
+        v8i any = h0 | h1 | h2 | h3;
+        if (any[0] | any[1] | any[2] | any[3] | any[4] | any[5] | any[6] | any[7]) {
+            uint32_t bits = (uint32_t)MASK8(h0) | (uint32_t)MASK8(h1) << 8 | (uint32_t)MASK8(h2) << 16
+                          | (uint32_t)MASK8(h3) << 24;
+            int64_t hit = i + __builtin_ctz(bits);
+            for (int64_t j = i; j < hit; j++) x[j] = 0.0f;
+            return hit;
+        }
+        store8(x + i, zero); store8(x + i + 8, zero); store8(x + i + 16, zero); store8(x + i + 24, zero);
+    }
+    for (; i < n; i++) {
+        if (x[i] > threshold) return i;
+        x[i] = 0.0f;
+    }
     return n;
 }

@@ -41,10 +41,14 @@ void csae_k_sparse_times_dense64(float *out, uint8_t *flags, int64_t items, int6
 void csae_k_sparse_times_dense64_compact(float *out, uint8_t *flags, int64_t items, int64_t k,
                                          const uint16_t *indices, const uint16_t *values,
                                          const float *dense, const float *limits);
-/* acc[ids[e]] += w * values[e] for e in [0, count); the ids must be distinct. */
-void csae_k_scatter_add(float *acc, const uint16_t *ids, const float *values, int64_t count, float w);
+/* For l in [0, lists): acc[ids[e]] += w[l] * values[e] for e in [from[l], to[l]);
+ * the ids within one list's range must be distinct. */
+void csae_k_scatter_lists(float *acc, const uint16_t *ids, const float *values, const int64_t *from,
+                          const int64_t *to, const float *w, int64_t lists);
 /* The same with half-precision value bits (zero or normal halves). */
-void csae_k_scatter_add_half(float *acc, const uint16_t *ids, const uint16_t *values, int64_t count, float w);
-/* The first i in [from, n) with x[i] > threshold, or n (NaN is never above). */
-int64_t csae_k_first_above(const float *x, int64_t from, int64_t n, float threshold);
+void csae_k_scatter_lists_half(float *acc, const uint16_t *ids, const uint16_t *values, const int64_t *from,
+                               const int64_t *to, const float *w, int64_t lists);
+/* The first i in [from, n) with x[i] > threshold (NaN is never above), or n;
+ * sets x[from..i) to 0 (the caller zeroes x[i] after reading it). */
+int64_t csae_k_next_above(float *x, int64_t from, int64_t n, float threshold);
 #endif

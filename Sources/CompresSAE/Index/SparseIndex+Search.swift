@@ -126,7 +126,7 @@ extension SparseIndex {
     // MARK: - Sparse mode
 
     /// Scores through the posting lists of the query's latents, one tile of
-    /// item ids at a time: a tile's accumulators (8192 floats) stay in L1
+    /// item ids at a time: a tile's accumulators (8192 floats, 32 KB) stay in cache
     /// while each list adds its part of the tile (found in `tileOffsets`),
     /// then the tile is scanned against the running top-n threshold. Every
     /// item gets a score (0 where no list reaches it) and items arrive in id
@@ -161,10 +161,14 @@ extension SparseIndex {
                 let lists = UnsafeMutablePointer<UnsafePointer<Int32>>.allocate(capacity: k)
                 let listStarts = UnsafeMutablePointer<Int>.allocate(capacity: k)
                 let weights = UnsafeMutablePointer<Float>.allocate(capacity: k)
+                let segmentFrom = UnsafeMutablePointer<Int64>.allocate(capacity: k)
+                let segmentTo = UnsafeMutablePointer<Int64>.allocate(capacity: k)
                 var selector = TopNSelector(capacity: n)
+                // Zeroed once: each tile's scan leaves the accumulators zeroed for the next.
+                accumulator.initialize(repeating: 0, count: tile)
                 defer {
                     accumulator.deallocate(); lists.deallocate(); listStarts.deallocate()
-                    weights.deallocate(); selector.deallocate()
+                    weights.deallocate(); segmentFrom.deallocate(); segmentTo.deallocate(); selector.deallocate()
                 }
                 var q = w
                 while q < rows {
@@ -180,18 +184,16 @@ extension SparseIndex {
                     for tileIndex in 0..<tiles {
                         let tileStart = tileIndex * tile
                         let tileCount = min(itemCount, tileStart + tile) - tileStart
-                        accumulator.initialize(repeating: 0, count: tileCount)
                         for t in 0..<k {
-                            let from = listStarts[t] + Int(lists[t][tileIndex])
-                            let to = listStarts[t] + Int(lists[t][tileIndex + 1])
-                            if from == to { continue }
-                            if compact {
-                                csae_k_scatter_add_half(accumulator, postingIDs.base + from,
-                                                        postingValues16.value! + from, Int64(to - from), weights[t])
-                            } else {
-                                csae_k_scatter_add(accumulator, postingIDs.base + from,
-                                                   postingValues.value! + from, Int64(to - from), weights[t])
-                            }
+                            segmentFrom[t] = Int64(listStarts[t] + Int(lists[t][tileIndex]))
+                            segmentTo[t] = Int64(listStarts[t] + Int(lists[t][tileIndex + 1]))
+                        }
+                        if compact {
+                            csae_k_scatter_lists_half(accumulator, postingIDs.base, postingValues16.value!,
+                                                      segmentFrom, segmentTo, weights, Int64(k))
+                        } else {
+                            csae_k_scatter_lists(accumulator, postingIDs.base, postingValues.value!,
+                                                 segmentFrom, segmentTo, weights, Int64(k))
                         }
                         offerTile(accumulator, first: tileStart, count: tileCount, to: &selector)
                     }
@@ -310,7 +312,7 @@ extension SparseIndex {
                     defer { merged.deallocate() }
                     for w in 0..<workers {
                         let s = selectors + w * qb + l
-                        for e in 0..<s.pointee.count { merged.offer(s.pointee.scores[e], s.pointee.ids[e]) }
+                        for e in 0..<s.pointee.count { let (score, id) = s.pointee.pair(e); merged.offer(score, id) }
                     }
                     let q = first + l
                     let found = merged.drainSorted(scores: scores + q * n, ids: ids + q * n)
@@ -331,13 +333,15 @@ extension SparseIndex {
 
     /// Offers the scores of items `first..<first+count` (in id order) to the
     /// selector: a vector scan skips to the next score above its threshold.
+    /// Leaves `scores[0..<count]` zeroed.
     @inline(__always)
-    func offerTile(_ scores: UnsafePointer<Float>, first: Int, count: Int, to selector: inout TopNSelector) {
+    func offerTile(_ scores: UnsafeMutablePointer<Float>, first: Int, count: Int, to selector: inout TopNSelector) {
         let n = Int64(count)
-        var i = csae_k_first_above(scores, 0, n, selector.threshold)
+        var i = csae_k_next_above(scores, 0, n, selector.threshold)
         while i < n {
             selector.offer(scores[Int(i)], Int64(first) + i)
-            i = csae_k_first_above(scores, i + 1, n, selector.threshold)
+            scores[Int(i)] = 0
+            i = csae_k_next_above(scores, i + 1, n, selector.threshold)
         }
     }
 }

@@ -3,86 +3,96 @@
 ///
 /// A bounded min-heap whose root is the worst kept pair; `threshold` is that
 /// pair's score while the heap is full (candidates below it cannot enter).
+/// Each pair is held as one 64-bit key that orders exactly like that rule
+/// (the score's bits made monotone, above the complemented id), so a sift
+/// step is one integer comparison the compiler can make branch-free.
+/// Ids must lie in `0..<2^32`; scores must not be NaN.
 struct TopNSelector {
     let capacity: Int
     private(set) var count = 0
-    let scores: UnsafeMutablePointer<Float>
-    let ids: UnsafeMutablePointer<Int64>
+    private let keys: UnsafeMutablePointer<UInt64>
 
     init(capacity: Int) {
         self.capacity = capacity
-        scores = .allocate(capacity: max(1, capacity))
-        ids = .allocate(capacity: max(1, capacity))
+        keys = .allocate(capacity: max(1, capacity))
     }
 
-    func deallocate() {
-        scores.deallocate()
-        ids.deallocate()
-    }
+    func deallocate() { keys.deallocate() }
 
     mutating func reset() { count = 0 }
 
-    /// The score a candidate must exceed (or equal, with a lower id) to enter.
-    var threshold: Float { count < capacity ? -.infinity : scores[0] }
+    /// The key of (score, id): greater key = better pair.
+    @inline(__always)
+    static func key(_ score: Float, _ id: Int64) -> UInt64 {
+        // -0.0 ranks with +0.0, as float comparison has it.
+        let bits = (score == 0 ? 0 : score).bitPattern
+        let monotone = bits & 0x8000_0000 != 0 ? ~bits : bits | 0x8000_0000
+        return UInt64(monotone) << 32 | UInt64(UInt32.max - UInt32(truncatingIfNeeded: id))
+    }
 
     @inline(__always)
-    static func better(_ s1: Float, _ id1: Int64, than s2: Float, _ id2: Int64) -> Bool {
-        s1 > s2 || (s1 == s2 && id1 < id2)
+    static func score(ofKey key: UInt64) -> Float {
+        let monotone = UInt32(truncatingIfNeeded: key >> 32)
+        return Float(bitPattern: monotone & 0x8000_0000 != 0 ? monotone & 0x7FFF_FFFF : ~monotone)
+    }
+
+    @inline(__always)
+    static func id(ofKey key: UInt64) -> Int64 {
+        Int64(UInt32.max - UInt32(truncatingIfNeeded: key))
+    }
+
+    /// The score a candidate must exceed (or equal, with a lower id) to enter.
+    var threshold: Float { count < capacity ? -.infinity : Self.score(ofKey: keys[0]) }
+
+    /// The kept pairs, in heap order.
+    func pair(_ slot: Int) -> (score: Float, id: Int64) {
+        (Self.score(ofKey: keys[slot]), Self.id(ofKey: keys[slot]))
     }
 
     /// Offers a candidate.
     @inline(__always)
     mutating func offer(_ score: Float, _ id: Int64) {
+        let key = Self.key(score, id)
         if count < capacity {
             // Sift up from the end.
             var child = count
             count += 1
             while child > 0 {
                 let parent = (child - 1) / 2
-                // The parent must be worse than the child in a min-heap of quality.
-                guard Self.better(scores[parent], ids[parent], than: score, id) else { break }
-                scores[child] = scores[parent]
-                ids[child] = ids[parent]
+                guard keys[parent] > key else { break }
+                keys[child] = keys[parent]
                 child = parent
             }
-            scores[child] = score
-            ids[child] = id
+            keys[child] = key
             return
         }
-        guard capacity > 0, Self.better(score, id, than: scores[0], ids[0]) else { return }
-        siftDown(score, id)
+        guard capacity > 0, key > keys[0] else { return }
+        siftDown(key)
     }
 
     @inline(__always)
-    private mutating func siftDown(_ score: Float, _ id: Int64) {
+    private mutating func siftDown(_ key: UInt64) {
         var parent = 0
         while true {
             var child = 2 * parent + 1
             if child >= count { break }
-            if child + 1 < count && Self.better(scores[child], ids[child], than: scores[child + 1], ids[child + 1]) {
-                child += 1
-            }
-            guard Self.better(score, id, than: scores[child], ids[child]) else { break }
-            scores[parent] = scores[child]
-            ids[parent] = ids[child]
+            if child + 1 < count && keys[child + 1] < keys[child] { child += 1 }
+            guard key > keys[child] else { break }
+            keys[parent] = keys[child]
             parent = child
         }
-        scores[parent] = score
-        ids[parent] = id
+        keys[parent] = key
     }
 
     /// Empties the heap into `outScores`/`outIds`, best first; returns how many.
     mutating func drainSorted(scores outScores: UnsafeMutablePointer<Float>, ids outIds: UnsafeMutablePointer<Int64>) -> Int {
         let total = count
         while count > 0 {
-            let worstScore = scores[0], worstId = ids[0]
+            let worst = keys[0]
             count -= 1
-            outScores[count] = worstScore
-            outIds[count] = worstId
-            if count > 0 {
-                let lastScore = scores[count], lastId = ids[count]
-                siftDown(lastScore, lastId)
-            }
+            outScores[count] = Self.score(ofKey: worst)
+            outIds[count] = Self.id(ofKey: worst)
+            if count > 0 { siftDown(keys[count]) }
         }
         return total
     }

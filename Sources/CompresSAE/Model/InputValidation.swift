@@ -39,16 +39,21 @@ enum InputValidation {
     /// none repeated within a row.
     static func checkSupports(_ indices: UnsafePointer<Int32>, rows: Int, k: Int, latentDim h: Int,
                               what: String = "code") throws {
+        // lastRow[j] = the last row that used latent j: one pass per row finds repeats.
+        let lastRow = UnsafeMutablePointer<Int>.allocate(capacity: h)
+        defer { lastRow.deallocate() }
+        lastRow.initialize(repeating: -1, count: h)
         for i in 0..<rows {
             let idx = indices + i * k
-            for t in 0..<k where idx[t] < 0 || Int(idx[t]) >= h {
-                throw CompresSAEError.invalid("\(what) row \(i): index \(idx[t]) at position \(t) is outside 0..<\(h)")
-            }
-            // k is small: a quadratic scan beats any allocation.
-            for t in 1..<max(1, k) {
-                for u in 0..<t where idx[u] == idx[t] {
-                    throw CompresSAEError.invalid("\(what) row \(i): latent \(idx[t]) appears twice")
+            for t in 0..<k {
+                let j = idx[t]
+                guard j >= 0 && Int(j) < h else {
+                    throw CompresSAEError.invalid("\(what) row \(i): index \(j) at position \(t) is outside 0..<\(h)")
                 }
+                guard lastRow[Int(j)] != i else {
+                    throw CompresSAEError.invalid("\(what) row \(i): latent \(j) appears twice")
+                }
+                lastRow[Int(j)] = i
             }
         }
     }
