@@ -171,3 +171,7 @@ CSAE_HIDDEN void csae_k_scatter_lists_half(float *acc, const uint16_t *ids, cons
 CSAE_HIDDEN int64_t csae_k_next_above(float *x, int64_t from, int64_t n, float threshold) {
     return DISPATCH(csae_k_next_above, (x, from, n, threshold));
 }
+
+CSAE_HIDDEN int64_t csae_k_count_above(const float *x, int64_t n, float threshold) {
+    return DISPATCH(csae_k_count_above, (x, n, threshold));
+}

@@ -159,3 +159,20 @@ static int64_t KERNEL(csae_k_next_above)(float *x, int64_t from, int64_t n, floa
     }
     return n;
 }
+
+/* How many of x[0..n) exceed threshold. */
+KERNEL_TARGET
+static int64_t KERNEL(csae_k_count_above)(const float *x, int64_t n, float threshold) {
+    v8f t = splat8(threshold);
+    v8i c0 = {0, 0, 0, 0, 0, 0, 0, 0}, c1 = c0;
+    int64_t i = 0;
+    /* A true comparison lane is -1: subtracting counts it. */
+    for (; i + 16 <= n; i += 16) {
+        c0 -= load8(x + i) > t;
+        c1 -= load8(x + i + 8) > t;
+    }
+    v8i c = c0 + c1;
+    int64_t count = (int64_t)c[0] + c[1] + c[2] + c[3] + c[4] + c[5] + c[6] + c[7];
+    for (; i < n; i++) count += x[i] > threshold;
+    return count;
+}

@@ -169,6 +169,56 @@ struct SparseIndexTests {
         #expect(scores == [1, 1, 0, 0, -1, -.infinity, -.infinity])
     }
 
+    @Test("massive ties rank by id, with the first tile's sampled floor and across tiles", arguments: [1, 5, 20, 300])
+    func tiesAcrossTiles(n: Int) throws {
+        // d = h = 8, identity encoder and decoder: codes are written directly.
+        var identity = [Float](repeating: 0, count: 64)
+        for j in 0..<8 { identity[j * 8 + j] = 1 }
+        let model = try CompresSAEModel(inputDim: 8, latentDim: 8, k: 2, encoderWeights: identity,
+                                        encoderBias: [Float](repeating: 0, count: 8), decoderWeights: identity)
+        // Six codes with well separated cosines to the query; 20,000 items
+        // (three search tiles) drawn from them, so every score is tied
+        // thousands of times. The best code (cosine 0.99) is every 320th item
+        // from id 7: 26 in the first tile, none among the ids the floor
+        // samples (multiples of 8), so for small n the floor is the tied
+        // second score, which at least n items exceed.
+        let palette: [([Int32], [Float])] = [([0, 1], [3, 1]), ([0, 2], [1, 1]), ([1, 3], [2, 1]),
+                                             ([4, 5], [1, 1]), ([0, 6], [-1, 2]), ([0, 1], [1, 3])]
+        var rng = SeededGenerator(seed: 9)
+        let choice = (0..<20_000).map { i in i % 320 == 7 ? 0 : Int.random(in: 1..<palette.count, using: &rng) }
+        let indices = choice.flatMap { palette[$0].0 }, values = choice.flatMap { palette[$0].1 }
+        for storage in [SparseIndex.Storage.standard, .compact] {
+            let index = try SparseIndex(model: model, mode: .sparse, storage: storage)
+            try indices.withUnsafeBufferPointer { ib in
+                try values.withUnsafeBufferPointer { try index.add(indices: ib, values: $0, rows: 20_000, k: 2) }
+            }
+            let query: ([Int32], [Float]) = ([0, 1], [2, 1])
+            func cosineToQuery(_ code: ([Int32], [Float])) -> Double {
+                var dot = 0.0
+                for (t, j) in code.0.enumerated() {
+                    if let u = query.0.firstIndex(of: j) { dot += Double(code.1[t]) * Double(query.1[u]) }
+                }
+                let norm = { (v: [Float]) in v.reduce(0) { $0 + Double($1) * Double($1) }.squareRoot() }
+                return dot / (norm(code.1) * norm(query.1))
+            }
+            let truth = bruteForceTopN(scores: [choice.map { cosineToQuery(palette[$0]) }], n: n)[0]
+            var scores = [Float](repeating: 0, count: n), ids = [Int64](repeating: 0, count: n)
+            try scores.withUnsafeMutableBufferPointer { sb in
+                try ids.withUnsafeMutableBufferPointer { ib in
+                    try query.0.withUnsafeBufferPointer { qi in
+                        try query.1.withUnsafeBufferPointer { qv in
+                            try index.search(indices: qi, values: qv, rows: 1, k: 2, n: n, scores: sb, ids: ib)
+                        }
+                    }
+                }
+            }
+            #expect(ids == truth.map { Int64($0.1) }, "storage \(storage)")
+            // Compact storage keeps half-precision values: its scores carry their rounding.
+            let tolerance = storage == .standard ? 1e-6 : 2e-3
+            #expect(zip(scores, truth).allSatisfy { abs(Double($0) - $1.0) < tolerance }, "storage \(storage)")
+        }
+    }
+
     @Test("bad queries and an empty index are refused with a message")
     func badQueries() throws {
         let (model, items, _, d) = try Self.setup()

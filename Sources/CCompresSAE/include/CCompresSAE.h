@@ -51,4 +51,6 @@ void csae_k_scatter_lists_half(float *acc, const uint16_t *ids, const uint16_t *
 /* The first i in [from, n) with x[i] > threshold (NaN is never above), or n;
  * sets x[from..i) to 0 (the caller zeroes x[i] after reading it). */
 int64_t csae_k_next_above(float *x, int64_t from, int64_t n, float threshold);
+/* The number of i in [0, n) with x[i] > threshold. */
+int64_t csae_k_count_above(const float *x, int64_t n, float threshold);
 #endif

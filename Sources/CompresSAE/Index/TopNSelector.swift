@@ -10,6 +10,9 @@
 struct TopNSelector {
     let capacity: Int
     private(set) var count = 0
+    /// A score that every pair to be kept is known to exceed (because `n`
+    /// pairs already seen exceed it); offers at or below it are refused.
+    private(set) var floor: Float = -.infinity
     private let keys: UnsafeMutablePointer<UInt64>
 
     init(capacity: Int) {
@@ -19,7 +22,14 @@ struct TopNSelector {
 
     func deallocate() { keys.deallocate() }
 
-    mutating func reset() { count = 0 }
+    mutating func reset() {
+        count = 0
+        floor = -.infinity
+    }
+
+    /// Raises `floor` to `value`: the caller guarantees that at least
+    /// `capacity` candidates it offers (or has offered) score above `value`.
+    mutating func raiseFloor(to value: Float) { floor = max(floor, value) }
 
     /// The key of (score, id): greater key = better pair.
     @inline(__always)
@@ -41,8 +51,9 @@ struct TopNSelector {
         Int64(UInt32.max - UInt32(truncatingIfNeeded: key))
     }
 
-    /// The score a candidate must exceed (or equal, with a lower id) to enter.
-    var threshold: Float { count < capacity ? -.infinity : Self.score(ofKey: keys[0]) }
+    /// The score a candidate must exceed (or equal, with a lower id) to enter:
+    /// `floor` until the heap is full.
+    var threshold: Float { count < capacity ? floor : Self.score(ofKey: keys[0]) }
 
     /// The kept pairs, in heap order.
     func pair(_ slot: Int) -> (score: Float, id: Int64) {
@@ -52,6 +63,7 @@ struct TopNSelector {
     /// Offers a candidate.
     @inline(__always)
     mutating func offer(_ score: Float, _ id: Int64) {
+        guard score > floor else { return }
         let key = Self.key(score, id)
         if count < capacity {
             // Sift up from the end.
