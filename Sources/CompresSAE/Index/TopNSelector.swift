@@ -1,11 +1,14 @@
 /// Keeps the best `n` (score, id) pairs seen, in the order "higher score
 /// first, lower id first on equal scores": the order brute force produces.
 ///
-/// A bounded min-heap whose root is the worst kept pair; `threshold` is that
-/// pair's score while the heap is full (candidates below it cannot enter).
-/// Each pair is held as one 64-bit key that orders exactly like that rule
-/// (the score's bits made monotone, above the complemented id), so a sift
-/// step is one integer comparison the compiler can make branch-free.
+/// A bounded 4-ary min-heap whose root is the worst kept pair; `threshold`
+/// is that pair's score while the heap is full (candidates below it cannot
+/// enter). Each pair is held as one 64-bit key that orders exactly like that
+/// rule (the score's bits made monotone, above the complemented id), so
+/// comparisons are integer ones the compiler can make branch-free; four
+/// children per node halve the depth of a sift, and the slots past `count`
+/// hold the largest key, so a node's four children are compared without
+/// bounds checks.
 /// Ids must lie in `0..<2^32`; scores must not be NaN.
 struct TopNSelector {
     let capacity: Int
@@ -15,14 +18,19 @@ struct TopNSelector {
     private(set) var floor: Float = -.infinity
     private let keys: UnsafeMutablePointer<UInt64>
 
+    /// Slots past the last pair that a sift may read.
+    private static let padding = 3
+
     init(capacity: Int) {
         self.capacity = capacity
-        keys = .allocate(capacity: max(1, capacity))
+        keys = .allocate(capacity: capacity + Self.padding)
+        keys.initialize(repeating: .max, count: capacity + Self.padding)
     }
 
     func deallocate() { keys.deallocate() }
 
     mutating func reset() {
+        keys.update(repeating: .max, count: count)
         count = 0
         floor = -.infinity
     }
@@ -70,7 +78,7 @@ struct TopNSelector {
             var child = count
             count += 1
             while child > 0 {
-                let parent = (child - 1) / 2
+                let parent = (child - 1) / 4
                 guard keys[parent] > key else { break }
                 keys[child] = keys[parent]
                 child = parent
@@ -86,11 +94,16 @@ struct TopNSelector {
     private mutating func siftDown(_ key: UInt64) {
         var parent = 0
         while true {
-            var child = 2 * parent + 1
-            if child >= count { break }
-            if child + 1 < count && keys[child + 1] < keys[child] { child += 1 }
-            guard key > keys[child] else { break }
-            keys[parent] = keys[child]
+            let first = 4 * parent + 1
+            if first >= count { break }
+            // The smallest of the four children (padding slots hold .max).
+            var child = first, childKey = keys[first]
+            let k1 = keys[first + 1], k2 = keys[first + 2], k3 = keys[first + 3]
+            if k1 < childKey { child = first + 1; childKey = k1 }
+            if k2 < childKey { child = first + 2; childKey = k2 }
+            if k3 < childKey { child = first + 3; childKey = k3 }
+            guard key > childKey else { break }
+            keys[parent] = childKey
             parent = child
         }
         keys[parent] = key
@@ -104,7 +117,9 @@ struct TopNSelector {
             count -= 1
             outScores[count] = Self.score(ofKey: worst)
             outIds[count] = Self.id(ofKey: worst)
-            if count > 0 { siftDown(keys[count]) }
+            let last = keys[count]
+            keys[count] = .max
+            if count > 0 { siftDown(last) }
         }
         return total
     }
