@@ -313,10 +313,10 @@ extension CompresSAEModel {
     /// `body(j, gEncoder, gDecoder, gBias)`. Latents no row selected get zero
     /// gradients.
     ///
-    /// Latents are processed in blocks whose accumulators fit in the core's L2
-    /// cache; within a block the entries are visited in row order, so each
-    /// batch row is read once per block, sequentially, instead of once per
-    /// entry at random (the batch's rows do not fit in cache). Each latent still
+    /// Latents are processed in blocks (`StepBuffers.latentBlockSize`);
+    /// within a block the entries are visited in row order, so each batch row
+    /// is read once per block, sequentially, instead of once per entry at
+    /// random (the batch's rows do not fit in cache). Each latent still
     /// sums its rows in ascending order: the gradients are the same for any
     /// thread count.
     ///

@@ -69,7 +69,12 @@ final class StepBuffers {
     let pointers: Pointers
     let d: Int, h: Int, m: Int
     /// Latents per block of the latent phase: their gradient accumulators
-    /// (`2 d + 1` floats each) take about 384 KB, a third of a typical L2.
+    /// (`2 d + 1` floats each) take about 1.5 MB. Every block reads the
+    /// batch's rows once more, and those passes cost more than accumulators
+    /// that spill from L2 into L3: at b = 4096, d = 384, h = 4096, blocks of
+    /// 1.5 MB (8 blocks) made the latent phase about a quarter faster than
+    /// L2-sized blocks of 384 KB (33 blocks) on the development machine
+    /// (benchmarks/train_step_ab.py).
     let latentBlockSize: Int
     /// Per-worker encoder scratch, kept for the whole training run so that
     /// steps do not map and fault in fresh pages.
@@ -81,7 +86,7 @@ final class StepBuffers {
         self.d = d
         self.h = h
         self.m = m
-        latentBlockSize = max(8, min(h, 384 * 1024 / (4 * (2 * d + 1))))
+        latentBlockSize = max(8, min(h, 1536 * 1024 / (4 * (2 * d + 1))))
         let blocks = (h + latentBlockSize - 1) / latentBlockSize
         pointers = Pointers(
             normalized: .allocate(capacity: rows * d), selected: .allocate(capacity: rows * m),
