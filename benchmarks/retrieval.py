@@ -125,6 +125,14 @@ def unit_rows(x: np.ndarray) -> np.ndarray:
     return (x / np.where(norms > 0, norms, 1)).astype(np.float32, copy=False)
 
 
+def write_report(text: str, out: Path) -> None:
+    """Prints the report and writes it to `out`."""
+    print(text)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(text)
+    log(f"written to {out}")
+
+
 def to_rows(ids: np.ndarray, rows: np.ndarray | None) -> np.ndarray:
     """Index positions -> row numbers of the full data set (-1 stays -1)."""
     if rows is None:
@@ -534,11 +542,7 @@ def main() -> int:
 
     extra["elapsed"] = time.perf_counter() - started
     extra["load_after"] = " ".join(f"{x:.2f}" for x in os.getloadavg())
-    text = report(results, info, args, model_note, extra)
-    print(text)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(text)
-    log(f"written to {out}")
+    write_report(report(results, info, args, model_note, extra), out)
     return 0
 
 

@@ -41,7 +41,7 @@ REPO = HERE.parent
 sys.path.insert(0, str(HERE))
 # The sibling benchmark's imports (compressae from this checkout if it is not
 # installed; faiss if installed, else None) and helpers.
-from retrieval import compressae, faiss, log, machine, unit_rows  # noqa: E402
+from retrieval import compressae, faiss, log, machine, unit_rows, write_report  # noqa: E402
 
 H, K, TOP = 4096, 32, 100
 ROTATION_SEED = 768
@@ -181,11 +181,7 @@ def main() -> int:
         for name in methods:
             if base and not name.startswith("faiss"):
                 lines.append(f"| {t} | {name} | {by[(name, t)] / base:.1f}x |")
-    text = "\n".join(lines) + "\n"
-    print(text)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(text)
-    log(f"written to {out}")
+    write_report("\n".join(lines) + "\n", out)
     return 0
 
 
