@@ -40,6 +40,16 @@ extension CompresSAEModel {
         try InputValidation.checkCount(values.count, rows: rows, cols: k, name: "values buffer")
         try InputValidation.checkRows(x.baseAddress!, rows: rows, dim: d)
         try InputValidation.checkSupports(indices.baseAddress!, rows: rows, k: k, latentDim: h)
+        refitChecked(x, rows: rows, k: k, indices: indices, values: values, threads: threads)
+    }
+
+    /// `refit` on arguments already checked (e.g. codes `encode` just made from `x`).
+    func refitChecked(
+        _ x: UnsafeBufferPointer<Float>, rows: Int, k: Int,
+        indices: UnsafeMutableBufferPointer<Int32>, values: UnsafeMutableBufferPointer<Float>,
+        threads: Int
+    ) {
+        let d = inputDim
         let src = SharedConstPointer(x.baseAddress!)
         let idx = SharedPointer(indices.baseAddress!), val = SharedPointer(values.baseAddress!)
         lock.withReadLock {
@@ -66,8 +76,9 @@ extension CompresSAEModel {
         indices: UnsafeMutableBufferPointer<Int32>, values: UnsafeMutableBufferPointer<Float>,
         threads: Int = 0
     ) throws {
+        // encode has checked x, k and the buffers, and its codes are valid supports.
         try encode(x, rows: rows, k: k, indices: indices, values: values, threads: threads)
-        try refit(x, rows: rows, k: k ?? self.k, indices: indices, values: values, threads: threads)
+        refitChecked(x, rows: rows, k: k ?? self.k, indices: indices, values: values, threads: threads)
     }
 }
 
@@ -110,7 +121,7 @@ struct RefitSolver {
         for c in 0..<d { unit[c] = x[c] / norm }
         for t in 0..<k { (selected + t * d).update(from: decoder + Int(indices[t]) * d, count: d) }
         GEMM.multiplyTransposed(m: k, n: k, kk: d, a: selected, b: selected, beta: 0, c: gram)
-        gatherDot(into: rhs, rowsOf: decoder, indices: indices, count: k, with: unit, d)
+        for t in 0..<k { rhs[t] = dot(selected + t * d, unit, d) }
         var trace: Float = 0
         for t in 0..<k { trace += gram[t * k + t] }
         let ridge = max(refitRidge * trace / Float(k), Float.leastNormalMagnitude)
