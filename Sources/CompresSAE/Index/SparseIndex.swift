@@ -75,8 +75,8 @@ public final class SparseIndex: @unchecked Sendable {
     }
 
     /// Item ids per tile of the sparse search: a tile's score accumulators
-    /// (32 KB) stay in L1 while the query's posting lists add into them, and
-    /// an id within its tile fits the lists' 16-bit ids.
+    /// (32 KB) stay in cache while the query's posting lists add into them,
+    /// and an id within its tile fits the lists' 16-bit ids.
     static let searchTile = 8192
 
     /// Creates an empty index over the codes of `model`.

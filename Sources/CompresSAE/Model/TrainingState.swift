@@ -72,9 +72,9 @@ final class StepBuffers {
     /// (`2 d + 1` floats each) take about 1.5 MB. Every block reads the
     /// batch's rows once more, and those passes cost more than accumulators
     /// that spill from L2 into L3: at b = 4096, d = 384, h = 4096, blocks of
-    /// 1.5 MB (8 blocks) made the latent phase about a quarter faster than
-    /// L2-sized blocks of 384 KB (33 blocks) on the development machine
-    /// (benchmarks/train_step_ab.py).
+    /// 1.5 MB (8 blocks) made the training step 12% faster than L2-sized
+    /// blocks of 384 KB (33 blocks) on the development machine
+    /// (benchmarks/train_step_ab.py; results/train-step-ab-2026-11-29-latent-blocks.md).
     let latentBlockSize: Int
     /// Per-worker encoder scratch, kept for the whole training run so that
     /// steps do not map and fault in fresh pages.
