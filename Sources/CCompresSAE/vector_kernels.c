@@ -81,7 +81,18 @@ typedef int32_t v8i __attribute__((vector_size(32), aligned(4), may_alias));
         flags[i] = (uint8_t)((hit[0] | hit[1] | hit[2] | hit[3] | hit[4] | hit[5] | hit[6] | hit[7]) != 0); \
     }
 
+/* For each 8-bit mask, the positions of its set bits in order (one byte
+ * each, the rest 0): the permutation that packs the selected lanes of a
+ * vector to its front. Filled at load time. */
+static uint64_t compress_permutation[256];
+
 #ifdef CSAE_HAVE_AVX2_VARIANT
+#define COMPRESS8(dst, vec, mask)                                                                    \
+    _mm256_storeu_si256((__m256i *)(void *)(dst),                                                    \
+                        _mm256_permutevar8x32_epi32(                                                 \
+                            (vec), _mm256_cvtepu8_epi32(_mm_loadl_epi64(                             \
+                                       (const __m128i *)(const void *)&compress_permutation[(mask)]))))
+#define SQRT8(v) ((v8f)_mm256_sqrt_ps((__m256)(v)))
 #define KERNEL(name) name##_avx2
 #define KERNEL_TARGET __attribute__((target("avx2,fma,f16c")))
 /* F16C's conversion instruction; the same value as half_to_float for the
@@ -89,6 +100,9 @@ typedef int32_t v8i __attribute__((vector_size(32), aligned(4), may_alias));
 #define HALF_TO_FLOAT(h) _cvtsh_ss(h)
 #define MASK8(v) _mm256_movemask_ps((__m256)(v))
 #include "vector_kernels_impl.h"
+#include "selection_impl.h"
+#undef SQRT8
+#undef COMPRESS8
 #undef MASK8
 #undef HALF_TO_FLOAT
 #undef KERNEL
@@ -100,6 +114,7 @@ typedef int32_t v8i __attribute__((vector_size(32), aligned(4), may_alias));
 #define HALF_TO_FLOAT(h) half_to_float(h)
 #define MASK8(v) mask8_generic(v)
 #include "vector_kernels_impl.h"
+#include "selection_impl.h"
 #undef MASK8
 #undef HALF_TO_FLOAT
 #undef KERNEL
@@ -109,6 +124,13 @@ typedef int32_t v8i __attribute__((vector_size(32), aligned(4), may_alias));
 static int use_avx2 = 0;
 
 __attribute__((constructor)) static void choose_kernels(void) {
+    for (unsigned mask = 0; mask < 256; mask++) {
+        uint64_t permutation = 0;
+        unsigned slot = 0;
+        for (unsigned lane = 0; lane < 8; lane++)
+            if (mask >> lane & 1u) permutation |= (uint64_t)lane << (8 * slot++);
+        compress_permutation[mask] = permutation;
+    }
 #ifdef CSAE_HAVE_AVX2_VARIANT
     __builtin_cpu_init();
     use_avx2 = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") && __builtin_cpu_supports("f16c")
@@ -174,4 +196,13 @@ CSAE_HIDDEN int64_t csae_k_next_above(float *x, int64_t from, int64_t n, float t
 
 CSAE_HIDDEN int64_t csae_k_count_above(const float *x, int64_t n, float threshold) {
     return DISPATCH(csae_k_count_above, (x, n, threshold));
+}
+
+CSAE_HIDDEN void csae_k_select_top(const float *row, int64_t n, int64_t m, int64_t split, int sorted, int32_t *out,
+                                   uint32_t *keys, int32_t *positions) {
+    DISPATCH(csae_k_select_top, (row, n, m, split, sorted, out, keys, positions));
+}
+
+CSAE_HIDDEN void csae_k_adam(float *p, float *m, float *v, const float *g, int64_t n, const csae_adam_scalars *s) {
+    DISPATCH(csae_k_adam, (p, m, v, g, n, s));
 }

@@ -176,3 +176,35 @@ static int64_t KERNEL(csae_k_count_above)(const float *x, int64_t n, float thres
     for (; i < n; i++) count += x[i] > threshold;
     return count;
 }
+
+/* See csae_k_adam in CCompresSAE.h. Written without contraction, so that
+ * each lane computes exactly the separately rounded operations listed
+ * there, in both variants. */
+KERNEL_TARGET
+static void KERNEL(csae_k_adam)(float *p, float *m, float *v, const float *g, int64_t n,
+                                const csae_adam_scalars *s) {
+#pragma clang fp contract(off)
+    int64_t i = 0;
+#ifdef SQRT8
+    v8f b1 = splat8(s->one_minus_beta1), b2 = splat8(s->beta2), nb2 = splat8(s->one_minus_beta2);
+    v8f eps = splat8(s->eps), step = splat8(s->step_size), c2 = splat8(s->correction2_sqrt);
+    for (; i + 8 <= n; i += 8) {
+        v8f gi = load8(g + i), mi = load8(m + i), vi = load8(v + i);
+        mi = mi + b1 * (gi - mi);
+        vi = b2 * vi + nb2 * gi * gi;
+        store8(m + i, mi);
+        store8(v + i, vi);
+        v8f denom = SQRT8(vi) / c2 + eps;
+        store8(p + i, load8(p + i) - step * (mi / denom));
+    }
+#endif
+    for (; i < n; i++) {
+        float gi = g[i];
+        float mi = m[i] + s->one_minus_beta1 * (gi - m[i]);
+        float vi = s->beta2 * v[i] + s->one_minus_beta2 * gi * gi;
+        m[i] = mi;
+        v[i] = vi;
+        float denom = __builtin_sqrtf(vi) / s->correction2_sqrt + s->eps;
+        p[i] = p[i] - s->step_size * (mi / denom);
+    }
+}

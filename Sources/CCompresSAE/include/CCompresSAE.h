@@ -53,4 +53,19 @@ void csae_k_scatter_lists_half(float *acc, const uint16_t *ids, const uint16_t *
 int64_t csae_k_next_above(float *x, int64_t from, int64_t n, float threshold);
 /* The number of i in [0, n) with x[i] > threshold. */
 int64_t csae_k_count_above(const float *x, int64_t n, float threshold);
+/* The m entries of row[0..n) of largest magnitude (1 <= split <= m <= n;
+ * equal magnitudes: lower position first). out[0..split) receives the best
+ * `split` positions and out[split..m) the others, each part in ascending
+ * position order; with `sorted`, all m best first instead. Scratch: keys
+ * 3n + 16 slots, positions n + 8. */
+void csae_k_select_top(const float *row, int64_t n, int64_t m, int64_t split, int sorted, int32_t *out,
+                       uint32_t *keys, int32_t *positions);
+/* The per-step scalars of Adam. */
+typedef struct {
+    float one_minus_beta1, beta2, one_minus_beta2, eps, step_size, correction2_sqrt;
+} csae_adam_scalars;
+/* One Adam update of n parameters, each operation rounded separately:
+ * m = m + (1 - beta1) (g - m); v = beta2 v + (1 - beta2) g g;
+ * p = p - step_size (m / (sqrt(v) / correction2_sqrt + eps)). */
+void csae_k_adam(float *p, float *m, float *v, const float *g, int64_t n, const csae_adam_scalars *s);
 #endif

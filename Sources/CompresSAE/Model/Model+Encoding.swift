@@ -181,14 +181,14 @@ extension CompresSAEModel {
     struct EncoderScratch {
         let normalized: UnsafeMutablePointer<Float>  // chunk rows x d
         let pre: UnsafeMutablePointer<Float>         // chunk rows x h
-        let selectionKeys: UnsafeMutablePointer<UInt32>    // h
-        let selectionIndices: UnsafeMutablePointer<Int32>  // h
+        let selectionKeys: UnsafeMutablePointer<UInt32>    // TopK.scratchKeys(n: h)
+        let selectionIndices: UnsafeMutablePointer<Int32>  // TopK.scratchIndices(n: h)
 
         init(chunkRows: Int, d: Int, h: Int) {
             normalized = .allocate(capacity: chunkRows * d)
             pre = .allocate(capacity: chunkRows * h)
-            selectionKeys = .allocate(capacity: h)
-            selectionIndices = .allocate(capacity: h)
+            selectionKeys = .allocate(capacity: TopK.scratchKeys(n: h))
+            selectionIndices = .allocate(capacity: TopK.scratchIndices(n: h))
         }
 
         var selection: TopK.Scratch { (selectionKeys, selectionIndices) }

@@ -374,15 +374,20 @@ extension CompresSAEModel {
                     let enc = SharedPointer(encBuffer.baseAddress!), bias = SharedPointer(biasBuffer.baseAddress!)
                     let dec = SharedPointer(decBuffer.baseAddress!)
                     let moments = adam.pointers
+                    let scalars = csae_adam_scalars(
+                        one_minus_beta1: s.oneMinusBeta1, beta2: s.beta2, one_minus_beta2: s.oneMinusBeta2,
+                        eps: s.eps, step_size: s.stepSize, correction2_sqrt: s.correction2Sqrt)
                     forEachLatentGradient(buffers: buffers, rows: rows, k: k, workers: workers,
                                           firing: firing) { j, gEnc, gDec, gBias in
                         let row = j * d
-                        adamUpdate(s, p: enc.base + row, m: moments.encoderT + row, v: moments.encoderTSq + row,
-                                   g: gEnc, count: d)
-                        adamUpdate(s, p: dec.base + row, m: moments.decoder + row, v: moments.decoderSq + row,
-                                   g: gDec, count: d)
-                        var g = gBias
-                        adamUpdate(s, p: bias.base + j, m: moments.bias + j, v: moments.biasSq + j, g: &g, count: 1)
+                        withUnsafePointer(to: scalars) { s in
+                            csae_k_adam(enc.base + row, moments.encoderT + row, moments.encoderTSq + row, gEnc,
+                                        Int64(d), s)
+                            csae_k_adam(dec.base + row, moments.decoder + row, moments.decoderSq + row, gDec,
+                                        Int64(d), s)
+                            var g = gBias
+                            csae_k_adam(bias.base + j, moments.bias + j, moments.biasSq + j, &g, 1, s)
+                        }
                         let decRow = dec.base + row
                         let norm = squaredNorm(decRow, d).squareRoot()
                         if norm > 0 { for c in 0..<d { decRow[c] = decRow[c] / norm } }
@@ -406,23 +411,4 @@ private func cosineGradient(
     let cos = xr / (xNorm * rNorm)
     csae_k_axpby(out, -weight / (xNorm * rNorm), x, weight * cos / (rNorm * rNorm), recon, Int64(d))
     return (cos, rr, xr)
-}
-
-/// PyTorch's Adam arithmetic on a slice: `exp_avg.lerp_(g, 1-beta1)`,
-/// `exp_avg_sq = beta2 * exp_avg_sq + (1-beta2) g^2`,
-/// `p -= step_size * exp_avg / (sqrt(exp_avg_sq) / sqrt(bc2) + eps)`.
-@inline(__always)
-private func adamUpdate(
-    _ s: AdamScalars, p: UnsafeMutablePointer<Float>, m: UnsafeMutablePointer<Float>,
-    v: UnsafeMutablePointer<Float>, g: UnsafePointer<Float>, count: Int
-) {
-    for i in 0..<count {
-        let gi = g[i]
-        let mi = m[i] + s.oneMinusBeta1 * (gi - m[i])
-        let vi = s.beta2 * v[i] + s.oneMinusBeta2 * gi * gi
-        m[i] = mi
-        v[i] = vi
-        let denom = vi.squareRoot() / s.correction2Sqrt + s.eps
-        p[i] = p[i] - s.stepSize * (mi / denom)
-    }
 }
