@@ -47,31 +47,35 @@ static int64_t KERNEL(collect_at_least)(const float *row, int64_t n, uint32_t bo
 }
 
 /* The key of the want-th best of keys[0..count) (1 <= want <= count), by an
- * MSD radix search over bytes: the best `want` are every key above the
- * returned one plus the first *take_equal of the keys equal to it (earlier
- * positions rank first). `work` holds count keys. O(count + 4 * 256). */
+ * MSD radix search: the best `want` are every key above the returned one
+ * plus the first *take_equal of the keys equal to it (earlier positions rank
+ * first). Each round takes as its digit the 8 bits from the highest bit in
+ * which the remaining keys differ, so the keys spread over the histogram
+ * (many increments of one count would wait on each other), and keeps the
+ * keys of the digit that holds the want-th. `work` holds count keys.
+ * O(count) per round, at most 4 rounds that keep more than one key. */
 KERNEL_TARGET
 static uint32_t KERNEL(rank_threshold)(const uint32_t *keys, int64_t count, int64_t want, uint32_t *work,
                                        int64_t *take_equal) {
-    uint32_t prefix = 0;
     const uint32_t *source = keys;
     int64_t n = count, remaining = want;
-    for (int shift = 24; shift >= 0; shift -= 8) {
-        uint32_t histogram[256] = {0};
-        uint32_t top = 0;
+    for (;;) {
+        uint32_t first = source[0], differ = 0, largest = 0;
         for (int64_t e = 0; e < n; e++) {
-            uint32_t digit = (source[e] >> shift) & 255u;
-            histogram[digit]++;
-            top = digit > top ? digit : top;
+            differ |= source[e] ^ first;
+            largest = source[e] > largest ? source[e] : largest;
         }
+        if (differ == 0) break;
+        int high = 31 - __builtin_clz(differ);
+        int shift = high >= 7 ? high - 7 : 0;
+        uint32_t histogram[256] = {0};
+        for (int64_t e = 0; e < n; e++) histogram[(source[e] >> shift) & 255u]++;
         /* From the largest digit down to the one holding the want-th key. */
-        uint32_t digit = top;
+        uint32_t digit = (largest >> shift) & 255u;
         int64_t above = 0;
         while (above + histogram[digit] < remaining) above += histogram[digit--];
         remaining -= above;
-        prefix |= digit << shift;
-        /* Keep only the keys with this digit (compacted in order, in place
-         * from the second level on). */
+        /* Keep only the keys with this digit, in order (in place after the first round). */
         int64_t kept = 0;
         for (int64_t e = 0; e < n; e++) {
             uint32_t key = source[e];
@@ -82,7 +86,7 @@ static uint32_t KERNEL(rank_threshold)(const uint32_t *keys, int64_t count, int6
         n = kept;
     }
     *take_equal = remaining;
-    return prefix;
+    return source[0];
 }
 
 /* The smallest of the maxima of m groups of row: at least m keys reach it. */

@@ -206,3 +206,9 @@ CSAE_HIDDEN void csae_k_select_top(const float *row, int64_t n, int64_t m, int64
 CSAE_HIDDEN void csae_k_adam(float *p, float *m, float *v, const float *g, int64_t n, const csae_adam_scalars *s) {
     DISPATCH(csae_k_adam, (p, m, v, g, n, s));
 }
+
+CSAE_HIDDEN void csae_k_latent_block_sums(float *acc, float *acc_bias, int64_t d, const csae_block_entry *entries,
+                                          int64_t count, const float *normalized, const float *up_k,
+                                          const float *up_4k) {
+    DISPATCH(csae_k_latent_block_sums, (acc, acc_bias, d, entries, count, normalized, up_k, up_4k));
+}

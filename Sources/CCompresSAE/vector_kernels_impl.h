@@ -216,6 +216,34 @@ static int64_t KERNEL(csae_k_count_above)(const float *x, int64_t n, float thres
     return count;
 }
 
+/* See csae_k_latent_block_sums in CCompresSAE.h. One fused multiply-add per
+ * entry and lane, in entry order: the sums an axpy per entry makes, without
+ * a call and an index computation per entry. */
+KERNEL_TARGET
+static void KERNEL(csae_k_latent_block_sums)(float *acc, float *acc_bias, int64_t d,
+                                             const csae_block_entry *entries, int64_t count,
+                                             const float *normalized, const float *up_k, const float *up_4k) {
+    for (int64_t e = 0; e < count; e++) {
+        int32_t code = entries[e].row_code;
+        int64_t row = code >> 1;
+        float g = entries[e].g, v = entries[e].v;
+        float *acc_enc = acc + (int64_t)entries[e].local * 2 * d, *acc_dec = acc_enc + d;
+        const float *x = normalized + row * d;
+        const float *u = (code & 1 ? up_k : up_4k) + row * d;
+        v8f vg = splat8(g), vv = splat8(v);
+        int64_t c = 0;
+        for (; c + 8 <= d; c += 8) {
+            store8(acc_enc + c, load8(acc_enc + c) + vg * load8(x + c));
+            store8(acc_dec + c, load8(acc_dec + c) + vv * load8(u + c));
+        }
+        for (; c < d; c++) {
+            acc_enc[c] += g * x[c];
+            acc_dec[c] += v * u[c];
+        }
+        acc_bias[entries[e].local] += g;
+    }
+}
+
 /* See csae_k_adam in CCompresSAE.h. Written without contraction, so that
  * each lane computes exactly the separately rounded operations listed
  * there, in both variants. */

@@ -60,6 +60,22 @@ int64_t csae_k_count_above(const float *x, int64_t n, float threshold);
  * 3n + 16 slots, positions n + 8. */
 void csae_k_select_top(const float *row, int64_t n, int64_t m, int64_t split, int sorted, int32_t *out,
                        uint32_t *keys, int32_t *positions);
+/* One selected entry of a training batch as the latent phase reads it:
+ * row_code = 2 * row + 1 for an entry of the row's k-code, 2 * row for the
+ * other 3k; local = its latent's place in its block; g = d(loss)/d(pre-
+ * activation); v = the pre-activation. */
+typedef struct {
+    int32_t row_code;
+    int32_t local;
+    float g;
+    float v;
+} csae_block_entry;
+/* Adds a latent block's entries to its accumulators, in entry order: for
+ * each entry, acc[local * 2d + 0..d) += g * normalized[row * d + 0..d)
+ * (encoder), acc[local * 2d + d..2d) += v * (k-code entry ? up_k : up_4k)[row * d + 0..d)
+ * (decoder), and acc_bias[local] += g. */
+void csae_k_latent_block_sums(float *acc, float *acc_bias, int64_t d, const csae_block_entry *entries,
+                              int64_t count, const float *normalized, const float *up_k, const float *up_4k);
 /* The per-step scalars of Adam. */
 typedef struct {
     float one_minus_beta1, beta2, one_minus_beta2, eps, step_size, correction2_sqrt;

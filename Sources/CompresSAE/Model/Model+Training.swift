@@ -326,36 +326,36 @@ extension CompresSAEModel {
         firing: (firedAt: UnsafeMutablePointer<Int>, rowsBefore: Int)? = nil,
         _ body: @Sendable (Int, UnsafePointer<Float>, UnsafePointer<Float>, Float) -> Void
     ) {
-        let d = inputDim, h = latentDim, m = 4 * k
+        let d = inputDim, h = latentDim
         let blockSize = buffers.latentBlockSize
         let blocks = (h + blockSize - 1) / blockSize
-        buffers.groupEntriesByLatentBlock(rows: b)
+        buffers.countEntriesByLatentBlock(rows: b)
+        buffers.fillEntriesByLatentBlock(rows: b, k: k)
         let p = buffers.pointers
         let stride = min(workers, blocks)
         let fired = firing.map { (SharedPointer($0.firedAt), $0.rowsBefore) }
         Parallel.run(workers: stride) { w in
             let accumulators = UnsafeMutablePointer<Float>.allocate(capacity: blockSize * (2 * d + 1))
             defer { accumulators.deallocate() }
-            let accEnc = accumulators, accDec = accumulators + blockSize * d
             let accBias = accumulators + 2 * blockSize * d
             var blockIndex = w
             while blockIndex < blocks {
                 let first = blockIndex * blockSize
                 let count = min(blockSize, h - first)
+                let entries = p.blockEntries + p.blockStart[blockIndex]
+                let entryCount = p.blockStart[blockIndex + 1] - p.blockStart[blockIndex]
                 accumulators.initialize(repeating: 0, count: blockSize * (2 * d + 1))
-                for position in p.blockStart[blockIndex]..<p.blockStart[blockIndex + 1] {
-                    let entry = Int(p.blockEntries[position])
-                    let i = entry / m, t = entry - i * m
-                    let local = Int(p.selected[entry]) - first
-                    // Each latent belongs to one worker's block: no two workers write its slot.
-                    if t < k, let (firedAt, rowsBefore) = fired { firedAt.base[first + local] = rowsBefore + i + 1 }
-                    let g = p.gPre[entry]
-                    accBias[local] += g
-                    axpy(g, p.normalized + i * d, accEnc + local * d, d)
-                    axpy(p.values[entry], (t < k ? p.upstreamK : p.upstream4k) + i * d, accDec + local * d, d)
+                csae_k_latent_block_sums(accumulators, accBias, Int64(d), entries, Int64(entryCount),
+                                         p.normalized, p.upstreamK, p.upstream4k)
+                // Each latent belongs to one worker's block: no two workers write its slot.
+                if let (firedAt, rowsBefore) = fired {
+                    for e in 0..<entryCount where entries[e].row_code & 1 == 1 {
+                        firedAt.base[first + Int(entries[e].local)] = rowsBefore + Int(entries[e].row_code >> 1) + 1
+                    }
                 }
                 for local in 0..<count {
-                    body(first + local, accEnc + local * d, accDec + local * d, accBias[local])
+                    let acc = accumulators + local * 2 * d
+                    body(first + local, acc, acc + d, accBias[local])
                 }
                 blockIndex += stride
             }

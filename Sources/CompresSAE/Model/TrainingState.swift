@@ -1,3 +1,5 @@
+import CCompresSAE
+
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -62,20 +64,21 @@ final class StepBuffers {
         let upstream4k: UnsafeMutablePointer<Float>
         /// `[blocks+1]` start of each latent block's entries in `blockEntries`.
         let blockStart: UnsafeMutablePointer<Int>
-        /// `[b*4k]` flat `row * 4k + slot` positions, grouped by latent block, rows ascending.
-        let blockEntries: UnsafeMutablePointer<Int32>
+        /// `[b*4k]` the selected entries grouped by latent block, rows ascending within each.
+        let blockEntries: UnsafeMutablePointer<csae_block_entry>
     }
 
     let pointers: Pointers
     let d: Int, h: Int, m: Int
-    /// Latents per block of the latent phase: their gradient accumulators
-    /// (`2 d + 1` floats each) take about 1.5 MB. Every block reads the
+    /// Latents per block of the latent phase, a power of two (`1 <<
+    /// latentBlockShift`): their gradient accumulators (`2 d + 1` floats
+    /// each) take at most about 1.5 MB. Every block reads the
     /// batch's rows once more, and those passes cost more than accumulators
     /// that spill from L2 into L3: at b = 4096, d = 384, h = 4096, blocks of
     /// 1.5 MB (8 blocks) made the training step 12% faster than L2-sized
     /// blocks of 384 KB (33 blocks) on the development machine
     /// (benchmarks/train_step_ab.py; results/train-step-ab-2026-11-29-latent-blocks.md).
-    let latentBlockSize: Int
+    let latentBlockSize: Int, latentBlockShift: Int
     /// Per-worker encoder scratch, kept for the whole training run so that
     /// steps do not map and fault in fresh pages.
     let encoderScratch: [CompresSAEModel.EncoderScratch]
@@ -86,7 +89,10 @@ final class StepBuffers {
         self.d = d
         self.h = h
         self.m = m
-        latentBlockSize = max(8, min(h, 1536 * 1024 / (4 * (2 * d + 1))))
+        var shift = 3
+        while shift < 20 && (1 << (shift + 1)) * 4 * (2 * d + 1) <= 1600 * 1024 && (1 << shift) < h { shift += 1 }
+        latentBlockShift = shift
+        latentBlockSize = 1 << shift
         let blocks = (h + latentBlockSize - 1) / latentBlockSize
         pointers = Pointers(
             normalized: .allocate(capacity: rows * d), selected: .allocate(capacity: rows * m),
@@ -120,29 +126,42 @@ final class StepBuffers {
         return w
     }
 
-    /// Groups the selected entries of `rows` rows by latent block (a counting
-    /// sort), keeping rows in ascending order within each block.
+    /// Counts the selected entries of `rows` rows per latent block:
+    /// afterwards `blockStart[block]` is where the block's entries begin in
+    /// `blockEntries` (and `blockStart[blocks]` their total).
     ///
     /// - Complexity: O(rows * 4k + blocks).
-    func groupEntriesByLatentBlock(rows: Int) {
+    func countEntriesByLatentBlock(rows: Int) {
         let p = pointers
-        let blocks = (h + latentBlockSize - 1) / latentBlockSize
-        let total = rows * m
+        let blocks = (h + latentBlockSize - 1) >> latentBlockShift
         p.blockStart.initialize(repeating: 0, count: blocks + 1)
-        for e in 0..<total { p.blockStart[Int(p.selected[e]) / latentBlockSize + 1] += 1 }
+        for e in 0..<(rows * m) { p.blockStart[(Int(p.selected[e]) >> latentBlockShift) + 1] += 1 }
         for block in 0..<blocks { p.blockStart[block + 1] += p.blockStart[block] }
-        // Fill using blockStart[block] as a cursor, then shift the cursors back.
-        for e in 0..<total {
-            let block = Int(p.selected[e]) / latentBlockSize
-            p.blockEntries[p.blockStart[block]] = Int32(e)
-            p.blockStart[block] += 1
+    }
+
+    /// Writes what the latent phase reads of each selected entry into its
+    /// block's part of `blockEntries`, rows ascending. Needs
+    /// `countEntriesByLatentBlock` first.
+    ///
+    /// - Complexity: O(rows * 4k).
+    func fillEntriesByLatentBlock(rows: Int, k: Int) {
+        let p = pointers
+        let blocks = (h + latentBlockSize - 1) >> latentBlockShift
+        var cursor = Array(UnsafeBufferPointer(start: p.blockStart, count: blocks))
+        let mask = latentBlockSize - 1
+        cursor.withUnsafeMutableBufferPointer { cursor in
+            for i in 0..<rows {
+                for t in 0..<m {
+                    let e = i * m + t
+                    let latent = Int(p.selected[e])
+                    let block = latent >> latentBlockShift
+                    p.blockEntries[cursor[block]] = csae_block_entry(
+                        row_code: Int32(truncatingIfNeeded: 2 * i + (t < k ? 1 : 0)),
+                        local: Int32(truncatingIfNeeded: latent & mask), g: p.gPre[e], v: p.values[e])
+                    cursor[block] += 1
+                }
+            }
         }
-        var block = blocks
-        while block > 0 {
-            p.blockStart[block] = p.blockStart[block - 1]
-            block -= 1
-        }
-        p.blockStart[0] = 0
     }
 }
 
