@@ -594,6 +594,40 @@ def run_all(args):
             w(f"| {b:,} | {d} | {k} | {fmt_times(ours)} | {ref_t} | {sp} | {cores_busy(ours)} / {cores_busy(ref)} | {fmt_mb(ours)} | {ref_mb} |")
         w("")
 
+        # The headline pair again, alternating fresh processes of each side, so
+        # that a slow spell of the shared machine hits both sides alike.
+        if torch_ok and args.pair_rounds > 0:
+            print("1b. interleaved rounds, batch 4096, d=384, k=32", file=sys.stderr)
+            pair = {"d": 384, "k": 32, "batch": SMALL_BATCH, "warmup": train_warm}
+            rounds = []
+            for _ in range(args.pair_rounds):
+                ours = runner.run("train_ours", {**pair, "steps": train_steps})
+                ref = runner.run("train_ref", {**pair, "steps": ref_steps}, timeout=3600)
+                rounds.append((ours, ref))
+            w(f"### 1b. Batch {SMALL_BATCH}, d=384, k=32: {args.pair_rounds} interleaved rounds")
+            w("")
+            w(f"Each round runs a fresh compressae process ({train_steps} timed steps after 1 warm-up) "
+              f"and then a fresh reference process ({ref_steps} timed steps after 1 warm-up), as in the "
+              "table above; the rounds alternate so that load from other work falls on both sides. "
+              "Speedup of a round = the reference's median step / ours; pooled = median of all the "
+              "reference's timed steps / median of all of ours.")
+            w("")
+            w("| round | compressae s/step | reference s/step | speedup |")
+            w("|---:|---:|---:|---:|")
+            ratios, all_ours, all_ref = [], [], []
+            for r, (ours, ref) in enumerate(rounds):
+                ratio = step_median(ref) / step_median(ours)
+                ratios.append(ratio)
+                if "error" not in ours and "error" not in ref:
+                    all_ours += ours["times"][ours["warmup"]:]
+                    all_ref += ref["times"][ref["warmup"]:]
+                w(f"| {r + 1} | {fmt_times(ours)} | {fmt_times(ref)} | {ratio:.1f}x |")
+            if all_ours and all_ref:
+                w(f"| median of rounds | | | **{median(ratios):.1f}x** (lowest {min(ratios):.1f}x) |")
+                w(f"| pooled | {median(all_ours):.3f} | {median(all_ref):.3f} | "
+                  f"**{median(all_ref) / median(all_ours):.1f}x** |")
+            w("")
+
     # ------------------------------------------------------------ 2. agree
     if "agree" in args.sections:
         print("2. loss agreement", file=sys.stderr)
@@ -785,6 +819,9 @@ def parse_args(argv=None):
     p.add_argument("--ref-big-min-gb", type=float, default=16.0,
                    help="skip the reference at batch 100,000 when less memory is available "
                         "(GB, default 16; it peaked at 15 GB here)")
+    p.add_argument("--pair-rounds", type=int, default=None,
+                   help="interleaved rounds of the batch 4096, d=384, k=32 pair after the training "
+                        "table (default 3, 2 with --quick; 0 skips them)")
     p.add_argument("--note", default=None,
                    help="a line of text for the output's header (e.g. how the library was built)")
     p.add_argument("--worker", nargs=2, metavar=("KIND", "JSON"), help=argparse.SUPPRESS)
@@ -796,6 +833,8 @@ def parse_args(argv=None):
         bad = args.sections - {"train", "agree", "encode"}
         if bad:
             p.error(f"unknown sections: {', '.join(sorted(bad))}")
+        if args.pair_rounds is None:
+            args.pair_rounds = 2 if args.quick else 3
         if args.encode_train_steps is None:
             args.encode_train_steps = 2 if args.quick else 10
         if args.encode_rows is None:
