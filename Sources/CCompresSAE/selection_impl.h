@@ -165,10 +165,16 @@ static void KERNEL(sort_best_first)(uint32_t *keys, int32_t *positions, int64_t 
 /* See CCompresSAE.h. Scratch: keys 3n + 16, positions n + 8. */
 KERNEL_TARGET
 static void KERNEL(csae_k_select_top)(const float *row, int64_t n, int64_t m, int64_t split, int sorted,
-                                      int32_t *out, uint32_t *keys, int32_t *positions) {
+                                      int32_t *out, uint32_t *keys, int32_t *positions, uint32_t *bound_hint) {
     uint32_t *candidates = keys, *work = keys + n + 8, *chosen = keys + 2 * n + 8;
     int64_t count = 0, take_equal = 0;
-    if (n >= 64 && m * 16 <= n) {
+    /* The previous row's bound first: rows of one batch have much the same
+     * m-th magnitude, and this saves the sampling pass. */
+    if (bound_hint && *bound_hint) {
+        count = KERNEL(collect_at_least)(row, n, *bound_hint, candidates, positions);
+        if (count < m) count = 0;
+    }
+    if (count == 0 && n >= 64 && m * 16 <= n) {
         /* A bound about 1.5 m keys reach: the (3m/16)-th best of every 8th key. */
         int64_t samples = n / 8, rank = 3 * m / 16;
         rank = rank < 1 ? 1 : (rank > samples ? samples : rank);
@@ -182,6 +188,15 @@ static void KERNEL(csae_k_select_top)(const float *row, int64_t n, int64_t m, in
 
     /* The best m of the candidates, kept in position order. */
     uint32_t threshold = KERNEL(rank_threshold)(candidates, count, m, work, &take_equal);
+    if (bound_hint) {
+        /* The next row's bound: 0.85 times this row's m-th magnitude (as a
+         * float), low enough that the next row rarely has fewer than m
+         * entries above it and not so low that it has many more. */
+        float value;
+        memcpy(&value, &threshold, sizeof value);
+        value *= 0.85f;
+        memcpy(bound_hint, &value, sizeof value);
+    }
     int64_t kept = 0;
     for (int64_t e = 0; e < count; e++) {
         uint32_t key = candidates[e];

@@ -199,8 +199,8 @@ CSAE_HIDDEN int64_t csae_k_count_above(const float *x, int64_t n, float threshol
 }
 
 CSAE_HIDDEN void csae_k_select_top(const float *row, int64_t n, int64_t m, int64_t split, int sorted, int32_t *out,
-                                   uint32_t *keys, int32_t *positions) {
-    DISPATCH(csae_k_select_top, (row, n, m, split, sorted, out, keys, positions));
+                                   uint32_t *keys, int32_t *positions, uint32_t *bound_hint) {
+    DISPATCH(csae_k_select_top, (row, n, m, split, sorted, out, keys, positions, bound_hint));
 }
 
 CSAE_HIDDEN void csae_k_adam(float *p, float *m, float *v, const float *g, int64_t n, const csae_adam_scalars *s) {

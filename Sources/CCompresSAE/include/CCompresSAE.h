@@ -57,9 +57,11 @@ int64_t csae_k_count_above(const float *x, int64_t n, float threshold);
  * equal magnitudes: lower position first). out[0..split) receives the best
  * `split` positions and out[split..m) the others, each part in ascending
  * position order; with `sorted`, all m best first instead. Scratch: keys
- * 3n + 16 slots, positions n + 8. */
+ * 3n + 16 slots, positions n + 8. bound_hint (may be NULL): a magnitude key
+ * to try first as the candidates' bound (0: none), overwritten with one for
+ * the next row of the same kind; the result never depends on it. */
 void csae_k_select_top(const float *row, int64_t n, int64_t m, int64_t split, int sorted, int32_t *out,
-                       uint32_t *keys, int32_t *positions);
+                       uint32_t *keys, int32_t *positions, uint32_t *bound_hint);
 /* One selected entry of a training batch as the latent phase reads it:
  * row_code = 2 * row + 1 for an entry of the row's k-code, 2 * row for the
  * other 3k; local = its latent's place in its block; g = d(loss)/d(pre-

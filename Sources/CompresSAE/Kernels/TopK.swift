@@ -24,8 +24,11 @@ enum TopK {
     /// `outIndices[split..<m]` the next `m - split`, each part in ascending
     /// index order; with `sorted`, all `m` are ordered best first.
     ///
-    /// A bound is estimated first: the `3m/16`-th largest magnitude among
-    /// every 8th entry, which about 1.5 m entries reach. The entries that reach
+    /// A bound is estimated first: from `boundHint` when given (a previous
+    /// row's m-th magnitude, lowered by 15%: the rows of a batch have much
+    /// the same one), else, or when fewer than `m` entries reach that, the
+    /// `3m/16`-th largest magnitude among every 8th entry, which about 1.5 m
+    /// entries reach. The entries that reach
     /// it are packed into the scratch with vector compares; when fewer than
     /// `m` do, a bound that is always safe is used instead (split the row into
     /// `m` groups and take the smallest group maximum). The exact `m`-th
@@ -37,14 +40,16 @@ enum TopK {
     ///   - m: how many to keep, `1...n`.
     ///   - split: the size of the leading part, `1...m`.
     ///   - scratch: at least `scratchKeys(n:)` keys and `scratchIndices(n:)` indices.
+    ///   - boundHint: `nil`, or a state kept across the rows of one kind (start
+    ///     it at 0); the result never depends on it.
     /// - Complexity: O(n) for the scans and O(c) for c candidates, plus
     ///   O(m log m) when `sorted`.
     @inline(__always)
     static func select(
         row: UnsafePointer<Float>, n: Int, m: Int, split: Int? = nil, sorted: Bool = true,
-        outIndices: UnsafeMutablePointer<Int32>, scratch: Scratch
+        outIndices: UnsafeMutablePointer<Int32>, scratch: Scratch, boundHint: UnsafeMutablePointer<UInt32>? = nil
     ) {
         csae_k_select_top(row, Int64(n), Int64(m), Int64(split ?? m), sorted ? 1 : 0, outIndices,
-                          scratch.keys, scratch.indices)
+                          scratch.keys, scratch.indices, boundHint)
     }
 }

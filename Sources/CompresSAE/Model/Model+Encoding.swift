@@ -62,10 +62,12 @@ extension CompresSAEModel {
         let outIdx = SharedPointer(indices.baseAddress!), outVal = SharedPointer(values.baseAddress!)
         lock.withReadLock {
             forEachEncoderChunk(xBase, rows: rows, threads: threads) { start, count, pre, scratch in
+                var boundHint: UInt32 = 0
                 for r in 0..<count {
                     let row = pre + r * h
                     let idx = outIdx.base + (start + r) * kk, val = outVal.base + (start + r) * kk
-                    TopK.select(row: row, n: h, m: kk, outIndices: idx, scratch: scratch.selection)
+                    TopK.select(row: row, n: h, m: kk, outIndices: idx, scratch: scratch.selection,
+                                boundHint: &boundHint)
                     for t in 0..<kk { val[t] = row[Int(idx[t])] }
                 }
             }

@@ -253,6 +253,7 @@ extension CompresSAEModel {
                 let work = UnsafeMutablePointer<Float>.allocate(capacity: 2 * d)
                 defer { work.deallocate() }
                 let reconK = work, recon4k = work + d
+                var boundHint: UInt32 = 0
                 for r in 0..<count {
                     let i = start + r
                     let row = pre + r * h
@@ -262,7 +263,7 @@ extension CompresSAEModel {
                     let upstreamK = out.upstreamK + i * d, upstream4k = out.upstream4k + i * d
                     // Order within the k-code and within the rest does not matter here.
                     TopK.select(row: row, n: h, m: m, split: k, sorted: false, outIndices: selected,
-                                scratch: scratch.selection)
+                                scratch: scratch.selection, boundHint: &boundHint)
                     // Reconstructions: the k-code is a prefix of the 4k-code.
                     for t in 0..<m { values[t] = row[Int(selected[t])] }
                     for t in 0..<k {
