@@ -100,8 +100,12 @@ extension CompresSAEModel {
                     }
                     adam.step += 1
                     let scalars = AdamScalars(options: options, step: adam.step, learningRate: learningRate)
-                    applyAdam(scalars, adam: adam, buffers: buffers, rows: count, k: kk, workers: workers,
-                              firing: (firedAt, rowsSeen))
+                    applyAdam(scalars, adam: adam, buffers: buffers, rows: count, k: kk, workers: workers)
+                    // Each k-code's latents fired at its row (rows ascend: the last one stays).
+                    let selected = buffers.pointers.selected
+                    for i in 0..<count {
+                        for t in 0..<kk { firedAt[Int(selected[i * 4 * kk + t])] = rowsSeen + i + 1 }
+                    }
                     rowsSeen += count
                     weightsVersion += 1
                     storedHistory.append(report.loss)
@@ -324,17 +328,13 @@ extension CompresSAEModel {
     /// - Complexity: O(b k d) arithmetic; O(b d * blocks) memory traffic.
     func forEachLatentGradient(
         buffers: StepBuffers, rows b: Int, k: Int, workers: Int,
-        firing: (firedAt: UnsafeMutablePointer<Int>, rowsBefore: Int)? = nil,
         _ body: @Sendable (Int, UnsafePointer<Float>, UnsafePointer<Float>, Float) -> Void
     ) {
         let d = inputDim, h = latentDim
-        let blockSize = buffers.latentBlockSize
-        let blocks = (h + blockSize - 1) / blockSize
-        buffers.countEntriesByLatentBlock(rows: b)
-        buffers.fillEntriesByLatentBlock(rows: b, k: k)
+        let blockSize = buffers.latentBlockSize, blocks = buffers.latentBlocks
+        buffers.groupEntriesByLatentBlock(rows: b, k: k)
         let p = buffers.pointers
         let stride = min(workers, blocks)
-        let fired = firing.map { (SharedPointer($0.firedAt), $0.rowsBefore) }
         Parallel.run(workers: stride) { w in
             let accumulators = UnsafeMutablePointer<Float>.allocate(capacity: blockSize * (2 * d + 1))
             defer { accumulators.deallocate() }
@@ -348,12 +348,6 @@ extension CompresSAEModel {
                 accumulators.initialize(repeating: 0, count: blockSize * (2 * d + 1))
                 csae_k_latent_block_sums(accumulators, accBias, Int64(d), entries, Int64(entryCount),
                                          p.normalized, p.upstreamK, p.upstream4k)
-                // Each latent belongs to one worker's block: no two workers write its slot.
-                if let (firedAt, rowsBefore) = fired {
-                    for e in 0..<entryCount where entries[e].row_code & 1 == 1 {
-                        firedAt.base[first + Int(entries[e].local)] = rowsBefore + Int(entries[e].row_code >> 1) + 1
-                    }
-                }
                 for local in 0..<count {
                     let acc = accumulators + local * 2 * d
                     body(first + local, acc, acc + d, accBias[local])
@@ -366,8 +360,7 @@ extension CompresSAEModel {
     /// One bias-corrected Adam update of all parameters, fused with the
     /// gradient gathering and the decoder renormalisation: each latent's rows
     /// are updated while they are in cache. Caller holds the write lock.
-    func applyAdam(_ s: AdamScalars, adam: AdamState, buffers: StepBuffers, rows: Int, k: Int, workers: Int,
-                   firing: (firedAt: UnsafeMutablePointer<Int>, rowsBefore: Int)? = nil) {
+    func applyAdam(_ s: AdamScalars, adam: AdamState, buffers: StepBuffers, rows: Int, k: Int, workers: Int) {
         let d = inputDim
         encoderT.withUnsafeMutableBufferPointer { encBuffer in
             encoderBias.withUnsafeMutableBufferPointer { biasBuffer in
@@ -375,13 +368,9 @@ extension CompresSAEModel {
                     let enc = SharedPointer(encBuffer.baseAddress!), bias = SharedPointer(biasBuffer.baseAddress!)
                     let dec = SharedPointer(decBuffer.baseAddress!)
                     let moments = adam.pointers
-                    let scalars = csae_adam_scalars(
-                        one_minus_beta1: s.oneMinusBeta1, beta2: s.beta2, one_minus_beta2: s.oneMinusBeta2,
-                        eps: s.eps, step_size: s.stepSize, correction2_sqrt: s.correction2Sqrt)
-                    forEachLatentGradient(buffers: buffers, rows: rows, k: k, workers: workers,
-                                          firing: firing) { j, gEnc, gDec, gBias in
+                    forEachLatentGradient(buffers: buffers, rows: rows, k: k, workers: workers) { j, gEnc, gDec, gBias in
                         let row = j * d
-                        withUnsafePointer(to: scalars) { s in
+                        withUnsafePointer(to: s) { s in
                             csae_k_adam(enc.base + row, moments.encoderT + row, moments.encoderTSq + row, gEnc,
                                         Int64(d), s)
                             csae_k_adam(dec.base + row, moments.decoder + row, moments.decoderSq + row, gDec,

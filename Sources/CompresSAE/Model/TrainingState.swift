@@ -4,20 +4,18 @@ import CCompresSAE
 import Glibc
 #endif
 
-/// Per-step scalars of Adam, computed in Double and rounded once, as PyTorch
-/// does with its Python-float hyperparameters.
-struct AdamScalars: Sendable {
-    let oneMinusBeta1: Float, beta2: Float, oneMinusBeta2: Float, eps: Float
-    let stepSize: Float, correction2Sqrt: Float
+/// Per-step scalars of Adam (the C kernel's struct), computed in Double and
+/// rounded once, as PyTorch does with its Python-float hyperparameters.
+typealias AdamScalars = csae_adam_scalars
 
+extension csae_adam_scalars {
     init(options: TrainingOptions, step: Int, learningRate: Double? = nil) {
         let t = Double(step)
-        oneMinusBeta1 = Float(1 - options.beta1)
-        beta2 = Float(options.beta2)
-        oneMinusBeta2 = Float(1 - options.beta2)
-        eps = Float(options.eps)
-        stepSize = Float((learningRate ?? options.learningRate) / (1 - pow(options.beta1, t)))
-        correction2Sqrt = Float((1 - pow(options.beta2, t)).squareRoot())
+        self.init(
+            one_minus_beta1: Float(1 - options.beta1), beta2: Float(options.beta2),
+            one_minus_beta2: Float(1 - options.beta2), eps: Float(options.eps),
+            step_size: Float((learningRate ?? options.learningRate) / (1 - pow(options.beta1, t))),
+            correction2_sqrt: Float((1 - pow(options.beta2, t)).squareRoot()))
     }
 }
 
@@ -77,8 +75,12 @@ final class StepBuffers {
     /// that spill from L2 into L3: at b = 4096, d = 384, h = 4096, blocks of
     /// 1.5 MB (8 blocks) made the training step 12% faster than L2-sized
     /// blocks of 384 KB (33 blocks) on the development machine
-    /// (benchmarks/train_step_ab.py; results/train-step-ab-2026-11-29-latent-blocks.md).
-    let latentBlockSize: Int, latentBlockShift: Int
+    /// (benchmarks/train_step_ab.py; results/train-step-ab-2026-11-29-latent-blocks.md;
+    /// measured with the per-entry axpy loop that csae_k_latent_block_sums replaced).
+    let latentBlockShift: Int
+    var latentBlockSize: Int { 1 << latentBlockShift }
+    /// Number of latent blocks.
+    var latentBlocks: Int { (h + latentBlockSize - 1) >> latentBlockShift }
     /// Per-worker encoder scratch, kept for the whole training run so that
     /// steps do not map and fault in fresh pages.
     let encoderScratch: [CompresSAEModel.EncoderScratch]
@@ -92,8 +94,7 @@ final class StepBuffers {
         var shift = 3
         while shift < 20 && (1 << (shift + 1)) * 4 * (2 * d + 1) <= 1600 * 1024 && (1 << shift) < h { shift += 1 }
         latentBlockShift = shift
-        latentBlockSize = 1 << shift
-        let blocks = (h + latentBlockSize - 1) / latentBlockSize
+        let blocks = (h + (1 << shift) - 1) >> shift
         pointers = Pointers(
             normalized: .allocate(capacity: rows * d), selected: .allocate(capacity: rows * m),
             values: .allocate(capacity: rows * m), gPre: .allocate(capacity: rows * m),
@@ -126,35 +127,25 @@ final class StepBuffers {
         return w
     }
 
-    /// Counts the selected entries of `rows` rows per latent block:
-    /// afterwards `blockStart[block]` is where the block's entries begin in
-    /// `blockEntries` (and `blockStart[blocks]` their total).
+    /// Groups the selected entries of `rows` rows by latent block (a counting
+    /// sort, rows ascending within each block), writing what the latent
+    /// phase reads of each entry; `blockStart[block]` is where a block's
+    /// entries begin in `blockEntries`.
     ///
     /// - Complexity: O(rows * 4k + blocks).
-    func countEntriesByLatentBlock(rows: Int) {
+    func groupEntriesByLatentBlock(rows: Int, k: Int) {
         let p = pointers
-        let blocks = (h + latentBlockSize - 1) >> latentBlockShift
+        let blocks = latentBlocks, shift = latentBlockShift, mask = latentBlockSize - 1
         p.blockStart.initialize(repeating: 0, count: blocks + 1)
-        for e in 0..<(rows * m) { p.blockStart[(Int(p.selected[e]) >> latentBlockShift) + 1] += 1 }
+        for e in 0..<(rows * m) { p.blockStart[(Int(p.selected[e]) >> shift) + 1] += 1 }
         for block in 0..<blocks { p.blockStart[block + 1] += p.blockStart[block] }
-    }
-
-    /// Writes what the latent phase reads of each selected entry into its
-    /// block's part of `blockEntries`, rows ascending. Needs
-    /// `countEntriesByLatentBlock` first.
-    ///
-    /// - Complexity: O(rows * 4k).
-    func fillEntriesByLatentBlock(rows: Int, k: Int) {
-        let p = pointers
-        let blocks = (h + latentBlockSize - 1) >> latentBlockShift
         var cursor = Array(UnsafeBufferPointer(start: p.blockStart, count: blocks))
-        let mask = latentBlockSize - 1
         cursor.withUnsafeMutableBufferPointer { cursor in
             for i in 0..<rows {
                 for t in 0..<m {
                     let e = i * m + t
                     let latent = Int(p.selected[e])
-                    let block = latent >> latentBlockShift
+                    let block = latent >> shift
                     p.blockEntries[cursor[block]] = csae_block_entry(
                         row_code: Int32(truncatingIfNeeded: 2 * i + (t < k ? 1 : 0)),
                         local: Int32(truncatingIfNeeded: latent & mask), g: p.gPre[e], v: p.values[e])
