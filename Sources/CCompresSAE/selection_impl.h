@@ -207,12 +207,8 @@ static void KERNEL(csae_k_select_top)(const float *row, int64_t n, int64_t m, in
         positions[kept] = positions[e];
         kept += keep;
     }
-    if (sorted) {
-        KERNEL(sort_best_first)(chosen, positions, m);
-        for (int64_t t = 0; t < m; t++) out[t] = positions[t];
-        return;
-    }
-    if (split >= m) {
+    if (sorted || split >= m) {
+        if (sorted) KERNEL(sort_best_first)(chosen, positions, m);
         for (int64_t t = 0; t < m; t++) out[t] = positions[t];
         return;
     }
