@@ -7,6 +7,9 @@
 void csae_internal_set_error(const char *message);
 const char *csae_internal_get_error(void);
 
+/* 1 when malloc can provide `bytes` right now (they are freed at once), else 0. */
+__attribute__((visibility("hidden"))) int csae_internal_can_allocate(size_t bytes);
+
 /* BLAS resolved at run time (dlopen), so that the library loads without one
  * and picks a correct kernel on CPUs that old OpenBLAS builds misdetect. */
 typedef void (*csae_sgemm_fn)(int order, int trans_a, int trans_b, int m, int n, int k,
