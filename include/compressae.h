@@ -181,12 +181,12 @@ csae_train_params csae_train_default_params(void);
 csae_train_params csae_train_reference_params(void);
 
 /// Creates a model: zero bias, a kaiming-uniform decoder with unit rows (PyTorch's
-/// default initialisation), and an encoder chosen by init.
+/// default initialisation), and an encoder chosen by initialization.
 /// @param input_dim  dense dimension d >= 1
 /// @param latent_dim sparse dimension h >= 1
 /// @param k          nonzeros per code, 1 <= k <= h (training also needs 4k <= h)
 /// @param seed       initialisation seed; equal seeds give equal models
-/// @param init       CSAE_INIT_REFERENCE (kaiming-uniform encoder, as the reference)
+/// @param initialization CSAE_INIT_REFERENCE (kaiming-uniform encoder, as the reference)
 ///                   or CSAE_INIT_TIED (encoder = decoder transposed)
 /// @param out        receives the new handle; release it with csae_model_free
 /// @return CSAE_OK, or CSAE_ERR_INVALID_ARGUMENT
