@@ -3,12 +3,17 @@
 #define CCOMPRESSAE_H
 #include "compressae_types.h"
 
+/* Everything declared here is the Swift library's own: hidden from the
+ * shared library's exports, which are the `csae_` functions of the public
+ * header alone. */
+#pragma GCC visibility push(hidden)
+
 /* Thread-local last-error slot behind csae_last_error(). */
 void csae_internal_set_error(const char *message);
 const char *csae_internal_get_error(void);
 
 /* 1 when malloc can provide `bytes` right now (they are freed at once), else 0. */
-__attribute__((visibility("hidden"))) int csae_internal_can_allocate(size_t bytes);
+int csae_internal_can_allocate(size_t bytes);
 
 /* BLAS resolved at run time (dlopen), so that the library loads without one
  * and picks a correct kernel on CPUs that old OpenBLAS builds misdetect. */
@@ -89,4 +94,6 @@ typedef struct {
  * m = m + (1 - beta1) (g - m); v = beta2 v + (1 - beta2) g g;
  * p = p - step_size (m / (sqrt(v) / correction2_sqrt + eps)). */
 void csae_k_adam(float *p, float *m, float *v, const float *g, int64_t n, const csae_adam_scalars *s);
+#pragma GCC visibility pop
+
 #endif
