@@ -54,6 +54,7 @@ __all__ = [
     "library_version",
     "library_path",
     "blas_name",
+    "vector_isa",
     "datasets",
     "__version__",
 ]
@@ -70,3 +71,9 @@ def library_version() -> str:
 def blas_name() -> str:
     """The BLAS the library uses for its dense products, or ``"none"``."""
     return _ffi.csae_blas_name().decode()
+
+
+def vector_isa() -> str:
+    """Instruction set of the library's own vector kernels: ``"avx2+fma"`` or
+    ``"baseline"`` (``csae_vector_isa()``)."""
+    return _ffi.csae_vector_isa().decode()
