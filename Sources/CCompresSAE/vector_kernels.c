@@ -44,6 +44,7 @@ static inline float half_to_float(uint16_t h) {
 }
 
 typedef int32_t v8i __attribute__((vector_size(32), aligned(4), may_alias));
+typedef double v8d __attribute__((vector_size(64)));
 
 /* Bit l set when lane l of a comparison result is true (all ones). A macro:
  * an 8-lane vector argument would change the calling convention. */
@@ -99,8 +100,14 @@ static uint64_t compress_permutation[256];
  * zero and normal halves the index stores. */
 #define HALF_TO_FLOAT(h) _cvtsh_ss(h)
 #define MASK8(v) _mm256_movemask_ps((__m256)(v))
+/* acc + x * y rounded once (a fused multiply-add), lane by lane / scalar. */
+#define MADD8(acc, x, y) ((v8f)_mm256_fmadd_ps((__m256)(x), (__m256)(y), (__m256)(acc)))
+#define MADD1(acc, x, y) __builtin_fmaf((x), (y), (acc))
 #include "vector_kernels_impl.h"
 #include "selection_impl.h"
+#include "gemm_impl.h"
+#undef MADD1
+#undef MADD8
 #undef SQRT8
 #undef COMPRESS8
 #undef MASK8
@@ -113,8 +120,19 @@ static uint64_t compress_permutation[256];
 #define KERNEL_TARGET
 #define HALF_TO_FLOAT(h) half_to_float(h)
 #define MASK8(v) mask8_generic(v)
+/* The fused multiply-add without the instruction: the product of two floats
+ * is exact in double, so one double addition rounded to float gives the
+ * fused result, except where the double sum lands exactly halfway between
+ * two floats after its own rounding (about one operation in 2^29). The
+ * built-in GEMM thus rounds alike on both instruction sets. */
+#define MADD8(acc, x, y) __builtin_convertvector(__builtin_convertvector((acc), v8d) \
+    + __builtin_convertvector((x), v8d) * __builtin_convertvector((y), v8d), v8f)
+#define MADD1(acc, x, y) ((float)((double)(acc) + (double)(x) * (double)(y)))
 #include "vector_kernels_impl.h"
 #include "selection_impl.h"
+#include "gemm_impl.h"
+#undef MADD1
+#undef MADD8
 #undef MASK8
 #undef HALF_TO_FLOAT
 #undef KERNEL
@@ -145,6 +163,11 @@ __attribute__((constructor)) static void choose_kernels(void) {
 #endif
 
 CSAE_HIDDEN const char *csae_internal_vector_isa(void) { return use_avx2 ? "avx2+fma" : "baseline"; }
+
+CSAE_HIDDEN void csae_k_gemm_nt(int64_t m, int64_t n, int64_t kk, const float *a, const float *b, float beta, float *c,
+                                int unpacked) {
+    DISPATCH(csae_k_gemm_nt, (m, n, kk, a, b, beta, c, unpacked));
+}
 
 CSAE_HIDDEN float csae_k_dot(const float *a, const float *b, int64_t n) {
     return DISPATCH(csae_k_dot, (a, b, n));

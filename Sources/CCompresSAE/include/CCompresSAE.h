@@ -25,10 +25,25 @@ csae_sgemm_fn csae_internal_blas_sgemm(void);
 /* Name of the BLAS in use (e.g. "OpenBLAS Zen") or "none". */
 const char *csae_internal_blas_name(void);
 
+/* CPUs this process may use (cpu_budget.c): the number in its affinity mask
+ * (the online CPUs when that cannot be read). */
+int64_t csae_internal_affinity_cpus(void);
+/* The smallest CPU quota, rounded up to whole CPUs, of the process's cgroup
+ * and its ancestors in every cgroup v2 hierarchy and v1 "cpu" hierarchy
+ * that `mountinfo_file` (/proc/self/mountinfo) lists, with the process's
+ * cgroups read from `cgroup_file` (/proc/self/cgroup); 0 when none is set. */
+int64_t csae_internal_cgroup_cpus(const char *mountinfo_file, const char *cgroup_file);
+
 /* Vector kernels (vector_kernels.c), each built for the x86-64 baseline and
  * for AVX2 + FMA, chosen at load time. */
 /* "avx2+fma" or "baseline": the variant in use. */
 const char *csae_internal_vector_isa(void);
+/* c[m, n] = a[m, kk] b[n, kk]^T + beta c (c read only when beta != 0), all
+ * row-major and contiguous; each output one chain of fused multiply-adds in
+ * kk order from 0, then + beta c. `unpacked` (tests) selects the slower form
+ * without the packing buffer, which also serves when that cannot be allocated. */
+void csae_k_gemm_nt(int64_t m, int64_t n, int64_t kk, const float *a, const float *b, float beta, float *c,
+                    int unpacked);
 float csae_k_dot(const float *a, const float *b, int64_t n);
 /* y += alpha * x */
 void csae_k_axpy(float alpha, const float *x, float *y, int64_t n);

@@ -37,25 +37,19 @@ enum GEMM {
         portableMultiplyTransposed(m: m, n: n, kk: kk, a: a, b: b, beta: beta, c: c)
     }
 
-    /// Blocked fallback: 4 rows of `a` against one row of `b` at a time, so each
-    /// row of `b` is loaded once per 4 outputs.
+    /// The built-in kernel (gemm_impl.h): each output one chain of fused
+    /// multiply-adds in `kk` order, the order of an optimised sgemm, so its
+    /// results are those of the BLAS path to within that BLAS's own choices.
+    ///
+    /// - Parameter unpacked: use the form that reads `a` in place (the one
+    ///   taken when the packing buffer cannot be allocated); the results are
+    ///   the same bit for bit.
+    /// - Complexity: O(m n kk).
     static func portableMultiplyTransposed(
         m: Int, n: Int, kk: Int,
         a: UnsafePointer<Float>, b: UnsafePointer<Float>,
-        beta: Float, c: UnsafeMutablePointer<Float>
+        beta: Float, c: UnsafeMutablePointer<Float>, unpacked: Bool = false
     ) {
-        var i = 0
-        while i < m {
-            let rows = min(4, m - i)
-            for j in 0..<n {
-                let bj = b + j * kk
-                for r in 0..<rows {
-                    let value = dot(a + (i + r) * kk, bj, kk)
-                    let out = c + (i + r) * n + j
-                    out.pointee = beta == 0 ? value : value + beta * out.pointee
-                }
-            }
-            i += rows
-        }
+        csae_k_gemm_nt(Int64(m), Int64(n), Int64(kk), a, b, beta, c, unpacked ? 1 : 0)
     }
 }
