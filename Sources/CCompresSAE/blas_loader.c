@@ -36,11 +36,18 @@ static void *open_blas(const char *name) {
     void *handle = dlopen(name, RTLD_NOW | RTLD_LOCAL | RTLD_NOLOAD);
     if (handle) return handle;
     const char *coretype = suggested_coretype();
-    int set_env = coretype != NULL && strstr(name, "openblas") != NULL &&
-                  getenv("OPENBLAS_CORETYPE") == NULL;
+    int openblas = strstr(name, "openblas") != NULL;
+    int set_env = coretype != NULL && openblas && getenv("OPENBLAS_CORETYPE") == NULL;
+    /* OpenBLAS starts its thread pool in its constructor, one thread per CPU
+     * it sees; the library calls it from its own workers with one thread
+     * each (below), so a pool would only hold idle threads (in every task
+     * of a many-task node). */
+    int set_threads = openblas && getenv("OPENBLAS_NUM_THREADS") == NULL;
     if (set_env) setenv("OPENBLAS_CORETYPE", coretype, 0);
+    if (set_threads) setenv("OPENBLAS_NUM_THREADS", "1", 0);
     handle = dlopen(name, RTLD_NOW | RTLD_LOCAL);
     if (set_env) unsetenv("OPENBLAS_CORETYPE");
+    if (set_threads) unsetenv("OPENBLAS_NUM_THREADS");
     return handle;
 }
 

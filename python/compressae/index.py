@@ -54,7 +54,10 @@ def set_num_threads(num_threads: int) -> None:
     Parameters
     ----------
     num_threads : int
-        ``>= 1``, or 0 for every core (the initial setting).
+        ``>= 1``, or 0 for the default (the initial setting): the
+        environment's ``CSAE_NUM_THREADS``, else ``OMP_NUM_THREADS`` (its
+        first entry), else the CPUs this process may use (its affinity mask,
+        capped by its cgroup's CPU quota), read once per process.
     """
     check(_ffi.csae_set_num_threads(_threads(num_threads)))
 
@@ -65,7 +68,7 @@ def get_num_threads() -> int:
     Returns
     -------
     int
-        The set count, or the number of cores when it is 0.
+        The set count, or the default when it is 0.
     """
     return int(_ffi.csae_get_num_threads())
 

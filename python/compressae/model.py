@@ -554,7 +554,7 @@ class CompresSAE:
         shuffle : bool, default True
             Shuffle the rows every epoch; ``False`` uses them in order.
         num_threads : int, default 0
-            Worker threads, 0 for all cores.
+            Worker threads, 0 for the default (:func:`compressae.get_num_threads`).
         beta1, beta2, eps : float
             Adam's parameters (PyTorch's defaults).
         dead_latent_window : int, default 0

@@ -83,7 +83,7 @@ typedef struct csae_train_params {
     double eps;               /**< Adam epsilon (default 1e-8) */
     uint64_t seed;            /**< seed of the per-epoch shuffle (default 0) */
     int32_t shuffle;          /**< 1: shuffle rows every epoch; 0: fixed order (default 1) */
-    int32_t num_threads;      /**< worker threads; 0 = all cores (default 0) */
+    int32_t num_threads;      /**< worker threads; 0 = the default count, csae_get_num_threads (default 0) */
     csae_progress_fn progress;/**< optional progress callback (default NULL) */
     void *user_data;          /**< passed to progress unchanged */
     int64_t dead_latent_window;/**< rows after which a latent absent from every k-code counts

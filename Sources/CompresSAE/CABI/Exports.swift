@@ -41,7 +41,7 @@ public typealias ConstModelHandle = OpaquePointer
 /// warm-up steps, CSAE_LR_PLATEAU on a 5% validation split (patience 2,
 /// tolerance 5e-3, two cuts by 0.2, then stop), sparse_similarity_weight 0.03;
 /// Adam beta1 0.9, beta2 0.999, eps 1e-8; seed 0, shuffle 1, num_threads 0
-/// (all cores), no progress callback, dead_latent_window 0 (one epoch).
+/// (the default count), no progress callback, dead_latent_window 0 (one epoch).
 @c public func csae_train_default_params() -> csae_train_params {
     trainParams(TrainingOptions())
 }

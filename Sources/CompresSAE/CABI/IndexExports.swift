@@ -9,12 +9,16 @@ public typealias ConstIndexHandle = OpaquePointer
 
 /// Sets the number of worker threads used by calls that take no thread count
 /// (encode, decode, search with num_threads = 0, train with num_threads = 0).
-/// @param num_threads  >= 1, or 0 for every core (the default)
+/// @param num_threads  >= 1, or 0 for the default: the environment's
+///                     CSAE_NUM_THREADS, else OMP_NUM_THREADS (its first
+///                     entry), else the CPUs this process may use (its
+///                     affinity mask, capped by its cgroup's CPU quota),
+///                     read once per process
 @c public func csae_set_num_threads(_ num_threads: Int32) -> Int32 {
     withStatus { try Threads.setDefault(Int(num_threads)) }
 }
 
-/// Number of worker threads calls use by default.
+/// Number of worker threads calls use by default (see csae_set_num_threads).
 @c public func csae_get_num_threads() -> Int32 {
     Int32(Threads.defaultCount)
 }

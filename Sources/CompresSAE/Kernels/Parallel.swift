@@ -1,10 +1,6 @@
 import Dispatch
 import Synchronization
 
-#if canImport(Glibc)
-import Glibc
-#endif
-
 /// A pointer that may cross into worker closures. The kernels that use it
 /// give each worker a disjoint part of the buffer, which is what makes the
 /// unchecked conformance sound.
@@ -19,25 +15,20 @@ struct SharedConstPointer<T>: @unchecked Sendable {
 }
 
 enum Parallel {
-    /// Cores available to this process.
-    static var availableCores: Int {
-        #if canImport(Glibc)
-        let n = sysconf(Int32(_SC_NPROCESSORS_ONLN))
-        return n > 0 ? n : 1
-        #else
-        return 1
-        #endif
-    }
-
-    /// Threads used when a call asks for 0; 0 here means every core.
+    /// Threads used when a call asks for 0; 0 here means `defaultWorkers`.
     static let defaultThreads = Atomic<Int>(0)
 
-    /// The thread count for a request: 0 means the default (every core
+    /// The worker count of calls given none, read once per process: the
+    /// environment's `CSAE_NUM_THREADS`, else `OMP_NUM_THREADS` (its first
+    /// entry), else `WorkerBudget.usableCPUs()`.
+    static let defaultWorkers: Int = WorkerBudget.defaultWorkers(environment: WorkerBudget.environment)
+
+    /// The thread count for a request: 0 means the default (`defaultWorkers`
     /// unless `setDefaultThreads` chose otherwise).
     static func threadCount(requested: Int) -> Int {
         if requested > 0 { return requested }
         let chosen = defaultThreads.load(ordering: .relaxed)
-        return chosen > 0 ? chosen : availableCores
+        return chosen > 0 ? chosen : defaultWorkers
     }
 
     /// Runs `body(worker)` for `worker` in `0..<workers`, concurrently when
