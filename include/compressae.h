@@ -101,7 +101,7 @@ typedef struct csae_train_params {
     double eps;               /**< Adam epsilon (default 1e-8) */
     uint64_t seed;            /**< seed of the per-epoch shuffle (default 0) */
     int32_t shuffle;          /**< 1: shuffle rows every epoch; 0: fixed order (default 1) */
-    int32_t num_threads;      /**< worker threads; 0 = all cores (default 0) */
+    int32_t num_threads;      /**< worker threads; 0 = the default count, csae_get_num_threads (default 0) */
     csae_progress_fn progress;/**< optional progress callback (default NULL) */
     void *user_data;          /**< passed to progress unchanged */
     int64_t dead_latent_window;/**< rows after which a latent absent from every k-code counts
@@ -172,7 +172,7 @@ const char *csae_vector_isa(void);
 /// warm-up steps, CSAE_LR_PLATEAU on a 5% validation split (patience 2,
 /// tolerance 5e-3, two cuts by 0.2, then stop), sparse_similarity_weight 0.03;
 /// Adam beta1 0.9, beta2 0.999, eps 1e-8; seed 0, shuffle 1, num_threads 0
-/// (all cores), no progress callback, dead_latent_window 0 (one epoch).
+/// (the default count), no progress callback, dead_latent_window 0 (one epoch).
 csae_train_params csae_train_default_params(void);
 
 /// The PyTorch reference's recipe: the defaults with epochs 1, learning_rate
@@ -334,10 +334,14 @@ int32_t csae_model_loss_and_gradients(const csae_model *model, const float *x, i
 
 /// Sets the number of worker threads used by calls that take no thread count
 /// (encode, decode, search with num_threads = 0, train with num_threads = 0).
-/// @param num_threads  >= 1, or 0 for every core (the default)
+/// @param num_threads  >= 1, or 0 for the default: the environment's
+///                     CSAE_NUM_THREADS, else OMP_NUM_THREADS (its first
+///                     entry), else the CPUs this process may use (its
+///                     affinity mask, capped by its cgroup's CPU quota),
+///                     read once per process
 int32_t csae_set_num_threads(int32_t num_threads);
 
-/// Number of worker threads calls use by default.
+/// Number of worker threads calls use by default (see csae_set_num_threads).
 int32_t csae_get_num_threads(void);
 
 /// Creates an empty index over the codes of a model. The index keeps the
