@@ -14,14 +14,21 @@
  *
  * Vectorised across rows of a: rows are packed 8 to a panel, p-major, so
  * that one 8-lane load holds a[i..i+8, p]; each b[j, p] is broadcast. A
- * micro-tile of 16 rows x 6 columns keeps 12 accumulators in registers.
+ * micro-tile of 16 rows x 6 columns keeps 12 accumulators in registers
+ * (the baseline: 8 rows x 2 columns, each accumulator two doubles).
  * Blocks of GEMM_MB rows are packed at a time and meet every column of b,
  * so b streams from memory once per block. */
 
 #ifndef CSAE_GEMM_CONSTANTS
 #define CSAE_GEMM_CONSTANTS
-#define GEMM_NR 6   /* columns of a micro-tile */
 #define GEMM_MB 64  /* rows of a packed block: 8 panels */
+#endif
+/* Columns of a micro-tile: 6 with AVX2's sixteen 8-lane registers; 2 on the
+ * baseline, whose sixteen registers hold 2 doubles each. */
+#ifdef MADD8
+#define GEMM_NR 6
+#else
+#define GEMM_NR 2
 #endif
 
 /* Columns [j0, j1) of rows [i0, i1), one output at a time, reading a
@@ -74,6 +81,7 @@ static inline void KERNEL(gemm_store_tile)(const float *tile, int64_t rows, int6
     }
 }
 
+#ifdef MADD8
 /* 16 rows (panels p0 and p1) x the 6 columns bc[0..6) (rows of b):
  * tile[col * 16 + row]. */
 KERNEL_TARGET
@@ -116,6 +124,40 @@ static void KERNEL(gemm_tile8)(const float *p0, const float *const *bc, int64_t 
     store8(tile + 48, c3); store8(tile + 64, c4); store8(tile + 80, c5);
 }
 
+#else
+typedef double v2d __attribute__((vector_size(16)));
+typedef float v2f __attribute__((vector_size(8)));
+
+/* 8 rows (panel p0) x the 2 columns bc[0..2): tile[col * 16 + row], rows
+ * 0..8. Each accumulator holds a float in a double: the exact product of
+ * two floats plus the accumulator, rounded to double and then to float,
+ * is MADD1's fused multiply-add, without a conversion of the accumulator
+ * per step. */
+KERNEL_TARGET
+static void KERNEL(gemm_tile8)(const float *p0, const float *const *bc, int64_t kk, float *tile) {
+#pragma clang fp contract(off)
+    const float *b0 = bc[0], *b1 = bc[1];
+    v2d c00 = {0, 0}, c01 = c00, c02 = c00, c03 = c00, c10 = c00, c11 = c00, c12 = c00, c13 = c00;
+#define ROUND_TO_FLOAT(v) __builtin_convertvector(__builtin_convertvector((v), v2f), v2d)
+    for (int64_t p = 0; p < kk; p++) {
+        const float *x = p0 + 8 * p;
+        v2d x0 = {x[0], x[1]}, x1 = {x[2], x[3]}, x2 = {x[4], x[5]}, x3 = {x[6], x[7]};
+        double y0 = b0[p], y1 = b1[p];
+        v2d w0 = {y0, y0}, w1 = {y1, y1};
+        c00 = ROUND_TO_FLOAT(c00 + x0 * w0); c01 = ROUND_TO_FLOAT(c01 + x1 * w0);
+        c02 = ROUND_TO_FLOAT(c02 + x2 * w0); c03 = ROUND_TO_FLOAT(c03 + x3 * w0);
+        c10 = ROUND_TO_FLOAT(c10 + x0 * w1); c11 = ROUND_TO_FLOAT(c11 + x1 * w1);
+        c12 = ROUND_TO_FLOAT(c12 + x2 * w1); c13 = ROUND_TO_FLOAT(c13 + x3 * w1);
+    }
+#undef ROUND_TO_FLOAT
+    const v2d *column0[4] = {&c00, &c01, &c02, &c03}, *column1[4] = {&c10, &c11, &c12, &c13};
+    for (int r = 0; r < 4; r++) {
+        tile[2 * r] = (float)(*column0[r])[0]; tile[2 * r + 1] = (float)(*column0[r])[1];
+        tile[16 + 2 * r] = (float)(*column1[r])[0]; tile[16 + 2 * r + 1] = (float)(*column1[r])[1];
+    }
+}
+#endif
+
 /* See csae_k_gemm_nt in CCompresSAE.h. */
 KERNEL_TARGET
 static void KERNEL(csae_k_gemm_nt)(int64_t m, int64_t n, int64_t kk, const float *a, const float *b, float beta,
@@ -152,16 +194,20 @@ static void KERNEL(csae_k_gemm_nt)(int64_t m, int64_t n, int64_t kk, const float
             const float *bc[GEMM_NR];
             for (int64_t q = 0; q < GEMM_NR; q++) bc[q] = b + (j + (q < cols ? q : cols - 1)) * kk;
             int64_t q = 0;
+#ifdef MADD8
             for (; q + 2 <= used; q += 2) {
                 KERNEL(gemm_tile16)(packed + q * 8 * kk, packed + (q + 1) * 8 * kk, bc, kk, tile);
                 int64_t r = rows - 8 * q < 16 ? rows - 8 * q : 16;
                 KERNEL(gemm_store_tile)(tile, r, cols, c + (i0 + 8 * q) * n + j, n, beta);
             }
-            if (q < used) {
+#endif
+            for (; q < used; q++) {
                 KERNEL(gemm_tile8)(packed + q * 8 * kk, bc, kk, tile);
-                KERNEL(gemm_store_tile)(tile, rows - 8 * q, cols, c + (i0 + 8 * q) * n + j, n, beta);
+                int64_t r = rows - 8 * q < 8 ? rows - 8 * q : 8;
+                KERNEL(gemm_store_tile)(tile, r, cols, c + (i0 + 8 * q) * n + j, n, beta);
             }
         }
     }
     free(packed);
 }
+#undef GEMM_NR

@@ -44,7 +44,6 @@ static inline float half_to_float(uint16_t h) {
 }
 
 typedef int32_t v8i __attribute__((vector_size(32), aligned(4), may_alias));
-typedef double v8d __attribute__((vector_size(64)));
 
 /* Bit l set when lane l of a comparison result is true (all ones). A macro:
  * an 8-lane vector argument would change the calling convention. */
@@ -121,18 +120,15 @@ static uint64_t compress_permutation[256];
 #define HALF_TO_FLOAT(h) half_to_float(h)
 #define MASK8(v) mask8_generic(v)
 /* The fused multiply-add without the instruction: the product of two floats
- * is exact in double, so one double addition rounded to float gives the
- * fused result, except where the double sum lands exactly halfway between
- * two floats after its own rounding (about one operation in 2^29). The
- * built-in GEMM thus rounds alike on both instruction sets. */
-#define MADD8(acc, x, y) __builtin_convertvector(__builtin_convertvector((acc), v8d) \
-    + __builtin_convertvector((x), v8d) * __builtin_convertvector((y), v8d), v8f)
+ * is exact in double, so the sum rounded to double and then to float is the
+ * fused result, except where the first rounding makes a tie of the second
+ * (about one operation in 2^29). The built-in GEMM thus rounds alike on both
+ * instruction sets. (No MADD8: gemm_impl.h has a baseline tile of its own.) */
 #define MADD1(acc, x, y) ((float)((double)(acc) + (double)(x) * (double)(y)))
 #include "vector_kernels_impl.h"
 #include "selection_impl.h"
 #include "gemm_impl.h"
 #undef MADD1
-#undef MADD8
 #undef MASK8
 #undef HALF_TO_FLOAT
 #undef KERNEL

@@ -1,6 +1,10 @@
 import Testing
 @testable import CompresSAE
 
+#if canImport(Glibc)
+import Glibc
+#endif
+
 /// The built-in GEMM against its definition: each output one chain of fused
 /// multiply-adds in kk order from 0, then + beta c.
 @Suite("Built-in GEMM")
@@ -60,5 +64,14 @@ struct GEMMTests {
             }
             #expect(one == Array(all[(i * n)..<((i + 1) * n)]), "row \(i)")
         }
+    }
+
+    @Test("CSAE_DISABLE_BLAS and CSAE_DISABLE_AVX2, when set, took effect")
+    func switches() {
+        #if canImport(Glibc)
+        if getenv("CSAE_DISABLE_BLAS") != nil { #expect(GEMM.backendName == "none (built-in kernel)") }
+        if getenv("CSAE_DISABLE_AVX2") != nil { #expect(String(cString: csae_vector_isa()) == "baseline") }
+        #endif
+        #expect(["avx2+fma", "baseline"].contains(String(cString: csae_vector_isa())))
     }
 }

@@ -74,6 +74,7 @@ def blas_name() -> str:
 
 
 def vector_isa() -> str:
-    """Instruction set of the library's own vector kernels: ``"avx2+fma"`` or
-    ``"baseline"`` (``csae_vector_isa()``)."""
+    """Instruction set of the library's vector kernels: ``"avx2+fma"`` or
+    ``"baseline"`` (CPUs without AVX2, or ``CSAE_DISABLE_AVX2`` set when the
+    library loaded)."""
     return _ffi.csae_vector_isa().decode()

@@ -31,6 +31,16 @@ def test_package_metadata():
     assert compressae._ffi.csae_abi_version() == compressae._ffi.ABI_VERSION == 5
 
 
+def test_code_path_switches_are_reported():
+    # CSAE_DISABLE_BLAS / CSAE_DISABLE_AVX2 are read when the library loads;
+    # blas_name() and vector_isa() say which paths this process took.
+    assert compressae.vector_isa() in ("avx2+fma", "baseline")
+    if os.environ.get("CSAE_DISABLE_BLAS"):
+        assert compressae.blas_name() == "none (built-in kernel)"
+    if os.environ.get("CSAE_DISABLE_AVX2"):
+        assert compressae.vector_isa() == "baseline"
+
+
 def test_every_c_function_is_typed():
     for name in compressae._ffi._SIGNATURES:
         fn = getattr(compressae._ffi, name)

@@ -1,5 +1,10 @@
 """Parity with the PyTorch reference (Tests/Fixtures/golden, see its README)."""
 
+import os
+import subprocess
+import sys
+from pathlib import Path
+
 import numpy as np
 import pytest
 
@@ -86,3 +91,41 @@ def test_twenty_steps(golden):
         np.testing.assert_allclose(m.history_, t["loss_trace"], rtol=1e-4, atol=0)
         for name in ("encoder_w", "encoder_b", "decoder_w"):
             assert_close_to_max(getattr(m, name), t[f"{name}_final"], 1e-3, f"{name}_final")
+
+
+_OTHER_PATH = """
+import sys
+import numpy as np
+sys.path.insert(0, sys.argv[1])
+import compressae
+from helpers import fit_ref, load_golden
+t, s = load_golden(sys.argv[2])
+with compressae.CompresSAE.from_weights(t["encoder_w"], t["encoder_b"], t["decoder_w"], k=s["k"]) as m:
+    pre = m.preactivations(t["x"])
+    fit_ref(m, t["x"], batch_size=s["batch"], epochs=s["steps"], lr=s["lr"], shuffle=False)
+    np.savez(sys.argv[3], pre=pre, history=m.history_, blas=compressae.blas_name(),
+             isa=compressae.vector_isa(), **{n: getattr(m, n) for n in ("encoder_w", "encoder_b", "decoder_w")})
+"""
+
+
+def test_built_in_baseline_path_agrees(golden, tmp_path):
+    # The same computation with the BLAS and the AVX2 kernels switched off
+    # (a child process: the switches are read when the library loads) agrees
+    # with this process's within the golden tolerances.
+    name, t, s = golden
+    env = dict(os.environ, CSAE_DISABLE_BLAS="1", CSAE_DISABLE_AVX2="1",
+               COMPRESSAE_LIBRARY=compressae.library_path,
+               PYTHONPATH=os.pathsep.join([str(Path(compressae.__file__).parents[1]),
+                                           os.environ.get("PYTHONPATH", "")]))
+    out = tmp_path / "other.npz"
+    run = subprocess.run([sys.executable, "-c", _OTHER_PATH, str(Path(__file__).parent), name, str(out)],
+                         env=env, capture_output=True, text=True, timeout=600)
+    assert run.returncode == 0, run.stderr
+    other = np.load(out)
+    assert str(other["blas"]).startswith("none") and str(other["isa"]) == "baseline"
+    with model_at_init(t, s) as m:
+        assert_close_to_max(m.preactivations(t["x"]), other["pre"], 1e-5, "pre")
+        fit_ref(m, t["x"], batch_size=s["batch"], epochs=s["steps"], lr=s["lr"], shuffle=False)
+        np.testing.assert_allclose(m.history_, other["history"], rtol=1e-4, atol=0)
+        for n in ("encoder_w", "encoder_b", "decoder_w"):
+            assert_close_to_max(getattr(m, n), other[n], 1e-3, n)

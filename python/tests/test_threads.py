@@ -1,5 +1,10 @@
-"""Concurrent use of one model from several Python threads."""
+"""Concurrent use of one model from several Python threads; the default
+worker count (environment, CPU affinity)."""
 
+import os
+import shutil
+import subprocess
+import sys
 import threading
 from concurrent.futures import ThreadPoolExecutor
 
@@ -144,3 +149,75 @@ def test_encode_while_training(wordnet):
             t.join(timeout=60)
         assert m.history_.shape == (40,)
         assert seen
+
+
+# ------------------------------------------------- default worker count
+#
+# The default is read once per process, so each case runs in a child
+# process started with the environment (and CPU affinity) under test.
+
+_PROBE = """
+import os, sys
+import numpy as np
+import compressae
+before = set(os.listdir("/proc/self/task"))
+with compressae.CompresSAE(64, latent_dim=256, k=8, seed=0) as m:
+    m.encode(np.random.default_rng(0).standard_normal((1024, 64)).astype(np.float32))
+started = len(set(os.listdir("/proc/self/task")) - before)
+print(compressae.get_num_threads(), started)
+"""
+
+
+def _probe(env_changes=None, prefix=(), cpus=None):
+    """(default thread count, OS threads an encode started) in a child."""
+    env = {k: v for k, v in os.environ.items() if k not in ("CSAE_NUM_THREADS", "OMP_NUM_THREADS")}
+    env.update(env_changes or {})
+    # The child must load this very package and library.
+    package_parent = os.path.dirname(os.path.dirname(compressae.__file__))
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [package_parent, env.get("PYTHONPATH")]))
+    env["COMPRESSAE_LIBRARY"] = compressae.library_path
+    preexec = (lambda: os.sched_setaffinity(0, cpus)) if cpus is not None else None
+    out = subprocess.run([*prefix, sys.executable, "-c", _PROBE], env=env, capture_output=True, text=True,
+                         preexec_fn=preexec, timeout=300)
+    assert out.returncode == 0, out.stderr
+    count, started = out.stdout.split()
+    return int(count), int(started)
+
+
+def _one_cpu():
+    return min(os.sched_getaffinity(0))
+
+
+def test_default_is_at_most_the_usable_cpus():
+    count, _ = _probe()
+    assert 1 <= count <= len(os.sched_getaffinity(0))
+
+
+@pytest.mark.skipif(shutil.which("taskset") is None, reason="taskset (util-linux) not installed")
+def test_taskset_one_cpu_gives_one_worker():
+    count, started = _probe(prefix=("taskset", "-c", str(_one_cpu())))
+    assert count == 1
+    assert started == 0  # the encode ran on the calling thread alone
+
+
+def test_affinity_of_one_cpu_gives_one_worker():
+    count, started = _probe(cpus={_one_cpu()})
+    assert (count, started) == (1, 0)
+
+
+def test_environment_settings():
+    assert _probe({"CSAE_NUM_THREADS": "1"}) == (1, 0)
+    assert _probe({"OMP_NUM_THREADS": "1"}) == (1, 0)
+    assert _probe({"OMP_NUM_THREADS": "3,1"})[0] == 3
+    # The library's own setting wins; malformed values are ignored.
+    assert _probe({"CSAE_NUM_THREADS": "2", "OMP_NUM_THREADS": "1"})[0] == 2
+    assert _probe({"CSAE_NUM_THREADS": "many", "OMP_NUM_THREADS": "1"})[0] == 1
+    # An explicit setting above the CPU count is honoured (the user chose it).
+    assert _probe({"CSAE_NUM_THREADS": "3"}, cpus={_one_cpu()})[0] == 3
+
+
+def test_several_workers_start_threads():
+    # The probe's thread count sees workers when there are some, so its zeros
+    # above mean something.
+    count, started = _probe({"CSAE_NUM_THREADS": "2"})
+    assert count == 2 and started >= 1
