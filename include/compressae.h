@@ -42,9 +42,30 @@ enum csae_status {
     CSAE_ERR_IO = 3,               /**< a file could not be opened, read, written or renamed */
     CSAE_ERR_FORMAT = 4,           /**< a file is not a valid compressae / safetensors file */
     CSAE_ERR_CANCELLED = 5,        /**< the progress callback asked to stop */
-    CSAE_ERR_OUT_OF_MEMORY = 6,    /**< an allocation failed */
-    CSAE_ERR_BUSY = 7              /**< the model is being trained by another call */
+    CSAE_ERR_OUT_OF_MEMORY = 6,    /**< a buffer sized by the arguments or a file could not be allocated */
+    CSAE_ERR_BUSY = 7              /**< the model is being trained (by csae_model_train) */
 };
+
+/* Threads. Every function may be called from any thread, on any handle, at
+ * any time: a call either completes or returns a status, and never touches
+ * freed or foreign memory. What runs concurrently on one handle:
+ *  - a model: encode, decode, refit, preactivations, loss_and_gradients,
+ *    copy_weights, get_shape, save and the history copies run side by side;
+ *    csae_model_train runs alone (a second one returns CSAE_ERR_BUSY), and
+ *    each of its steps holds the weights exclusively, so other calls wait for
+ *    the step in progress (not for the whole training) and see the weights as
+ *    they are between steps; csae_model_set_k returns CSAE_ERR_BUSY while it
+ *    runs (including from its progress callback).
+ *  - an index: adds and searches from several threads wait for each other as
+ *    needed; an index whose model was trained after its items were added
+ *    refuses to add, search and save (CSAE_ERR_INVALID_ARGUMENT).
+ *  - csae_model_free / csae_index_free while other threads use the handle:
+ *    calls already running finish on the object, later calls with the handle
+ *    return CSAE_ERR_INVALID_HANDLE.
+ * Each call reads the values it depends on (k, shapes, the item count) once,
+ * at its start, and uses them throughout. Buffers the caller passes are sized
+ * by the caller: when another thread may change the model's k, pass k
+ * explicitly rather than 0 ("the model's k"). */
 
 /** Retrieval modes of a csae_index. */
 enum csae_index_mode {
@@ -189,7 +210,8 @@ csae_train_params csae_train_reference_params(void);
 /// @param initialization CSAE_INIT_REFERENCE (kaiming-uniform encoder, as the reference)
 ///                   or CSAE_INIT_TIED (encoder = decoder transposed)
 /// @param out        receives the new handle; release it with csae_model_free
-/// @return CSAE_OK, or CSAE_ERR_INVALID_ARGUMENT
+/// @return CSAE_OK, CSAE_ERR_INVALID_ARGUMENT, or CSAE_ERR_OUT_OF_MEMORY (the
+///         weights, 2*d*h floats, cannot be allocated)
 int32_t csae_model_create(int64_t input_dim, int64_t latent_dim, int64_t k, uint64_t seed,
                           int32_t initialization, csae_model **out);
 
@@ -198,13 +220,16 @@ int32_t csae_model_create(int64_t input_dim, int64_t latent_dim, int64_t k, uint
 /// @param encoder_b  h floats
 /// @param decoder_w  h*d floats, [h,d] row-major
 /// @param out        receives the new handle
-/// @return CSAE_OK, or CSAE_ERR_INVALID_ARGUMENT (bad size, NULL, non-finite weight)
+/// @return CSAE_OK, CSAE_ERR_INVALID_ARGUMENT (bad size, NULL, non-finite weight),
+///         or CSAE_ERR_OUT_OF_MEMORY
 int32_t csae_model_create_from_weights(int64_t input_dim, int64_t latent_dim, int64_t k,
                                        const float *encoder_w, const float *encoder_b,
                                        const float *decoder_w, csae_model **out);
 
 /// Releases a model. NULL is a no-op; a handle already freed is ignored.
-/// Calls running on the model in other threads finish first.
+/// Safe while other threads use the model: calls already running (and
+/// indexes over it) keep it alive until they finish; later calls with the
+/// handle return CSAE_ERR_INVALID_HANDLE.
 void csae_model_free(csae_model *model);
 
 /// Loads a model file written by csae_model_save, or a PyTorch reference
@@ -233,6 +258,10 @@ int32_t csae_model_get_shape(const csae_model *model, int64_t *input_dim, int64_
                              int64_t *k);
 
 /// Sets the number of nonzeros per code used by encode and train (1 <= k <= h).
+/// Calls already running keep the k they read at their start.
+/// @return CSAE_OK, CSAE_ERR_INVALID_ARGUMENT, or CSAE_ERR_BUSY while
+///         csae_model_train runs on the model (also from its progress
+///         callback): a training run keeps one k from start to end
 int32_t csae_model_set_k(csae_model *model, int64_t k);
 
 /// Copies the weights into caller-owned buffers. Pass NULL (and length 0) to
@@ -252,9 +281,17 @@ int32_t csae_model_copy_weights(const csae_model *model, float *encoder_w, int64
 /// @param n       rows >= 1
 /// @param d       must equal the model's input_dim
 /// @param params  settings, or NULL for csae_train_default_params()
+/// The model's k is read once at the start; every step and validation pass
+/// uses it (csae_model_set_k returns CSAE_ERR_BUSY until this call returns).
+/// Other calls on the model may run from any thread, the progress callback's
+/// included: they wait for the step in progress only. The histories grow
+/// with the steps that run, so a large epochs bounded by early stopping
+/// reserves nothing for the steps that never run.
 /// @return CSAE_OK, CSAE_ERR_INVALID_ARGUMENT, CSAE_ERR_CANCELLED (the
 ///         callback returned non-zero; steps done are kept), CSAE_ERR_BUSY
-///         (another train call is running on this model)
+///         (another train call is running on this model),
+///         CSAE_ERR_OUT_OF_MEMORY (the training buffers or Adam's moments,
+///         4*d*h floats, cannot be allocated; the weights are unchanged)
 int32_t csae_model_train(csae_model *model, const float *x, int64_t n, int64_t d,
                          const csae_train_params *params);
 
@@ -286,9 +323,14 @@ int32_t csae_model_copy_validation_history(const csae_model *model, float *out, 
 /// largest |pre-activation| with their signed values, ordered by decreasing
 /// |value| (ties: lower index first).
 /// @param x        n*d floats, row-major; finite, no all-zero row
-/// @param k        nonzeros per code (1 <= k <= h), or 0 for the model's k
+/// @param k        nonzeros per code (1 <= k <= h), or 0 for the model's k,
+///                 read once at the start of the call; when another thread
+///                 may call csae_model_set_k, pass k explicitly (buffers sized
+///                 from a k read earlier may be too small for the current one)
 /// @param indices  receives n*k latent indices
 /// @param values   receives n*k values
+/// @return CSAE_OK, CSAE_ERR_INVALID_ARGUMENT, CSAE_ERR_INVALID_HANDLE, or
+///         CSAE_ERR_OUT_OF_MEMORY (per-thread scratch)
 int32_t csae_model_encode(const csae_model *model, const float *x, int64_t n, int64_t d, int64_t k,
                           int32_t *indices, float *values);
 
@@ -356,20 +398,30 @@ int32_t csae_get_num_threads(void);
 int32_t csae_index_create(csae_model *model, int32_t mode, int32_t storage, csae_index **out);
 
 /// Releases an index. NULL is a no-op; a handle already freed is ignored.
+/// Safe while other threads use the index: calls already running finish on
+/// it; later calls with the handle return CSAE_ERR_INVALID_HANDLE.
 void csae_index_free(csae_index *index);
 
 /// Adds n codes of k nonzeros (as csae_model_encode writes them). Items get
-/// the ids count, count+1, ... in order. The first add fixes k.
+/// the ids count, count+1, ... in order. The first add fixes k. Adds and
+/// searches may run concurrently from several threads.
 /// @param indices  n*k latent indices in [0, h), no index twice in a row
 /// @param values   n*k finite values
+/// @return CSAE_OK, CSAE_ERR_INVALID_ARGUMENT (also when the model was
+///         trained after items were added: build a new index),
+///         CSAE_ERR_INVALID_HANDLE, or CSAE_ERR_OUT_OF_MEMORY
 int32_t csae_index_add_codes(csae_index *index, const int32_t *indices, const float *values,
                              int64_t n, int64_t k);
 
 /// Encodes n dense rows with the index's model and adds their codes. In
 /// reconstructed mode the values are refitted by least squares (as
 /// csae_model_refit does), which ranks better by decoded cosine; sparse mode
-/// keeps the encoder's values.
+/// keeps the encoder's values. The rows are encoded with one version of the
+/// weights: if the model is trained (in another thread) before their codes
+/// are added, the call fails with CSAE_ERR_INVALID_ARGUMENT and adds nothing.
 /// @param x  n*d floats; finite, no all-zero row
+/// @return CSAE_OK, CSAE_ERR_INVALID_ARGUMENT, CSAE_ERR_INVALID_HANDLE, or
+///         CSAE_ERR_OUT_OF_MEMORY
 int32_t csae_index_add_dense(csae_index *index, const float *x, int64_t n, int64_t d);
 
 /// Searches with nq dense queries. Sparse mode encodes them with the model,
@@ -382,7 +434,12 @@ int32_t csae_index_add_dense(csae_index *index, const float *x, int64_t n, int64
 ///                     or 0 for min(h, 4k); ignored in reconstructed mode
 /// @param num_threads  worker threads, 0 for the default
 /// @param scores       receives nq*n cosines, best first, -INFINITY as padding
-/// @param ids          receives nq*n item ids, -1 as padding
+/// @param ids          receives nq*n item ids, -1 as padding (n above the
+///                     item count is only padding: the search's own memory
+///                     and work are bounded by the item count)
+/// @return CSAE_OK, CSAE_ERR_INVALID_ARGUMENT (also when the index is empty,
+///         or its model was trained after its items were added),
+///         CSAE_ERR_INVALID_HANDLE, or CSAE_ERR_OUT_OF_MEMORY
 int32_t csae_index_search_dense(csae_index *index, const float *queries, int64_t nq, int64_t d,
                                 int64_t n, int64_t query_k, int32_t num_threads, float *scores,
                                 int64_t *ids);
@@ -393,6 +450,7 @@ int32_t csae_index_search_dense(csae_index *index, const float *queries, int64_t
 /// @param values   nq*k finite values
 /// @param scores   receives nq*n cosines, best first, -INFINITY as padding
 /// @param ids      receives nq*n item ids, -1 as padding
+/// @return as csae_index_search_dense
 int32_t csae_index_search_codes(csae_index *index, const int32_t *indices, const float *values,
                                 int64_t nq, int64_t k, int64_t n, int32_t num_threads,
                                 float *scores, int64_t *ids);
@@ -408,6 +466,10 @@ int32_t csae_index_get_info(const csae_index *index, int64_t *count, int64_t *k,
 
 /// Saves the index as safetensors (codes, mode, storage, and the model's
 /// fingerprint), atomically.
+/// @return CSAE_OK, CSAE_ERR_IO, CSAE_ERR_INVALID_HANDLE, or
+///         CSAE_ERR_INVALID_ARGUMENT (NULL path, or the model was trained
+///         after the items were added: the codes no longer match its weights
+///         and nothing is written)
 int32_t csae_index_save(csae_index *index, const char *path);
 
 /// Loads an index saved by csae_index_save. The model must be the one the

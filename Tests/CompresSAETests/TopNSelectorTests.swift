@@ -14,13 +14,12 @@ struct TopNSelectorTests {
     }
 
     @Test("keeps the best n in brute force's order, in any arrival order", arguments: [1, 7, 100])
-    func matchesSort(n: Int) {
+    func matchesSort(n: Int) throws {
         for seed in 0..<20 as Range<UInt64> {
             var pairs = stream(count: 1000, seed: seed)
             let expected = pairs.sorted { $0.0 > $1.0 || ($0.0 == $1.0 && $0.1 < $1.1) }.prefix(n)
             if seed % 2 == 1 { var rng = SeededGenerator(seed: seed); pairs.shuffle(using: &rng) }
-            var selector = TopNSelector(capacity: n)
-            defer { selector.deallocate() }
+            var selector = try TopNSelector(capacity: n)
             for (score, id) in pairs { selector.offer(score, id) }
             var scores = [Float](repeating: .nan, count: n), ids = [Int64](repeating: -1, count: n)
             let found = selector.drainSorted(scores: &scores, ids: &ids)
@@ -31,9 +30,8 @@ struct TopNSelectorTests {
     }
 
     @Test("the threshold is the worst kept score once full, and ids up to 2^32 - 1 survive")
-    func thresholdAndLargeIDs() {
-        var selector = TopNSelector(capacity: 2)
-        defer { selector.deallocate() }
+    func thresholdAndLargeIDs() throws {
+        var selector = try TopNSelector(capacity: 2)
         #expect(selector.threshold == -.infinity)
         selector.offer(1, 4_294_967_295)
         selector.offer(-5, 3)

@@ -100,17 +100,17 @@ struct SimilarityTermTests {
         let (x, d) = try Fixtures.realEmbeddings(rows: 24)
         let k = 4, h = 64, rows = 24
         let model = try CompresSAEModel(inputDim: d, latentDim: h, k: k, seed: 3, initialization: .tied)
-        let buffers = StepBuffers(rows: rows, d: d, h: h, m: 4 * k, workers: 2)
+        let buffers = try StepBuffers(rows: rows, d: d, h: h, m: 4 * k, workers: 2)
         let term = SimilarityTerm(weight: 0.7, temperature: 0.1, sampleRows: 16)
         let p = buffers.pointers
         x.withUnsafeBufferPointer { xb in
             _ = model.forwardBackward(xb.baseAddress!, rows: rows, k: k, buffers: buffers, workers: 2)
         }
-        func loss() -> Float {
+        func loss() throws -> Float {
             p.gPre.initialize(repeating: 0, count: rows * 4 * k)
-            return model.addSparseSimilarityGradient(term, buffers: buffers, rows: rows, k: k, workers: 2)
+            return try model.addSparseSimilarityGradient(term, buffers: buffers, rows: rows, k: k, workers: 2)
         }
-        let base = loss()
+        let base = try loss()
         #expect(base.isFinite && base > 0)
         let analytic = Array(UnsafeBufferPointer(start: p.gPre, count: rows * 4 * k))
         // Rows past sampleRows and slots past k get nothing.
@@ -121,9 +121,9 @@ struct SimilarityTermTests {
                 let e = i * 4 * k + t
                 let saved = p.values[e], step: Float = 1e-3
                 p.values[e] = saved + step
-                let up = loss()
+                let up = try loss()
                 p.values[e] = saved - step
-                let down = loss()
+                let down = try loss()
                 p.values[e] = saved
                 let numeric = (up - down) / (2 * step)
                 #expect(abs(numeric - analytic[e]) <= 2e-3 * max(1, abs(analytic[e])) + 1e-4,

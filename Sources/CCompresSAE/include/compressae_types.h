@@ -24,9 +24,30 @@ enum csae_status {
     CSAE_ERR_IO = 3,               /**< a file could not be opened, read, written or renamed */
     CSAE_ERR_FORMAT = 4,           /**< a file is not a valid compressae / safetensors file */
     CSAE_ERR_CANCELLED = 5,        /**< the progress callback asked to stop */
-    CSAE_ERR_OUT_OF_MEMORY = 6,    /**< an allocation failed */
-    CSAE_ERR_BUSY = 7              /**< the model is being trained by another call */
+    CSAE_ERR_OUT_OF_MEMORY = 6,    /**< a buffer sized by the arguments or a file could not be allocated */
+    CSAE_ERR_BUSY = 7              /**< the model is being trained (by csae_model_train) */
 };
+
+/* Threads. Every function may be called from any thread, on any handle, at
+ * any time: a call either completes or returns a status, and never touches
+ * freed or foreign memory. What runs concurrently on one handle:
+ *  - a model: encode, decode, refit, preactivations, loss_and_gradients,
+ *    copy_weights, get_shape, save and the history copies run side by side;
+ *    csae_model_train runs alone (a second one returns CSAE_ERR_BUSY), and
+ *    each of its steps holds the weights exclusively, so other calls wait for
+ *    the step in progress (not for the whole training) and see the weights as
+ *    they are between steps; csae_model_set_k returns CSAE_ERR_BUSY while it
+ *    runs (including from its progress callback).
+ *  - an index: adds and searches from several threads wait for each other as
+ *    needed; an index whose model was trained after its items were added
+ *    refuses to add, search and save (CSAE_ERR_INVALID_ARGUMENT).
+ *  - csae_model_free / csae_index_free while other threads use the handle:
+ *    calls already running finish on the object, later calls with the handle
+ *    return CSAE_ERR_INVALID_HANDLE.
+ * Each call reads the values it depends on (k, shapes, the item count) once,
+ * at its start, and uses them throughout. Buffers the caller passes are sized
+ * by the caller: when another thread may change the model's k, pass k
+ * explicitly rather than 0 ("the model's k"). */
 
 /** Retrieval modes of a csae_index. */
 enum csae_index_mode {

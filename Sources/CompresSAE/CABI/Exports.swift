@@ -76,7 +76,8 @@ func trainParams(_ o: TrainingOptions) -> csae_train_params {
 /// @param initialization CSAE_INIT_REFERENCE (kaiming-uniform encoder, as the reference)
 ///                   or CSAE_INIT_TIED (encoder = decoder transposed)
 /// @param out        receives the new handle; release it with csae_model_free
-/// @return CSAE_OK, or CSAE_ERR_INVALID_ARGUMENT
+/// @return CSAE_OK, CSAE_ERR_INVALID_ARGUMENT, or CSAE_ERR_OUT_OF_MEMORY (the
+///         weights, 2*d*h floats, cannot be allocated)
 @c public func csae_model_create(
     _ input_dim: Int64, _ latent_dim: Int64, _ k: Int64, _ seed: UInt64, _ initialization: Int32,
     _ out: UnsafeMutablePointer<OpaquePointer?>?
@@ -99,7 +100,8 @@ func trainParams(_ o: TrainingOptions) -> csae_train_params {
 /// @param encoder_b  h floats
 /// @param decoder_w  h*d floats, [h,d] row-major
 /// @param out        receives the new handle
-/// @return CSAE_OK, or CSAE_ERR_INVALID_ARGUMENT (bad size, NULL, non-finite weight)
+/// @return CSAE_OK, CSAE_ERR_INVALID_ARGUMENT (bad size, NULL, non-finite weight),
+///         or CSAE_ERR_OUT_OF_MEMORY
 @c public func csae_model_create_from_weights(
     _ input_dim: Int64, _ latent_dim: Int64, _ k: Int64,
     _ encoder_w: UnsafePointer<Float>?, _ encoder_b: UnsafePointer<Float>?, _ decoder_w: UnsafePointer<Float>?,
@@ -120,7 +122,9 @@ func trainParams(_ o: TrainingOptions) -> csae_train_params {
 }
 
 /// Releases a model. NULL is a no-op; a handle already freed is ignored.
-/// Calls running on the model in other threads finish first.
+/// Safe while other threads use the model: calls already running (and
+/// indexes over it) keep it alive until they finish; later calls with the
+/// handle return CSAE_ERR_INVALID_HANDLE.
 @c public func csae_model_free(_ model: OpaquePointer?) {
     modelHandles.remove(model)
 }
@@ -175,6 +179,10 @@ func trainParams(_ o: TrainingOptions) -> csae_train_params {
 }
 
 /// Sets the number of nonzeros per code used by encode and train (1 <= k <= h).
+/// Calls already running keep the k they read at their start.
+/// @return CSAE_OK, CSAE_ERR_INVALID_ARGUMENT, or CSAE_ERR_BUSY while
+///         csae_model_train runs on the model (also from its progress
+///         callback): a training run keeps one k from start to end
 @c public func csae_model_set_k(_ model: OpaquePointer?, _ k: Int64) -> Int32 {
     withStatus {
         let m = try modelHandles.lookup(model)
@@ -213,9 +221,17 @@ func trainParams(_ o: TrainingOptions) -> csae_train_params {
 /// @param n       rows >= 1
 /// @param d       must equal the model's input_dim
 /// @param params  settings, or NULL for csae_train_default_params()
+/// The model's k is read once at the start; every step and validation pass
+/// uses it (csae_model_set_k returns CSAE_ERR_BUSY until this call returns).
+/// Other calls on the model may run from any thread, the progress callback's
+/// included: they wait for the step in progress only. The histories grow
+/// with the steps that run, so a large epochs bounded by early stopping
+/// reserves nothing for the steps that never run.
 /// @return CSAE_OK, CSAE_ERR_INVALID_ARGUMENT, CSAE_ERR_CANCELLED (the
 ///         callback returned non-zero; steps done are kept), CSAE_ERR_BUSY
-///         (another train call is running on this model)
+///         (another train call is running on this model),
+///         CSAE_ERR_OUT_OF_MEMORY (the training buffers or Adam's moments,
+///         4*d*h floats, cannot be allocated; the weights are unchanged)
 @c public func csae_model_train(
     _ model: OpaquePointer?, _ x: UnsafePointer<Float>?, _ n: Int64, _ d: Int64,
     _ params: UnsafePointer<csae_train_params>?
@@ -302,9 +318,14 @@ func trainParams(_ o: TrainingOptions) -> csae_train_params {
 /// largest |pre-activation| with their signed values, ordered by decreasing
 /// |value| (ties: lower index first).
 /// @param x        n*d floats, row-major; finite, no all-zero row
-/// @param k        nonzeros per code (1 <= k <= h), or 0 for the model's k
+/// @param k        nonzeros per code (1 <= k <= h), or 0 for the model's k,
+///                 read once at the start of the call; when another thread
+///                 may call csae_model_set_k, pass k explicitly (buffers sized
+///                 from a k read earlier may be too small for the current one)
 /// @param indices  receives n*k latent indices
 /// @param values   receives n*k values
+/// @return CSAE_OK, CSAE_ERR_INVALID_ARGUMENT, CSAE_ERR_INVALID_HANDLE, or
+///         CSAE_ERR_OUT_OF_MEMORY (per-thread scratch)
 @c public func csae_model_encode(
     _ model: ConstModelHandle?, _ x: UnsafePointer<Float>?, _ n: Int64, _ d: Int64, _ k: Int64,
     _ indices: UnsafeMutablePointer<Int32>?, _ values: UnsafeMutablePointer<Float>?

@@ -50,14 +50,20 @@ public typealias ConstIndexHandle = OpaquePointer
 }
 
 /// Releases an index. NULL is a no-op; a handle already freed is ignored.
+/// Safe while other threads use the index: calls already running finish on
+/// it; later calls with the handle return CSAE_ERR_INVALID_HANDLE.
 @c public func csae_index_free(_ index: OpaquePointer?) {
     indexHandles.remove(index)
 }
 
 /// Adds n codes of k nonzeros (as csae_model_encode writes them). Items get
-/// the ids count, count+1, ... in order. The first add fixes k.
+/// the ids count, count+1, ... in order. The first add fixes k. Adds and
+/// searches may run concurrently from several threads.
 /// @param indices  n*k latent indices in [0, h), no index twice in a row
 /// @param values   n*k finite values
+/// @return CSAE_OK, CSAE_ERR_INVALID_ARGUMENT (also when the model was
+///         trained after items were added: build a new index),
+///         CSAE_ERR_INVALID_HANDLE, or CSAE_ERR_OUT_OF_MEMORY
 @c public func csae_index_add_codes(
     _ index: OpaquePointer?, _ indices: UnsafePointer<Int32>?, _ values: UnsafePointer<Float>?,
     _ n: Int64, _ k: Int64
@@ -73,8 +79,12 @@ public typealias ConstIndexHandle = OpaquePointer
 /// Encodes n dense rows with the index's model and adds their codes. In
 /// reconstructed mode the values are refitted by least squares (as
 /// csae_model_refit does), which ranks better by decoded cosine; sparse mode
-/// keeps the encoder's values.
+/// keeps the encoder's values. The rows are encoded with one version of the
+/// weights: if the model is trained (in another thread) before their codes
+/// are added, the call fails with CSAE_ERR_INVALID_ARGUMENT and adds nothing.
 /// @param x  n*d floats; finite, no all-zero row
+/// @return CSAE_OK, CSAE_ERR_INVALID_ARGUMENT, CSAE_ERR_INVALID_HANDLE, or
+///         CSAE_ERR_OUT_OF_MEMORY
 @c public func csae_index_add_dense(_ index: OpaquePointer?, _ x: UnsafePointer<Float>?, _ n: Int64, _ d: Int64) -> Int32 {
     withStatus {
         let i = try indexHandles.lookup(index)
@@ -93,7 +103,12 @@ public typealias ConstIndexHandle = OpaquePointer
 ///                     or 0 for min(h, 4k); ignored in reconstructed mode
 /// @param num_threads  worker threads, 0 for the default
 /// @param scores       receives nq*n cosines, best first, -INFINITY as padding
-/// @param ids          receives nq*n item ids, -1 as padding
+/// @param ids          receives nq*n item ids, -1 as padding (n above the
+///                     item count is only padding: the search's own memory
+///                     and work are bounded by the item count)
+/// @return CSAE_OK, CSAE_ERR_INVALID_ARGUMENT (also when the index is empty,
+///         or its model was trained after its items were added),
+///         CSAE_ERR_INVALID_HANDLE, or CSAE_ERR_OUT_OF_MEMORY
 @c public func csae_index_search_dense(
     _ index: OpaquePointer?, _ queries: UnsafePointer<Float>?, _ nq: Int64, _ d: Int64, _ n: Int64,
     _ query_k: Int64, _ num_threads: Int32, _ scores: UnsafeMutablePointer<Float>?,
@@ -120,6 +135,7 @@ public typealias ConstIndexHandle = OpaquePointer
 /// @param values   nq*k finite values
 /// @param scores   receives nq*n cosines, best first, -INFINITY as padding
 /// @param ids      receives nq*n item ids, -1 as padding
+/// @return as csae_index_search_dense
 @c public func csae_index_search_codes(
     _ index: OpaquePointer?, _ indices: UnsafePointer<Int32>?, _ values: UnsafePointer<Float>?,
     _ nq: Int64, _ k: Int64, _ n: Int64, _ num_threads: Int32,
@@ -161,6 +177,10 @@ public typealias ConstIndexHandle = OpaquePointer
 
 /// Saves the index as safetensors (codes, mode, storage, and the model's
 /// fingerprint), atomically.
+/// @return CSAE_OK, CSAE_ERR_IO, CSAE_ERR_INVALID_HANDLE, or
+///         CSAE_ERR_INVALID_ARGUMENT (NULL path, or the model was trained
+///         after the items were added: the codes no longer match its weights
+///         and nothing is written)
 @c public func csae_index_save(_ index: OpaquePointer?, _ path: UnsafePointer<CChar>?) -> Int32 {
     withStatus {
         let i = try indexHandles.lookup(index)

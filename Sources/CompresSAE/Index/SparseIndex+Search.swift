@@ -38,25 +38,26 @@ extension SparseIndex {
         case .sparse:
             guard let itemK = k else { throw CompresSAEError.invalid("the index is empty: add items before searching") }
             let kk = queryK ?? min(h, 4 * itemK)
-            var indices = [Int32](repeating: 0, count: rows * kk), values = [Float](repeating: 0, count: rows * kk)
-            try indices.withUnsafeMutableBufferPointer { ib in
-                try values.withUnsafeMutableBufferPointer { vb in
-                    try model.encode(queries, rows: rows, k: kk, indices: ib, values: vb, threads: threads)
-                }
-            }
+            let count = try Size.product(rows, kk, what: "query codes")
+            let indices = try FallibleBuffer<Int32>(count: count, "the query codes' indices")
+            let values = try FallibleBuffer<Float>(count: count, "the query codes' values")
+            // The queries' weights version needs no check of its own: versions
+            // only rise, so codes made before `checkSearchable` passes belong
+            // to the version the index's items were made with.
+            try model.encode(queries, rows: rows, k: kk, indices: indices.buffer, values: values.buffer, threads: threads)
             try prepareForSearch()
             try lock.withReadLock {
                 try checkSearchable()
-                searchSparse(indices: indices, values: values, rows: rows, k: kk, n: n,
-                             scores: scores.baseAddress!, ids: ids.baseAddress!, threads: threads)
+                try searchSparse(indices: indices.base, values: values.base, rows: rows, k: kk, n: n,
+                                 scores: scores.baseAddress!, ids: ids.baseAddress!, threads: threads)
             }
         case .reconstructed:
-            var unit = [Float](repeating: 0, count: rows * d)
-            unit.withUnsafeMutableBufferPointer { normalizeRows(queries.baseAddress!, rows: rows, dim: d, into: $0.baseAddress!) }
+            let unit = try FallibleBuffer<Float>(count: try Size.product(rows, d, what: "queries"), "the normalised queries")
+            normalizeRows(queries.baseAddress!, rows: rows, dim: d, into: unit.base)
             try lock.withReadLock {
                 try checkSearchable()
-                searchReconstructed(unitQueries: unit, rows: rows, n: n,
-                                    scores: scores.baseAddress!, ids: ids.baseAddress!, threads: threads)
+                try searchReconstructed(unitQueries: unit, rows: rows, n: n,
+                                        scores: scores.baseAddress!, ids: ids.baseAddress!, threads: threads)
             }
         }
     }
@@ -80,24 +81,22 @@ extension SparseIndex {
             try prepareForSearch()
             try lock.withReadLock {
                 try checkSearchable()
-                searchSparse(indices: Array(indices), values: Array(values), rows: rows, k: k, n: n,
-                             scores: scores.baseAddress!, ids: ids.baseAddress!, threads: threads)
+                try searchSparse(indices: indices.baseAddress!, values: values.baseAddress!, rows: rows, k: k, n: n,
+                                 scores: scores.baseAddress!, ids: ids.baseAddress!, threads: threads)
             }
         case .reconstructed:
-            var decoded = [Float](repeating: 0, count: rows * d)
-            try decoded.withUnsafeMutableBufferPointer {
-                try model.decode(indices: indices, values: values, rows: rows, k: k, into: $0, threads: threads)
-            }
+            let unit = try FallibleBuffer<Float>(count: try Size.product(rows, d, what: "queries"), "the decoded queries")
+            try model.decode(indices: indices, values: values, rows: rows, k: k, into: unit.buffer, threads: threads)
             // A query decoding to zero has no direction: its row stays zero and scores 0 everywhere.
-            var unit = [Float](repeating: 0, count: rows * d)
             for i in 0..<rows {
-                let norm = decoded.withUnsafeBufferPointer { robustNorm($0.baseAddress! + i * d, d) }
-                if norm > 0 { for c in 0..<d { unit[i * d + c] = decoded[i * d + c] / norm } }
+                let row = unit.base + i * d
+                let norm = robustNorm(row, d)
+                if norm > 0 { for c in 0..<d { row[c] /= norm } }
             }
             try lock.withReadLock {
                 try checkSearchable()
-                searchReconstructed(unitQueries: unit, rows: rows, n: n,
-                                    scores: scores.baseAddress!, ids: ids.baseAddress!, threads: threads)
+                try searchReconstructed(unitQueries: unit, rows: rows, n: n,
+                                        scores: scores.baseAddress!, ids: ids.baseAddress!, threads: threads)
             }
         }
     }
@@ -120,7 +119,7 @@ extension SparseIndex {
     /// Builds the posting lists of items added since the last search.
     func prepareForSearch() throws {
         let pending = lock.withReadLock { state.pendingCount }
-        if pending > 0 { lock.withWriteLock { mergePending() } }
+        if pending > 0 { try lock.withWriteLock { try mergePending() } }
     }
 
     // MARK: - Sparse mode
@@ -134,45 +133,51 @@ extension SparseIndex {
     /// Queries are spread over workers; caller holds the read lock.
     ///
     /// - Complexity: per query O(sum of its posting-list lengths + count).
-    func searchSparse(indices: [Int32], values: [Float], rows: Int, k: Int, n: Int,
-                      scores: UnsafeMutablePointer<Float>, ids: UnsafeMutablePointer<Int64>, threads: Int) {
+    func searchSparse(indices: UnsafePointer<Int32>, values: UnsafePointer<Float>, rows: Int, k: Int, n: Int,
+                      scores: UnsafeMutablePointer<Float>, ids: UnsafeMutablePointer<Int64>, threads: Int) throws {
         // The items in the posting lists: an add from another thread between
         // the caller's merge and its read lock leaves items pending, which
         // this search does not see (the lists and tile offsets know nothing of them).
         let itemCount = state.count - state.pendingCount
-        let workers = min(Parallel.threadCount(requested: threads), rows)
+        // Nothing is sized by n beyond the items there are; slots past them are padding.
+        let kept = min(n, itemCount)
+        let workers = max(1, min(Parallel.threadCount(requested: threads), rows))
         let outScores = SharedPointer(scores), outIDs = SharedPointer(ids)
         let compact = storage == .compact
         let tile = Self.searchTile
         let tiles = (itemCount + tile - 1) / tile
-        indices.withUnsafeBufferPointer { qIdxBuffer in
-        values.withUnsafeBufferPointer { qValBuffer in
+        let floorRank = Self.floorSampleRank(n: kept)
+        // Per worker: the tile's accumulators, k list cursors and weights, the floor sample, a heap.
+        let what = "the sparse search's scratch"
+        let accumulators = try FallibleBuffer<Float>(count: try Size.product(workers, tile, what: what), zeroed: true, what)
+        let workerK = try Size.product(workers, k, what: what)
+        let lists = try FallibleBuffer<UnsafePointer<Int32>>(count: workerK, what)
+        let listStarts = try FallibleBuffer<Int>(count: workerK, what)
+        let weights = try FallibleBuffer<Float>(count: workerK, what)
+        let segments = try FallibleBuffer<Int64>(count: try Size.product(2, workerK, what: what), what)
+        let samples = try FallibleBuffer<Float>(count: try Size.product(workers, max(1, floorRank), what: what), what)
+        var selectorPool: [TopNSelector] = []
+        for _ in 0..<workers { selectorPool.append(try TopNSelector(capacity: kept)) }
+        let qIdx = SharedConstPointer(indices), qVal = SharedConstPointer(values)
+        selectorPool.withUnsafeMutableBufferPointer { selectorBuffer in
+        let selectors = SharedPointer(selectorBuffer.baseAddress!)
+        let scratch = UnsafeSendableBox((accumulators, lists, listStarts, weights, segments, samples))
         state.tileOffsets.withUnsafeBufferPointer { offsetBuffer in
         state.postingStart.withUnsafeBufferPointer { startBuffer in
         state.postingLocalIDs.withUnsafeBufferPointer { idBuffer in
         state.postingValues.withUnsafeBufferPointer { valueBuffer in
         state.postingValues16.withUnsafeBufferPointer { value16Buffer in
-            let qIdx = SharedConstPointer(qIdxBuffer.baseAddress!), qVal = SharedConstPointer(qValBuffer.baseAddress!)
             let start = SharedConstPointer(startBuffer.baseAddress!)
             let offsets = SharedConstPointer(offsetBuffer.baseAddress!), postingIDs = SharedConstPointer(idBuffer.baseAddress!)
             let postingValues = UnsafeSendableBox(valueBuffer.baseAddress), postingValues16 = UnsafeSendableBox(value16Buffer.baseAddress)
             Parallel.run(workers: workers) { w in
-                let accumulator = UnsafeMutablePointer<Float>.allocate(capacity: tile)
-                let lists = UnsafeMutablePointer<UnsafePointer<Int32>>.allocate(capacity: k)
-                let listStarts = UnsafeMutablePointer<Int>.allocate(capacity: k)
-                let weights = UnsafeMutablePointer<Float>.allocate(capacity: k)
-                let segmentFrom = UnsafeMutablePointer<Int64>.allocate(capacity: k)
-                let segmentTo = UnsafeMutablePointer<Int64>.allocate(capacity: k)
-                var selector = TopNSelector(capacity: n)
-                let floorRank = Self.floorSampleRank(n: n)
-                let sampleTop = UnsafeMutablePointer<Float>.allocate(capacity: max(1, floorRank))
+                let (accumulatorBuffer, listBuffer, listStartBuffer, weightBuffer, segmentBuffer, sampleBuffer) = scratch.value
                 // Zeroed once: each tile's scan leaves the accumulators zeroed for the next.
-                accumulator.initialize(repeating: 0, count: tile)
-                defer {
-                    accumulator.deallocate(); lists.deallocate(); listStarts.deallocate()
-                    weights.deallocate(); segmentFrom.deallocate(); segmentTo.deallocate(); selector.deallocate()
-                    sampleTop.deallocate()
-                }
+                let accumulator = accumulatorBuffer.base + w * tile
+                let lists = listBuffer.base + w * k, listStarts = listStartBuffer.base + w * k
+                let weights = weightBuffer.base + w * k
+                let segmentFrom = segmentBuffer.base + 2 * w * k, segmentTo = segmentFrom + k
+                let sampleTop = sampleBuffer.base + w * max(1, floorRank)
                 var q = w
                 while q < rows {
                     let queryNorm = robustNorm(qVal.base + q * k, k)
@@ -183,7 +188,7 @@ extension SparseIndex {
                         // A zero query has no direction: every score is 0.
                         weights[t] = queryNorm > 0 ? qVal.base[q * k + t] / queryNorm : 0
                     }
-                    selector.reset()
+                    selectors.base[w].reset()
                     for tileIndex in 0..<tiles {
                         let tileStart = tileIndex * tile
                         let tileCount = min(itemCount, tileStart + tile) - tileStart
@@ -199,12 +204,13 @@ extension SparseIndex {
                                                  segmentFrom, segmentTo, weights, Int64(k))
                         }
                         if tileIndex == 0 && floorRank > 0 {
-                            raiseFloor(accumulator, count: tileCount, rank: floorRank, buffer: sampleTop, of: &selector)
+                            raiseFloor(accumulator, count: tileCount, rank: floorRank, buffer: sampleTop,
+                                       of: &selectors.base[w])
                         }
-                        offerTile(accumulator, first: tileStart, count: tileCount, to: &selector)
+                        offerTile(accumulator, first: tileStart, count: tileCount, to: &selectors.base[w])
                     }
                     let rowScores = outScores.base + q * n, rowIDs = outIDs.base + q * n
-                    let found = selector.drainSorted(scores: rowScores, ids: rowIDs)
+                    let found = selectors.base[w].drainSorted(scores: rowScores, ids: rowIDs)
                     for slot in found..<n {
                         rowScores[slot] = -.infinity
                         rowIDs[slot] = -1
@@ -212,7 +218,6 @@ extension SparseIndex {
                     q += workers
                 }
             }
-        }
         }
         }
         }
@@ -231,42 +236,43 @@ extension SparseIndex {
     /// Caller holds the read lock.
     ///
     /// - Complexity: per block O(h d 64) for `u`, plus O(count k 64).
-    func searchReconstructed(unitQueries: [Float], rows: Int, n: Int,
-                             scores: UnsafeMutablePointer<Float>, ids: UnsafeMutablePointer<Int64>, threads: Int) {
+    func searchReconstructed(unitQueries: FallibleBuffer<Float>, rows: Int, n: Int,
+                             scores: UnsafeMutablePointer<Float>, ids: UnsafeMutablePointer<Int64>, threads: Int) throws {
         let d = model.inputDim, h = model.latentDim, qb = reconstructedQueryBlock
         let itemCount = state.count, k = state.k!
-        let workers = min(Parallel.threadCount(requested: threads), max(1, itemCount / 1024))
-        let u = UnsafeMutablePointer<Float>.allocate(capacity: h * qb)
-        let block = UnsafeMutablePointer<Float>.allocate(capacity: qb * d)
-        defer { u.deallocate(); block.deallocate() }
-        let selectors = UnsafeMutablePointer<TopNSelector>.allocate(capacity: workers * qb)
-        for s in 0..<(workers * qb) { (selectors + s).initialize(to: TopNSelector(capacity: n)) }
-        defer {
-            for s in 0..<(workers * qb) { selectors[s].deallocate() }
-            selectors.deinitialize(count: workers * qb)
-            selectors.deallocate()
-        }
-        let shared = SharedPointer(selectors)
+        // Nothing is sized by n beyond the items there are; slots past them are padding.
+        let kept = min(n, itemCount)
+        let workers = max(1, min(Parallel.threadCount(requested: threads), max(1, itemCount / 1024)))
+        let u = try FallibleBuffer<Float>(count: try Size.product(h, qb, what: "query projections"), "the queries' projections")
+        let block = try FallibleBuffer<Float>(count: try Size.product(qb, d, what: "a query block"), "a block of queries")
+        var selectorPool: [TopNSelector] = []
+        for _ in 0..<(workers * qb + 1) { selectorPool.append(try TopNSelector(capacity: kept)) }
         let compact = storage == .compact
+        let expectedVersion = state.modelVersion
 
-        model.lock.withReadLock {
-        model.decoder.withUnsafeBufferPointer { decoderBuffer in
+        try selectorPool.withUnsafeMutableBufferPointer { selectorBuffer in
+        let selectors = selectorBuffer.baseAddress!
+        let shared = SharedPointer(selectors)
+        try model.withDecoder { decoder, version in
+        // The codes' norms were taken with the decoder of their version: the
+        // decoder used now must be the same one.
+        if let expectedVersion, expectedVersion != version {
+            throw Self.staleError("the model was trained after items were added to this index")
+        }
         state.rowIndices.withUnsafeBufferPointer { idxBuffer in
         state.rowIndices16.withUnsafeBufferPointer { idx16Buffer in
         state.rowValues.withUnsafeBufferPointer { valBuffer in
         state.rowValues16.withUnsafeBufferPointer { val16Buffer in
             let rowIdx = UnsafeSendableBox(idxBuffer.baseAddress), rowIdx16 = UnsafeSendableBox(idx16Buffer.baseAddress)
             let rowVal = UnsafeSendableBox(valBuffer.baseAddress), rowVal16 = UnsafeSendableBox(val16Buffer.baseAddress)
-            let uShared = SharedConstPointer(UnsafePointer(u))
+            let uShared = SharedConstPointer(UnsafePointer(u.base))
             var first = 0
             while first < rows {
                 let active = min(qb, rows - first)
-                block.initialize(repeating: 0, count: qb * d)
-                unitQueries.withUnsafeBufferPointer {
-                    block.update(from: $0.baseAddress! + first * d, count: active * d)
-                }
+                block.base.initialize(repeating: 0, count: qb * d)
+                block.base.update(from: unitQueries.base + first * d, count: active * d)
                 // u[j, l] = decoder_w[j] . q_l for the block's queries.
-                GEMM.multiplyTransposed(m: h, n: qb, kk: d, a: decoderBuffer.baseAddress!, b: block, beta: 0, c: u)
+                GEMM.multiplyTransposed(m: h, n: qb, kk: d, a: decoder, b: block.base, beta: 0, c: u.base)
                 Parallel.run(workers: workers) { w in
                     let lo = itemCount * w / workers, hi = itemCount * (w + 1) / workers
                     let mine = shared.base + w * qb
@@ -313,15 +319,15 @@ extension SparseIndex {
                 }
                 // Merge the workers' lists per query; the order is total, so the
                 // result does not depend on how items were split.
+                let merged = selectors + workers * qb
                 for l in 0..<active {
-                    var merged = TopNSelector(capacity: n)
-                    defer { merged.deallocate() }
+                    merged.pointee.reset()
                     for w in 0..<workers {
                         let s = selectors + w * qb + l
-                        for e in 0..<s.pointee.count { let (score, id) = s.pointee.pair(e); merged.offer(score, id) }
+                        for e in 0..<s.pointee.count { let (score, id) = s.pointee.pair(e); merged.pointee.offer(score, id) }
                     }
                     let q = first + l
-                    let found = merged.drainSorted(scores: scores + q * n, ids: ids + q * n)
+                    let found = merged.pointee.drainSorted(scores: scores + q * n, ids: ids + q * n)
                     for slot in found..<n {
                         scores[q * n + slot] = -.infinity
                         ids[q * n + slot] = -1

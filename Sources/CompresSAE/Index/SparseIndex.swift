@@ -120,6 +120,13 @@ public final class SparseIndex: @unchecked Sendable {
     ///   lazily, O(total nonzeros), at the next search); O(rows k d) in
     ///   reconstructed mode (each item is decoded once for its norm).
     public func add(indices: UnsafeBufferPointer<Int32>, values: UnsafeBufferPointer<Float>, rows: Int, k: Int) throws {
+        try add(indices: indices, values: values, rows: rows, k: k, encodedAt: nil)
+    }
+
+    /// `add`, for codes the model made at weights version `encodedAt` (`nil`:
+    /// codes from the caller, taken to belong to the current weights).
+    func add(indices: UnsafeBufferPointer<Int32>, values: UnsafeBufferPointer<Float>, rows: Int, k: Int,
+             encodedAt: Int?) throws {
         try InputValidation.checkRowCount(rows)
         guard k >= 1 && k <= model.latentDim else {
             throw CompresSAEError.invalid("k must be in 1...\(model.latentDim) (the latent dimension), got \(k)")
@@ -132,13 +139,35 @@ public final class SparseIndex: @unchecked Sendable {
             if let existing = state.k, existing != k {
                 throw CompresSAEError.invalid("the index holds codes with k = \(existing); these have k = \(k)")
             }
-            try checkModelVersion()
             guard state.count + rows <= Int(Int32.max) else {
                 throw CompresSAEError.invalid("an index holds at most \(Int32.max) items")
             }
-            let scales = itemScales(indices: indices.baseAddress!, values: values.baseAddress!, rows: rows, k: k)
+            // The scales are taken with the weights of one version, which the
+            // new codes, and the codes already held, must belong to.
+            let (scales, version) = try itemScales(indices: indices.baseAddress!, values: values.baseAddress!,
+                                                   rows: rows, k: k)
+            if let encodedAt, encodedAt != version {
+                throw Self.staleError("the model was trained while these rows were being encoded")
+            }
+            if let held = state.modelVersion, held != version {
+                throw Self.staleError("the model was trained after items were added to this index")
+            }
+            let nonzeros = try Size.product(rows, k, what: "the codes added")
+            switch mode {
+            case .sparse:
+                try reserveGrowth(of: state.pendingValues.count, by: nonzeros, Float.self, "the items to be indexed")
+                try reserveGrowth(of: state.pendingIndices.count, by: nonzeros, Int32.self, "the items to be indexed")
+            case .reconstructed:
+                if storage == .standard {
+                    try reserveGrowth(of: state.rowValues.count, by: nonzeros, Float.self, "the index's codes")
+                    try reserveGrowth(of: state.rowIndices.count, by: nonzeros, Int32.self, "the index's codes")
+                } else {
+                    try reserveGrowth(of: state.rowValues16.count, by: nonzeros, UInt16.self, "the index's codes")
+                    try reserveGrowth(of: state.rowIndices16.count, by: nonzeros, UInt16.self, "the index's codes")
+                }
+            }
             state.k = k
-            if state.modelVersion == nil { state.modelVersion = model.weightsVersion }
+            if state.modelVersion == nil { state.modelVersion = version }
             switch mode {
             case .sparse: appendPending(indices: indices.baseAddress!, values: values.baseAddress!, scales: scales, rows: rows, k: k)
             case .reconstructed: appendRows(indices: indices.baseAddress!, values: values.baseAddress!, scales: scales, rows: rows, k: k)
@@ -147,35 +176,52 @@ public final class SparseIndex: @unchecked Sendable {
         }
     }
 
+    /// Checks that an array of `count` elements can grow by `added`: the
+    /// grown size is representable and, at twice that (what an array's
+    /// growth may ask for), obtainable now.
+    ///
+    /// Complexity: O(1).
+    private func reserveGrowth<T>(of count: Int, by added: Int, _: T.Type, _ what: String) throws(CompresSAEError) {
+        let grown = try Size.sum(count, added, what: what)
+        try probeAllocation(count: try Size.product(grown, 2, what: what), of: T.self, what)
+    }
+
     /// Encodes dense rows with the model (at the index's `k`, or the model's
     /// `k` for the first add) and adds their codes. Reconstructed mode refits
     /// the values by least squares (`CompresSAEModel.refit`), which ranks
     /// better by decoded cosine; sparse mode keeps the encoder's values, whose
-    /// code cosines rank better.
+    /// code cosines rank better. The codes are made under one version of the
+    /// weights; if the model is trained before they are added, the add fails
+    /// instead of mixing codes of two versions.
     public func add(dense x: UnsafeBufferPointer<Float>, rows: Int, threads: Int = 0) throws {
         let kk = k ?? model.k
         try InputValidation.checkRowCount(rows)
-        var indices = [Int32](repeating: 0, count: rows * kk)
-        var values = [Float](repeating: 0, count: rows * kk)
-        try indices.withUnsafeMutableBufferPointer { ib in
+        let count = try Size.product(rows, kk, what: "codes of \(rows) rows")
+        var indices = try [Int32].fallible(repeating: 0, count: count, "the codes' indices")
+        var values = try [Float].fallible(repeating: 0, count: count, "the codes' values")
+        let version = try indices.withUnsafeMutableBufferPointer { ib in
             try values.withUnsafeMutableBufferPointer { vb in
-                if mode == .reconstructed {
-                    try model.encodeRefitted(x, rows: rows, k: kk, indices: ib, values: vb, threads: threads)
-                } else {
-                    try model.encode(x, rows: rows, k: kk, indices: ib, values: vb, threads: threads)
-                }
+                try model.encodeReportingVersion(x, rows: rows, k: kk, refit: mode == .reconstructed,
+                                                 indices: ib, values: vb, threads: threads)
             }
         }
         try indices.withUnsafeBufferPointer { ib in
-            try values.withUnsafeBufferPointer { vb in try add(indices: ib, values: vb, rows: rows, k: kk) }
+            try values.withUnsafeBufferPointer { vb in
+                try add(indices: ib, values: vb, rows: rows, k: kk, encodedAt: version)
+            }
         }
     }
 
-    /// Refuses to mix codes from different weights (the model trained since the first add).
+    static func staleError(_ why: String) -> CompresSAEError {
+        CompresSAEError.invalid("\(why): the codes no longer match its weights; build a new index")
+    }
+
+    /// Refuses to use codes made by other weights than the model's current
+    /// ones (the model was trained since the first add). Caller holds a lock
+    /// of the index.
     func checkModelVersion() throws {
         if let version = state.modelVersion, version != model.weightsVersion {
-            throw CompresSAEError.invalid(
-                "the model was trained after items were added to this index: its codes no longer match; build a new index")
+            throw Self.staleError("the model was trained after items were added to this index")
         }
     }
 
@@ -191,32 +237,32 @@ public final class SparseIndex: @unchecked Sendable {
 
     /// Per item `1 / |s_y|` (sparse mode) or `1 / |x_hat_y|` (reconstructed
     /// mode); 0 for a zero vector, whose cosine with anything is taken as 0.
-    func itemScales(indices: UnsafePointer<Int32>, values: UnsafePointer<Float>, rows: Int, k: Int) -> [Float] {
-        var scales = [Float](repeating: 0, count: rows)
+    /// Also returns the weights version they were computed at.
+    func itemScales(indices: UnsafePointer<Int32>, values: UnsafePointer<Float>, rows: Int, k: Int) throws -> ([Float], Int) {
+        var scales = try [Float].fallible(repeating: 0, count: rows, "the items' norms")
         switch mode {
         case .sparse:
             for i in 0..<rows {
                 let norm = robustNorm(values + i * k, k)
                 scales[i] = norm > 0 ? 1 / norm : 0
             }
+            return (scales, model.weightsVersion)
         case .reconstructed:
             let d = model.inputDim
-            let decoded = UnsafeMutablePointer<Float>.allocate(capacity: d)
-            defer { decoded.deallocate() }
-            model.lock.withReadLock {
-                model.decoder.withUnsafeBufferPointer { dec in
-                    for i in 0..<rows {
-                        decoded.initialize(repeating: 0, count: d)
-                        for t in 0..<k {
-                            axpy(values[i * k + t], dec.baseAddress! + Int(indices[i * k + t]) * d, decoded, d)
-                        }
-                        let norm = robustNorm(decoded, d)
-                        scales[i] = norm > 0 ? 1 / norm : 0
+            let decoded = try FallibleBuffer<Float>(count: d, "a decoded item")
+            let version = model.withDecoder { dec, version in
+                for i in 0..<rows {
+                    decoded.base.initialize(repeating: 0, count: d)
+                    for t in 0..<k {
+                        axpy(values[i * k + t], dec + Int(indices[i * k + t]) * d, decoded.base, d)
                     }
+                    let norm = robustNorm(decoded.base, d)
+                    scales[i] = norm > 0 ? 1 / norm : 0
                 }
+                return version
             }
+            return (scales, version)
         }
-        return scales
     }
 
     private func appendRows(indices: UnsafePointer<Int32>, values: UnsafePointer<Float>, scales: [Float], rows: Int, k: Int) {
@@ -249,22 +295,25 @@ public final class SparseIndex: @unchecked Sendable {
     /// all existing ones, so appending keeps every list sorted by id.
     ///
     /// - Complexity: O(total nonzeros + h). Caller holds the write lock.
-    func mergePending() {
+    func mergePending() throws(CompresSAEError) {
         guard mode == .sparse, state.pendingCount > 0, let k = state.k else { return }
         let h = model.latentDim
         let firstNewID = state.count - state.pendingCount
-        var added = [Int](repeating: 0, count: h)
+        var added = try [Int].fallible(repeating: 0, count: h, "the posting lists' sizes")
         for j in state.pendingIndices { added[Int(j)] += 1 }
-        var newStart = [Int](repeating: 0, count: h + 1)
+        var newStart = try [Int].fallible(repeating: 0, count: h + 1, "the posting lists' offsets")
         for j in 0..<h {
             newStart[j + 1] = newStart[j] + (state.postingStart[j + 1] - state.postingStart[j]) + added[j]
         }
         let total = newStart[h]
+        let what = "the merged posting lists (\(total) entries)"
+        // The ids as global ids, old then new; the tile-relative ids are made from them.
+        try probeAllocation(count: try Size.product(total, 3, what: what), of: Int32.self, what)
         let oldIDs = globalPostingIDs(listedItems: firstNewID)
-        var ids = [Int32](repeating: 0, count: total)
+        var ids = try [Int32].fallible(repeating: 0, count: total, what)
         var cursor = newStart
-        var standardValues = storage == .standard ? [Float](repeating: 0, count: total) : []
-        var compactValues = storage == .compact ? [UInt16](repeating: 0, count: total) : []
+        var standardValues = storage == .standard ? try [Float].fallible(repeating: 0, count: total, what) : []
+        var compactValues = storage == .compact ? try [UInt16].fallible(repeating: 0, count: total, what) : []
         // Old entries first (lower ids), then the new ones in id order.
         for j in 0..<h {
             for e in state.postingStart[j]..<state.postingStart[j + 1] {

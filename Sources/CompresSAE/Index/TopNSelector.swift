@@ -16,18 +16,21 @@ struct TopNSelector {
     /// A score that every pair to be kept is known to exceed (because `n`
     /// pairs already seen exceed it); offers at or below it are refused.
     private(set) var floor: Float = -.infinity
+    /// Owns the heap's keys; `keys` is its base.
+    private let storage: FallibleBuffer<UInt64>
     private let keys: UnsafeMutablePointer<UInt64>
 
     /// Slots past the last pair that a sift may read.
     private static let padding = 3
 
-    init(capacity: Int) {
+    /// - Throws: `outOfMemory` when `capacity` keys cannot be allocated.
+    init(capacity: Int) throws(CompresSAEError) {
         self.capacity = capacity
-        keys = .allocate(capacity: capacity + Self.padding)
+        storage = try FallibleBuffer(count: try Size.sum(capacity, Self.padding, what: "search results"),
+                                     "the search's top-\(capacity) heap")
+        keys = storage.base
         keys.initialize(repeating: .max, count: capacity + Self.padding)
     }
-
-    func deallocate() { keys.deallocate() }
 
     mutating func reset() {
         keys.update(repeating: .max, count: count)

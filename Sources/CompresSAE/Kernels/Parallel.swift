@@ -23,12 +23,16 @@ enum Parallel {
     /// entry), else `WorkerBudget.usableCPUs()`.
     static let defaultWorkers: Int = WorkerBudget.defaultWorkers(environment: WorkerBudget.environment)
 
+    /// Most workers a call runs: per-worker scratch is sized by the worker
+    /// count, so a huge requested count must not size allocations.
+    static let maxThreads = 1024
+
     /// The thread count for a request: 0 means the default (`defaultWorkers`
-    /// unless `setDefaultThreads` chose otherwise).
+    /// unless `setDefaultThreads` chose otherwise); at most `maxThreads`.
     static func threadCount(requested: Int) -> Int {
-        if requested > 0 { return requested }
+        if requested > 0 { return min(requested, maxThreads) }
         let chosen = defaultThreads.load(ordering: .relaxed)
-        return chosen > 0 ? chosen : defaultWorkers
+        return min(chosen > 0 ? chosen : defaultWorkers, maxThreads)
     }
 
     /// Runs `body(worker)` for `worker` in `0..<workers`, concurrently when

@@ -40,8 +40,9 @@ enum InputValidation {
     static func checkSupports(_ indices: UnsafePointer<Int32>, rows: Int, k: Int, latentDim h: Int,
                               what: String = "code") throws {
         // lastRow[j] = the last row that used latent j: one pass per row finds repeats.
-        let lastRow = UnsafeMutablePointer<Int>.allocate(capacity: h)
-        defer { lastRow.deallocate() }
+        let lastRowBuffer = try FallibleBuffer<Int>(count: h, "the repeated-latent check")
+        defer { withExtendedLifetime(lastRowBuffer) {} }
+        let lastRow = lastRowBuffer.base
         lastRow.initialize(repeating: -1, count: h)
         for i in 0..<rows {
             let idx = indices + i * k

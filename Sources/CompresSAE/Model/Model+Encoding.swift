@@ -48,28 +48,48 @@ extension CompresSAEModel {
         indices: UnsafeMutableBufferPointer<Int32>, values: UnsafeMutableBufferPointer<Float>,
         threads: Int = 0
     ) throws {
+        // k is read once: the buffer checks and the selection use the same one.
+        let kk = k ?? self.k
+        try checkEncodeArguments(x, rows: rows, k: kk, indices: indices, values: values)
+        let scratch = try encoderScratchPool(rows: rows, threads: threads)
+        lock.withReadLock {
+            encodeLocked(x.baseAddress!, rows: rows, k: kk, indices: indices.baseAddress!, values: values.baseAddress!,
+                         threads: threads, scratch: scratch)
+        }
+    }
+
+    /// Checks the arguments of an encode of `rows` rows at `k`.
+    func checkEncodeArguments(
+        _ x: UnsafeBufferPointer<Float>, rows: Int, k: Int,
+        indices: UnsafeMutableBufferPointer<Int32>, values: UnsafeMutableBufferPointer<Float>
+    ) throws {
         let d = inputDim, h = latentDim
         try InputValidation.checkRowCount(rows)
         try InputValidation.checkCount(x.count, rows: rows, cols: d, name: "input")
-        let kk = k ?? self.k
-        guard kk >= 1 && kk <= h else {
-            throw CompresSAEError.invalid("k must be in 1...\(h) (the latent dimension), got \(kk)")
+        guard k >= 1 && k <= h else {
+            throw CompresSAEError.invalid("k must be in 1...\(h) (the latent dimension), got \(k)")
         }
-        try InputValidation.checkCount(indices.count, rows: rows, cols: kk, name: "indices buffer")
-        try InputValidation.checkCount(values.count, rows: rows, cols: kk, name: "values buffer")
-        let xBase = x.baseAddress!
-        try InputValidation.checkRows(xBase, rows: rows, dim: d)
-        let outIdx = SharedPointer(indices.baseAddress!), outVal = SharedPointer(values.baseAddress!)
-        lock.withReadLock {
-            forEachEncoderChunk(xBase, rows: rows, threads: threads) { start, count, pre, scratch in
-                var boundHint: UInt32 = 0
-                for r in 0..<count {
-                    let row = pre + r * h
-                    let idx = outIdx.base + (start + r) * kk, val = outVal.base + (start + r) * kk
-                    TopK.select(row: row, n: h, m: kk, outIndices: idx, scratch: scratch.selection,
-                                boundHint: &boundHint)
-                    for t in 0..<kk { val[t] = row[Int(idx[t])] }
-                }
+        try InputValidation.checkCount(indices.count, rows: rows, cols: k, name: "indices buffer")
+        try InputValidation.checkCount(values.count, rows: rows, cols: k, name: "values buffer")
+        try InputValidation.checkRows(x.baseAddress!, rows: rows, dim: d)
+    }
+
+    /// Encodes checked rows with `scratch` (from `encoderScratchPool`).
+    /// Caller holds a lock.
+    func encodeLocked(
+        _ x: UnsafePointer<Float>, rows: Int, k kk: Int, indices: UnsafeMutablePointer<Int32>,
+        values: UnsafeMutablePointer<Float>, threads: Int, scratch: [EncoderScratch]
+    ) {
+        let h = latentDim
+        let outIdx = SharedPointer(indices), outVal = SharedPointer(values)
+        forEachEncoderChunk(x, rows: rows, threads: threads, scratchPool: scratch) { start, count, pre, scratch in
+            var boundHint: UInt32 = 0
+            for r in 0..<count {
+                let row = pre + r * h
+                let idx = outIdx.base + (start + r) * kk, val = outVal.base + (start + r) * kk
+                TopK.select(row: row, n: h, m: kk, outIndices: idx, scratch: scratch.selection,
+                            boundHint: &boundHint)
+                for t in 0..<kk { val[t] = row[Int(idx[t])] }
             }
         }
     }
@@ -81,19 +101,15 @@ extension CompresSAEModel {
         guard kk >= 1 && kk <= latentDim else {
             throw CompresSAEError.invalid("k must be in 1...\(latentDim) (the latent dimension), got \(kk)")
         }
-        guard rows >= 1, rows.multipliedReportingOverflow(by: kk).overflow == false else {
-            throw CompresSAEError.invalid("the number of rows must be >= 1, got \(rows)")
-        }
-        var indices = [Int32](repeating: 0, count: rows * kk)
-        var values = [Float](repeating: 0, count: rows * kk)
+        try InputValidation.checkRowCount(rows)
+        let count = try Size.product(rows, kk, what: "codes of \(rows) rows")
+        var indices = try [Int32].fallible(repeating: 0, count: count, "the codes' indices")
+        var values = try [Float].fallible(repeating: 0, count: count, "the codes' values")
         try x.withUnsafeBufferPointer { xb in
             try indices.withUnsafeMutableBufferPointer { ib in
                 try values.withUnsafeMutableBufferPointer { vb in
-                    if refit {
-                        try encodeRefitted(xb, rows: rows, k: kk, indices: ib, values: vb, threads: threads)
-                    } else {
-                        try encode(xb, rows: rows, k: kk, indices: ib, values: vb, threads: threads)
-                    }
+                    _ = try encodeReportingVersion(xb, rows: rows, k: kk, refit: refit, indices: ib, values: vb,
+                                                   threads: threads)
                 }
             }
         }
@@ -113,8 +129,9 @@ extension CompresSAEModel {
         try InputValidation.checkCount(x.count, rows: rows, cols: d, name: "input")
         try InputValidation.checkCount(out.count, rows: rows, cols: h, name: "output buffer")
         try InputValidation.checkRows(x.baseAddress!, rows: rows, dim: d)
+        let scratch = try encoderScratchPool(rows: rows, threads: threads)
         lock.withReadLock {
-            forEachEncoderChunk(x.baseAddress!, rows: rows, threads: threads,
+            forEachEncoderChunk(x.baseAddress!, rows: rows, threads: threads, scratchPool: scratch,
                                 preactivationsOut: out.baseAddress!) { _, _, _, _ in }
         }
     }
@@ -166,7 +183,8 @@ extension CompresSAEModel {
 
     /// Decodes `codes` into a flat `[rows, d]` array.
     public func decode(_ codes: SparseCodes, threads: Int = 0) throws -> [Float] {
-        var out = [Float](repeating: 0, count: codes.rows * inputDim)
+        var out = try [Float].fallible(
+            repeating: 0, count: try Size.product(codes.rows, inputDim, what: "decoded rows"), "the decoded rows")
         try codes.indices.withUnsafeBufferPointer { ib in
             try codes.values.withUnsafeBufferPointer { vb in
                 try out.withUnsafeMutableBufferPointer { ob in
@@ -179,46 +197,57 @@ extension CompresSAEModel {
 
     // MARK: - Chunked encoder forward
 
-    /// Per-worker scratch of the encoder.
-    struct EncoderScratch {
-        let normalized: UnsafeMutablePointer<Float>  // chunk rows x d
-        let pre: UnsafeMutablePointer<Float>         // chunk rows x h
-        let selectionKeys: UnsafeMutablePointer<UInt32>    // TopK.scratchKeys(n: h)
-        let selectionIndices: UnsafeMutablePointer<Int32>  // TopK.scratchIndices(n: h)
+    /// Per-worker scratch of the encoder, owning its buffers.
+    final class EncoderScratch: @unchecked Sendable {
+        private let normalizedBuffer: FallibleBuffer<Float>  // chunk rows x d
+        private let preBuffer: FallibleBuffer<Float>         // chunk rows x h
+        private let keys: FallibleBuffer<UInt32>             // TopK.scratchKeys(n: h)
+        private let indices: FallibleBuffer<Int32>           // TopK.scratchIndices(n: h)
 
-        init(chunkRows: Int, d: Int, h: Int) {
-            normalized = .allocate(capacity: chunkRows * d)
-            pre = .allocate(capacity: chunkRows * h)
-            selectionKeys = .allocate(capacity: TopK.scratchKeys(n: h))
-            selectionIndices = .allocate(capacity: TopK.scratchIndices(n: h))
+        init(chunkRows: Int, d: Int, h: Int) throws(CompresSAEError) {
+            normalizedBuffer = try FallibleBuffer(count: try Size.product(chunkRows, d, what: "encoder scratch"),
+                                                  "the encoder's normalised rows")
+            preBuffer = try FallibleBuffer(count: try Size.product(chunkRows, h, what: "encoder scratch"),
+                                           "the encoder's pre-activations")
+            keys = try FallibleBuffer(count: TopK.scratchKeys(n: h), "the selection's scratch")
+            indices = try FallibleBuffer(count: TopK.scratchIndices(n: h), "the selection's scratch")
         }
 
-        var selection: TopK.Scratch { (selectionKeys, selectionIndices) }
+        var normalized: UnsafeMutablePointer<Float> { normalizedBuffer.base }
+        var pre: UnsafeMutablePointer<Float> { preBuffer.base }
+        var selection: TopK.Scratch { (keys.base, indices.base) }
+    }
 
-        func deallocate() {
-            normalized.deallocate()
-            pre.deallocate()
-            selectionKeys.deallocate()
-            selectionIndices.deallocate()
-        }
+    /// One `EncoderScratch` per worker that an encode of `rows` rows uses.
+    ///
+    /// - Throws: `outOfMemory` when the scratch cannot be allocated.
+    func encoderScratchPool(rows: Int, threads: Int) throws(CompresSAEError) -> [EncoderScratch] {
+        let chunkRows = min(encoderChunkRows, rows)
+        let chunks = (rows + chunkRows - 1) / chunkRows
+        let workers = max(1, min(Parallel.threadCount(requested: threads), chunks))
+        var pool: [EncoderScratch] = []
+        for _ in 0..<workers { pool.append(try EncoderScratch(chunkRows: chunkRows, d: inputDim, h: latentDim)) }
+        return pool
     }
 
     /// Splits `rows` into chunks, computes each chunk's pre-activations and
     /// hands them to `body(firstRow, rowCount, pre, scratch)`. Chunk `c` goes to
     /// worker `c % workers`: a static split, so results never depend on timing.
     /// The normalised rows are written to `normalizedOut` (all `rows * d` of
-    /// them) when given, else to per-chunk scratch. The caller holds a lock.
+    /// them) when given, else to per-chunk scratch. `scratchPool` holds one
+    /// scratch per worker (at most its count of workers run; chunks of at
+    /// least `min(encoderChunkRows, rows)` rows). The caller holds a lock.
     func forEachEncoderChunk(
         _ x: UnsafePointer<Float>, rows: Int, threads: Int,
         normalizedOut: UnsafeMutablePointer<Float>? = nil,
-        scratchPool: [EncoderScratch]? = nil,
+        scratchPool: [EncoderScratch],
         preactivationsOut: UnsafeMutablePointer<Float>? = nil,
         _ body: @Sendable (Int, Int, UnsafeMutablePointer<Float>, EncoderScratch) -> Void
     ) {
         let d = inputDim, h = latentDim
         let chunkRows = min(encoderChunkRows, rows)
         let chunks = (rows + chunkRows - 1) / chunkRows
-        let workers = min(Parallel.threadCount(requested: threads), chunks)
+        let workers = max(1, min(Parallel.threadCount(requested: threads), chunks, scratchPool.count))
         let src = SharedConstPointer(x)
         let normalizedBase = normalizedOut.map { SharedPointer($0) }
         let pool = UnsafeSendableBox(scratchPool)
@@ -228,9 +257,7 @@ extension CompresSAEModel {
                 let enc = SharedConstPointer(encBuffer.baseAddress!)
                 let bias = SharedConstPointer(biasBuffer.baseAddress!)
                 Parallel.run(workers: workers) { w in
-                    let pooled = pool.value.flatMap { w < $0.count ? $0[w] : nil }
-                    let scratch = pooled ?? EncoderScratch(chunkRows: chunkRows, d: d, h: h)
-                    defer { if pooled == nil { scratch.deallocate() } }
+                    let scratch = pool.value[w]
                     var c = w
                     while c < chunks {
                         let start = c * chunkRows

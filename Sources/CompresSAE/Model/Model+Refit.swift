@@ -40,51 +40,62 @@ extension CompresSAEModel {
         try InputValidation.checkCount(values.count, rows: rows, cols: k, name: "values buffer")
         try InputValidation.checkRows(x.baseAddress!, rows: rows, dim: d)
         try InputValidation.checkSupports(indices.baseAddress!, rows: rows, k: k, latentDim: h)
-        refitChecked(x, rows: rows, k: k, indices: indices, values: values, threads: threads)
+        let solvers = try RefitSolver.pool(k: k, d: d, workers: refitWorkers(rows: rows, threads: threads))
+        lock.withReadLock {
+            refitLocked(x, rows: rows, k: k, indices: indices, values: values, threads: threads, solvers: solvers)
+        }
     }
 
-    /// `refit` on arguments already checked (e.g. codes `encode` just made from `x`).
-    func refitChecked(
+    /// Workers of a refit of `rows` rows.
+    func refitWorkers(rows: Int, threads: Int) -> Int {
+        min(Parallel.threadCount(requested: threads), max(1, rows / 64))
+    }
+
+    /// `refit` on arguments already checked (e.g. codes `encode` just made
+    /// from `x`), with one solver per worker (`RefitSolver.pool`). Caller
+    /// holds a lock.
+    func refitLocked(
         _ x: UnsafeBufferPointer<Float>, rows: Int, k: Int,
         indices: UnsafeMutableBufferPointer<Int32>, values: UnsafeMutableBufferPointer<Float>,
-        threads: Int
+        threads: Int, solvers: [RefitSolver]
     ) {
         let d = inputDim
         let src = SharedConstPointer(x.baseAddress!)
         let idx = SharedPointer(indices.baseAddress!), val = SharedPointer(values.baseAddress!)
-        lock.withReadLock {
-            decoder.withUnsafeBufferPointer { decBuffer in
-                let dec = SharedConstPointer(decBuffer.baseAddress!)
-                let workers = min(Parallel.threadCount(requested: threads), max(1, rows / 64))
-                Parallel.run(workers: workers) { w in
-                    let solver = RefitSolver(k: k, d: d)
-                    defer { solver.deallocate() }
-                    var i = w
-                    while i < rows {
-                        solver.solve(x: src.base + i * d, indices: idx.base + i * k, values: val.base + i * k,
-                                     decoder: dec.base)
-                        i += workers
-                    }
+        let pool = UnsafeSendableBox(solvers)
+        decoder.withUnsafeBufferPointer { decBuffer in
+            let dec = SharedConstPointer(decBuffer.baseAddress!)
+            let workers = max(1, min(refitWorkers(rows: rows, threads: threads), solvers.count))
+            Parallel.run(workers: workers) { w in
+                let solver = pool.value[w]
+                var i = w
+                while i < rows {
+                    solver.solve(x: src.base + i * d, indices: idx.base + i * k, values: val.base + i * k,
+                                 decoder: dec.base)
+                    i += workers
                 }
             }
         }
     }
 
-    /// Encodes dense rows and refits the codes' values (`encode`, then `refit`).
+    /// Encodes dense rows and refits the codes' values (`encode`, then
+    /// `refit`), under one lock: the refit uses the decoder of the weights
+    /// that chose the codes, and `k` (the model's when `nil`) is read once.
     public func encodeRefitted(
         _ x: UnsafeBufferPointer<Float>, rows: Int, k: Int? = nil,
         indices: UnsafeMutableBufferPointer<Int32>, values: UnsafeMutableBufferPointer<Float>,
         threads: Int = 0
     ) throws {
-        // encode has checked x, k and the buffers, and its codes are valid supports.
-        try encode(x, rows: rows, k: k, indices: indices, values: values, threads: threads)
-        refitChecked(x, rows: rows, k: k ?? self.k, indices: indices, values: values, threads: threads)
+        _ = try encodeReportingVersion(x, rows: rows, k: k ?? self.k, refit: true, indices: indices, values: values,
+                                       threads: threads)
     }
 }
 
 /// One worker's buffers for refitting codes of `k` nonzeros in `d` dimensions.
-struct RefitSolver {
+final class RefitSolver: @unchecked Sendable {
     let k: Int, d: Int
+    private let floats: FallibleBuffer<Float>
+    private let ints: FallibleBuffer<Int32>
     let unit: UnsafeMutablePointer<Float>      // d: the row, normalised
     let selected: UnsafeMutablePointer<Float>  // k x d: the code's decoder rows
     let gram: UnsafeMutablePointer<Float>      // k x k, then its Cholesky factor
@@ -93,21 +104,28 @@ struct RefitSolver {
     let sortedValues: UnsafeMutablePointer<Float>  // k
     let sortedIndices: UnsafeMutablePointer<Int32>  // k
 
-    init(k: Int, d: Int) {
+    init(k: Int, d: Int) throws(CompresSAEError) {
         self.k = k
         self.d = d
-        unit = .allocate(capacity: d)
-        selected = .allocate(capacity: k * d)
-        gram = .allocate(capacity: k * k)
-        rhs = .allocate(capacity: k)
-        order = .allocate(capacity: k)
-        sortedValues = .allocate(capacity: k)
-        sortedIndices = .allocate(capacity: k)
+        let kd = try Size.product(k, d, what: "refit scratch"), kk = try Size.product(k, k, what: "refit scratch")
+        floats = try FallibleBuffer(count: try Size.sum(try Size.sum(d, kd, what: "refit scratch"),
+                                                        try Size.sum(kk, 2 * k, what: "refit scratch"),
+                                                        what: "refit scratch"), "the refit's scratch")
+        ints = try FallibleBuffer(count: 2 * k, "the refit's scratch")
+        unit = floats.base
+        selected = unit + d
+        gram = selected + kd
+        rhs = gram + kk
+        sortedValues = rhs + k
+        order = ints.base
+        sortedIndices = order + k
     }
 
-    func deallocate() {
-        unit.deallocate(); selected.deallocate(); gram.deallocate()
-        rhs.deallocate(); order.deallocate(); sortedValues.deallocate(); sortedIndices.deallocate()
+    /// One solver per worker.
+    static func pool(k: Int, d: Int, workers: Int) throws(CompresSAEError) -> [RefitSolver] {
+        var solvers: [RefitSolver] = []
+        for _ in 0..<max(1, workers) { solvers.append(try RefitSolver(k: k, d: d)) }
+        return solvers
     }
 
     /// Solves one row in place. The row is normalised first (so rows of

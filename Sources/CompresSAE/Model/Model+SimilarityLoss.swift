@@ -57,12 +57,12 @@ extension CompresSAEModel {
     ///   for the code cosines and the gradient, with `P = sampleRows`.
     func addSparseSimilarityGradient(
         _ term: SimilarityTerm, buffers: StepBuffers, rows b: Int, k: Int, workers: Int
-    ) -> Float {
+    ) throws(CompresSAEError) -> Float {
         let d = inputDim, h = latentDim, m = 4 * k
         let n = min(term.sampleRows, b)
         guard n >= 2 else { return 0 }
         let p = buffers.pointers
-        let work = buffers.similarityWorkspace(rows: n, k: k, workers: min(workers, n))
+        let work = try buffers.similarityWorkspace(rows: n, k: k, workers: min(workers, n))
         let inputCos = work.inputCos, codeCos = work.codeCos, unit = work.unit
         let codeNorm = work.codeNorm, rowLoss = work.rowLoss
         GEMM.multiplyTransposed(m: n, n: n, kk: d, a: p.normalized, b: p.normalized, beta: 0, c: inputCos)
@@ -149,6 +149,9 @@ extension CompresSAEModel {
 /// encoder scratch) so that a step neither maps nor faults in fresh pages.
 final class SimilarityWorkspace {
     let rows: Int, k: Int, h: Int, workers: Int
+    private let floats: FallibleBuffer<Float>
+    private let doubles: FallibleBuffer<Double>
+    private let maps: FallibleBuffer<Int32>
     /// `[rows,rows]` input cosines, then the term's weights dL/dS.
     let inputCos: UnsafeMutablePointer<Float>
     /// `[rows,rows]` code cosines.
@@ -160,23 +163,25 @@ final class SimilarityWorkspace {
     /// Per worker: an `[h]` latent -> slot map, all -1 between uses, and `k` floats.
     let slotMaps: UnsafeMutablePointer<Int32>, gradients: UnsafeMutablePointer<Float>
 
-    init(rows: Int, k: Int, h: Int, workers: Int) {
+    init(rows: Int, k: Int, h: Int, workers: Int) throws(CompresSAEError) {
         self.rows = rows
         self.k = k
         self.h = h
         self.workers = workers
-        inputCos = .allocate(capacity: rows * rows)
-        codeCos = .allocate(capacity: rows * rows)
-        unit = .allocate(capacity: rows * k)
-        codeNorm = .allocate(capacity: rows)
-        rowLoss = .allocate(capacity: rows)
-        slotMaps = .allocate(capacity: workers * h)
+        let what = "the similarity term's buffers"
+        let square = try Size.product(rows, rows, what: what), rk = try Size.product(rows, k, what: what)
+        let wk = try Size.product(workers, k, what: what)
+        floats = try FallibleBuffer(count: try Size.sum(try Size.sum(2 * square, rk, what: what),
+                                                        try Size.sum(rows, wk, what: what), what: what), what)
+        doubles = try FallibleBuffer(count: rows, what)
+        maps = try FallibleBuffer(count: try Size.product(workers, h, what: what), what)
+        inputCos = floats.base
+        codeCos = inputCos + square
+        unit = codeCos + square
+        codeNorm = unit + rk
+        gradients = codeNorm + rows
+        rowLoss = doubles.base
+        slotMaps = maps.base
         slotMaps.initialize(repeating: -1, count: workers * h)
-        gradients = .allocate(capacity: workers * k)
-    }
-
-    deinit {
-        inputCos.deallocate(); codeCos.deallocate(); unit.deallocate(); codeNorm.deallocate()
-        rowLoss.deallocate(); slotMaps.deallocate(); gradients.deallocate()
     }
 }

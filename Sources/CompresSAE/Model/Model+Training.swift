@@ -37,16 +37,19 @@ extension CompresSAEModel {
         try InputValidation.checkRowCount(rows)
         try InputValidation.checkCount(x.count, rows: rows, cols: d, name: "input")
         try options.validate(rows: rows)
-        let kk = k
+        try InputValidation.checkRows(x.baseAddress!, rows: rows, dim: d)
+        // k is read once, with the flag that makes setK wait for the end of
+        // this call: every step and validation pass below uses this k.
+        let kk = try lock.withWriteLock { () throws -> Int in
+            guard !isTraining else { throw CompresSAEError(.busy, "the model is already being trained by another call") }
+            isTraining = true
+            return storedK
+        }
+        defer { lock.withWriteLock { isTraining = false } }
         guard 4 * kk <= h else {
             throw CompresSAEError.invalid(
                 "training needs 4k <= latent_dim (the loss uses the top-4k code): k = \(kk), latent_dim = \(h)")
         }
-        try InputValidation.checkRows(x.baseAddress!, rows: rows, dim: d)
-        guard trainingFlag.tryAcquire() else {
-            throw CompresSAEError(.busy, "the model is already being trained by another call")
-        }
-        defer { trainingFlag.release() }
 
         let validationCount = options.validationRows(rows: rows)
         let trainingRows = rows - validationCount
@@ -55,23 +58,24 @@ extension CompresSAEModel {
         let stepsPerEpoch = (trainingRows + batchSize - 1) / batchSize
         let total = options.epochs * stepsPerEpoch
         let workers = Parallel.threadCount(requested: options.threads)
-        let buffers = StepBuffers(rows: batchSize, d: d, h: h, m: 4 * kk, workers: workers)
-        let adam = AdamState(h: h, d: d)
+        let buffers = try StepBuffers(rows: batchSize, d: d, h: h, m: 4 * kk, workers: workers)
+        let adam = try AdamState(h: h, d: d)
         var rng = SeededGenerator(seed: options.seed)
-        var order = Array(0..<rows)
+        var order = try [Int].fallible(count: rows, "the row order") { order in
+            for i in 0..<rows { order[i] = i }
+        }
         // The held-out rows: a seeded random choice, fixed for the whole call.
         if validationCount > 0 { order.shuffle(using: &rng) }
         let validation = Array(order[trainingRows...])
         order.removeLast(validationCount)
-        let batch = UnsafeMutablePointer<Float>.allocate(capacity: batchSize * d)
-        defer { batch.deallocate() }
+        let batch = try FallibleBuffer<Float>(count: try Size.product(batchSize, d, what: "a training batch"),
+                                              "a training batch of \(batchSize) rows")
+        // Histories grow with the steps that run (a huge `epochs` bounded by
+        // early stopping must not reserve its worst case).
         var history: [Float] = []
-        history.reserveCapacity(total)
         lock.withWriteLock { storedHistory = []; storedDeadHistory = []; storedValidationHistory = [] }
         // Rows seen when each latent was last in a k-code (the start counts as a firing).
-        let firedAt = UnsafeMutablePointer<Int>.allocate(capacity: h)
-        firedAt.initialize(repeating: 0, count: h)
-        defer { firedAt.deallocate() }
+        let firedAt = try FallibleBuffer<Int>(count: h, zeroed: true, "the dead-latent counters")
         let window = options.deadLatentWindow > 0 ? options.deadLatentWindow : trainingRows
         var rowsSeen = 0
         var bestValidation = Double.infinity, epochsWithoutImprovement = 0
@@ -81,6 +85,11 @@ extension CompresSAEModel {
             ? SimilarityTerm(weight: Float(options.sparseSimilarityWeight),
                              temperature: Float(options.similarityTemperature), sampleRows: options.similarityRows)
             : nil
+        if let sparseSimilarity {
+            // Made before the first step, so that running out of memory changes no weight.
+            let sampled = min(sparseSimilarity.sampleRows, batchSize)
+            if sampled >= 2 { _ = try buffers.similarityWorkspace(rows: sampled, k: kk, workers: min(workers, sampled)) }
+        }
 
         var step = 0
         for _ in 0..<options.epochs {
@@ -89,13 +98,13 @@ extension CompresSAEModel {
                 let first = s * batchSize
                 let count = min(batchSize, trainingRows - first)
                 for r in 0..<count {
-                    (batch + r * d).update(from: x.baseAddress! + order[first + r] * d, count: d)
+                    (batch.base + r * d).update(from: x.baseAddress! + order[first + r] * d, count: d)
                 }
                 let learningRate = options.learningRate(step: step + 1, total: total) * plateauScale
-                let loss = lock.withWriteLock { () -> Float in
-                    let report = forwardBackward(batch, rows: count, k: kk, buffers: buffers, workers: workers)
+                let loss = try lock.withWriteLock { () throws -> Float in
+                    let report = forwardBackward(batch.base, rows: count, k: kk, buffers: buffers, workers: workers)
                     if let sparseSimilarity {
-                        _ = addSparseSimilarityGradient(sparseSimilarity, buffers: buffers, rows: count, k: kk,
+                        _ = try addSparseSimilarityGradient(sparseSimilarity, buffers: buffers, rows: count, k: kk,
                                                         workers: workers)
                     }
                     adam.step += 1
@@ -104,13 +113,13 @@ extension CompresSAEModel {
                     // Each k-code's latents fired at its row (rows ascend: the last one stays).
                     let selected = buffers.pointers.selected
                     for i in 0..<count {
-                        for t in 0..<kk { firedAt[Int(selected[i * 4 * kk + t])] = rowsSeen + i + 1 }
+                        for t in 0..<kk { firedAt.base[Int(selected[i * 4 * kk + t])] = rowsSeen + i + 1 }
                     }
                     rowsSeen += count
-                    weightsVersion += 1
+                    storedWeightsVersion += 1
                     storedHistory.append(report.loss)
                     var dead = 0
-                    if rowsSeen >= window { for j in 0..<h where rowsSeen - firedAt[j] >= window { dead += 1 } }
+                    if rowsSeen >= window { for j in 0..<h where rowsSeen - firedAt.base[j] >= window { dead += 1 } }
                     storedDeadHistory.append(Float(dead) / Float(h))
                     return report.loss
                 }
@@ -122,7 +131,7 @@ extension CompresSAEModel {
             }
             guard validationCount > 0 else { continue }
             let validationLoss = lock.withWriteLock { () -> Float in
-                let loss = meanLoss(x.baseAddress!, rows: validation, batch: batch, batchSize: batchSize,
+                let loss = meanLoss(x.baseAddress!, rows: validation, k: kk, batch: batch.base, batchSize: batchSize,
                                     buffers: buffers, workers: workers)
                 storedValidationHistory.append(loss)
                 return loss
@@ -144,11 +153,11 @@ extension CompresSAEModel {
         return history
     }
 
-    /// The objective averaged over the listed rows of `x`, in batches of
-    /// `batchSize` (the same arithmetic as a training step; nothing is updated).
-    /// Caller holds a lock.
+    /// The objective at `k` averaged over the listed rows of `x`, in batches
+    /// of `batchSize` (the same arithmetic as a training step; nothing is
+    /// updated). `k` is the one `buffers` were sized for. Caller holds a lock.
     func meanLoss(
-        _ x: UnsafePointer<Float>, rows: [Int], batch: UnsafeMutablePointer<Float>, batchSize: Int,
+        _ x: UnsafePointer<Float>, rows: [Int], k: Int, batch: UnsafeMutablePointer<Float>, batchSize: Int,
         buffers: StepBuffers, workers: Int
     ) -> Float {
         let d = inputDim
@@ -157,7 +166,7 @@ extension CompresSAEModel {
         while first < rows.count {
             let count = min(batchSize, rows.count - first)
             for r in 0..<count { (batch + r * d).update(from: x + rows[first + r] * d, count: d) }
-            let report = forwardBackward(batch, rows: count, k: storedK, buffers: buffers, workers: workers)
+            let report = forwardBackward(batch, rows: count, k: k, buffers: buffers, workers: workers)
             sum += Double(report.loss) * Double(count)
             first += count
         }
@@ -194,13 +203,15 @@ extension CompresSAEModel {
         try InputValidation.checkRows(x.baseAddress!, rows: rows, dim: d)
         try Self.checkBatchEntries(rows: rows, k: kk)
         let workers = Parallel.threadCount(requested: threads)
-        let buffers = StepBuffers(rows: rows, d: d, h: h, m: 4 * kk, workers: workers)
+        let buffers = try StepBuffers(rows: rows, d: d, h: h, m: 4 * kk, workers: workers)
+        let gradients = withGradients
+            ? Gradients(encoderWeights: try [Float].fallible(repeating: 0, count: d * h, "the encoder_w gradient"),
+                        encoderBias: try [Float].fallible(repeating: 0, count: h, "the encoder_b gradient"),
+                        decoderWeights: try [Float].fallible(repeating: 0, count: h * d, "the decoder_w gradient"))
+            : nil
         return lock.withReadLock {
             let report = forwardBackward(x.baseAddress!, rows: rows, k: kk, buffers: buffers, workers: workers)
-            guard withGradients else { return (report, nil) }
-            var gradients = Gradients(encoderWeights: .init(repeating: 0, count: d * h),
-                                      encoderBias: .init(repeating: 0, count: h),
-                                      decoderWeights: .init(repeating: 0, count: h * d))
+            guard var gradients else { return (report, nil) }
             gradients.encoderWeights.withUnsafeMutableBufferPointer { encBuffer in
                 gradients.encoderBias.withUnsafeMutableBufferPointer { biasBuffer in
                     gradients.decoderWeights.withUnsafeMutableBufferPointer { decBuffer in

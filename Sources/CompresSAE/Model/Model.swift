@@ -19,9 +19,13 @@ public enum EncoderInitialization: Int32, Sendable {
 /// encoder is kept transposed (`[h,d]`) so that everything a latent owns is one
 /// contiguous row: the sparse backward pass then touches whole rows only.
 ///
-/// Thread safety: encoding, decoding and reading weights may run concurrently
-/// from any number of threads; training takes the model exclusively (other
-/// calls wait for it to finish).
+/// Thread safety: every method may be called from any thread at any time.
+/// Encoding, decoding and reading weights run concurrently; a training step
+/// holds the weights exclusively (other calls wait for the step, not for the
+/// whole `train` call, and see the weights as they stand between steps). One
+/// `train` runs at a time (a second one fails with `.busy`), and `setK`
+/// fails with `.busy` while it runs: the k a call reads at its start is the
+/// one it uses throughout.
 public final class CompresSAEModel: @unchecked Sendable {
     /// Dense input dimension `d`.
     public let inputDim: Int
@@ -43,12 +47,14 @@ public final class CompresSAEModel: @unchecked Sendable {
     /// Per-epoch validation losses of the last `train` call.
     var storedValidationHistory: [Float] = []
     /// Incremented whenever training changes the weights: an index built from
-    /// earlier codes can tell that they no longer match the model.
-    var weightsVersion = 0
+    /// earlier codes can tell that they no longer match the model. Guarded
+    /// by `lock`; read it through `weightsVersion` (Model+Version.swift).
+    var storedWeightsVersion = 0
+    /// True while a `train` call runs (guarded by `lock`): a second `train`
+    /// and `setK` fail fast instead of changing what the running one uses.
+    var isTraining = false
 
     let lock = ReadWriteLock()
-    /// Held by a running `train` call: a second one fails fast instead of waiting.
-    let trainingFlag = TryLock()
 
     /// Number of nonzeros per code.
     public var k: Int { lock.withReadLock { storedK } }
@@ -89,17 +95,20 @@ public final class CompresSAEModel: @unchecked Sendable {
         // encoder_w [d,h] is drawn in its public layout, then stored transposed;
         // it is drawn for `.tied` too, so one seed gives one decoder either way.
         let encoderBound = (6.0 / Float(h)).squareRoot()
-        var encT = [Float](repeating: 0, count: h * d)
-        for row in 0..<d {
-            for col in 0..<h {
-                encT[col * d + row] = (2 * rng.nextUnitFloat() - 1) * encoderBound
+        let weightCount = try Size.product(h, d, what: "the model's weights")
+        let encT = try [Float].fallible(count: weightCount, "the encoder weights (\(d) x \(h) floats)") { encT in
+            for row in 0..<d {
+                for col in 0..<h {
+                    encT[col * d + row] = (2 * rng.nextUnitFloat() - 1) * encoderBound
+                }
             }
         }
         let decoderBound = (6.0 / Float(d)).squareRoot()
-        var dec = [Float](repeating: 0, count: h * d)
-        for i in 0..<(h * d) { dec[i] = (2 * rng.nextUnitFloat() - 1) * decoderBound }
+        let dec = try [Float].fallible(count: weightCount, "the decoder weights (\(h) x \(d) floats)") { dec in
+            for i in 0..<weightCount { dec[i] = (2 * rng.nextUnitFloat() - 1) * decoderBound }
+        }
         self.encoderT = encT
-        self.encoderBias = [Float](repeating: 0, count: h)
+        self.encoderBias = try [Float].fallible(repeating: 0, count: h, "the encoder bias")
         self.decoder = dec
         normalizeDecoderRows()
         // encoder_w = decoder_w^T: in the internal [h,d] layout, the same rows.
@@ -125,9 +134,10 @@ public final class CompresSAEModel: @unchecked Sendable {
         try Self.checkWeights(encoderWeights, count: d * h, name: "encoder_w", shape: "[\(d), \(h)]")
         try Self.checkWeights(encoderBias, count: h, name: "encoder_b", shape: "[\(h)]")
         try Self.checkWeights(decoderWeights, count: h * d, name: "decoder_w", shape: "[\(h), \(d)]")
-        let encT = Self.transposed(encoderWeights.baseAddress!, rows: d, cols: h)
+        let encT = try Self.transposed(encoderWeights.baseAddress!, rows: d, cols: h)
         self.init(inputDim: d, latentDim: h, k: k, encoderT: encT,
-                  encoderBias: Array(encoderBias), decoder: Array(decoderWeights))
+                  encoderBias: try Self.copied(encoderBias, "encoder_b"),
+                  decoder: try Self.copied(decoderWeights, "decoder_w"))
     }
 
     /// Convenience form of `init(inputDim:latentDim:k:encoderWeights:encoderBias:decoderWeights:)`.
@@ -142,7 +152,7 @@ public final class CompresSAEModel: @unchecked Sendable {
                                         (decoderWeights, h * d, "decoder_w", "[\(h), \(d)]")] {
             try w.withUnsafeBufferPointer { try Self.checkWeights($0, count: count, name: name, shape: shape) }
         }
-        let encT = encoderWeights.withUnsafeBufferPointer { Self.transposed($0.baseAddress!, rows: d, cols: h) }
+        let encT = try encoderWeights.withUnsafeBufferPointer { try Self.transposed($0.baseAddress!, rows: d, cols: h) }
         self.init(inputDim: d, latentDim: h, k: k, encoderT: encT, encoderBias: encoderBias, decoder: decoderWeights)
     }
 
@@ -157,11 +167,20 @@ public final class CompresSAEModel: @unchecked Sendable {
     }
 
     /// Changes the number of nonzeros per code (`1...h`).
+    ///
+    /// Calls already running keep the k they read at their start. While a
+    /// `train` call runs, fails with `.busy`: the running training, its
+    /// validation passes and its callers all keep one k.
     public func setK(_ newK: Int) throws {
         guard newK >= 1 && newK <= latentDim else {
             throw CompresSAEError.invalid("k must be in 1...\(latentDim) (the latent dimension), got \(newK)")
         }
-        lock.withWriteLock { storedK = newK }
+        try lock.withWriteLock {
+            guard !isTraining else {
+                throw CompresSAEError(.busy, "k cannot change while the model is being trained (the running fit keeps the k it started with)")
+            }
+            storedK = newK
+        }
     }
 
     /// `encoder_w` as `[d,h]` row-major (a copy).
@@ -250,16 +269,29 @@ public final class CompresSAEModel: @unchecked Sendable {
     }
 
     /// The transpose of the row-major `rows x cols` matrix `src`, as an array.
-    static func transposed(_ src: UnsafePointer<Float>, rows: Int, cols: Int) -> [Float] {
-        [Float](unsafeUninitializedCapacity: rows * cols) { buffer, count in
+    static func transposed(_ src: UnsafePointer<Float>, rows: Int, cols: Int) throws(CompresSAEError) -> [Float] {
+        try [Float].fallible(count: try Size.product(rows, cols, what: "a transposed matrix"),
+                             "a transposed \(rows) x \(cols) matrix") { buffer in
             transpose(src, rows: rows, cols: cols, into: buffer.baseAddress!)
-            count = rows * cols
+        }
+    }
+
+    /// A copy of caller-given weights, or an out-of-memory error.
+    static func copied(_ w: UnsafeBufferPointer<Float>, _ name: String) throws(CompresSAEError) -> [Float] {
+        try [Float].fallible(count: w.count, name) { out in
+            if w.count > 0 { out.baseAddress!.update(from: w.baseAddress!, count: w.count) }
         }
     }
 
     /// `encoder_w` in its public `[d,h]` layout. Caller holds a lock.
     func encoderWeightsLocked() -> [Float] {
-        encoderT.withUnsafeBufferPointer { Self.transposed($0.baseAddress!, rows: latentDim, cols: inputDim) }
+        // The model's own size: the memory was available when it was made.
+        encoderT.withUnsafeBufferPointer { src in
+            [Float](unsafeUninitializedCapacity: src.count) { buffer, count in
+                Self.transpose(src.baseAddress!, rows: latentDim, cols: inputDim, into: buffer.baseAddress!)
+                count = src.count
+            }
+        }
     }
 
     /// `decoder_w[j] /= ||decoder_w[j]||` for every row (a zero row stays zero).
@@ -304,23 +336,4 @@ final class ReadWriteLock: @unchecked Sendable {
         defer { pthread_rwlock_unlock(rw) }
         return try body()
     }
-}
-
-/// A non-blocking lock: `tryAcquire` fails instead of waiting.
-final class TryLock: @unchecked Sendable {
-    private let mutex: UnsafeMutablePointer<pthread_mutex_t>
-
-    init() {
-        mutex = .allocate(capacity: 1)
-        mutex.initialize(to: pthread_mutex_t())
-        pthread_mutex_init(mutex, nil)
-    }
-
-    deinit {
-        pthread_mutex_destroy(mutex)
-        mutex.deallocate()
-    }
-
-    func tryAcquire() -> Bool { pthread_mutex_trylock(mutex) == 0 }
-    func release() { pthread_mutex_unlock(mutex) }
 }

@@ -25,22 +25,19 @@ final class AdamState {
         let encoderT, encoderTSq, bias, biasSq, decoder, decoderSq: UnsafeMutablePointer<Float>
     }
 
+    /// One zeroed allocation holding all six moments.
+    private let storage: FallibleBuffer<Float>
     let pointers: Pointers
     var step = 0
 
-    init(h: Int, d: Int) {
-        func zeros(_ n: Int) -> UnsafeMutablePointer<Float> {
-            let p = UnsafeMutablePointer<Float>.allocate(capacity: n)
-            p.initialize(repeating: 0, count: n)
-            return p
-        }
-        pointers = Pointers(encoderT: zeros(h * d), encoderTSq: zeros(h * d), bias: zeros(h), biasSq: zeros(h),
-                            decoder: zeros(h * d), decoderSq: zeros(h * d))
-    }
-
-    deinit {
-        for p in [pointers.encoderT, pointers.encoderTSq, pointers.bias, pointers.biasSq,
-                  pointers.decoder, pointers.decoderSq] { p.deallocate() }
+    init(h: Int, d: Int) throws(CompresSAEError) {
+        let hd = try Size.product(h, d, what: "Adam's moments")
+        storage = try FallibleBuffer(count: try Size.product(2, try Size.sum(2 * hd, h, what: "Adam's moments"),
+                                                             what: "Adam's moments"),
+                                     zeroed: true, "Adam's moments (4 x \(h) x \(d) floats)")
+        let base = storage.base
+        pointers = Pointers(encoderT: base, encoderTSq: base + hd, bias: base + 2 * hd, biasSq: base + 2 * hd + h,
+                            decoder: base + 2 * hd + 2 * h, decoderSq: base + 3 * hd + 2 * h)
     }
 }
 
@@ -66,6 +63,10 @@ final class StepBuffers {
         let blockEntries: UnsafeMutablePointer<csae_block_entry>
     }
 
+    private let floats: FallibleBuffer<Float>
+    private let selectedBuffer: FallibleBuffer<Int32>
+    private let blockStartBuffer: FallibleBuffer<Int>
+    private let blockEntryBuffer: FallibleBuffer<csae_block_entry>
     let pointers: Pointers
     let d: Int, h: Int, m: Int
     /// Latents per block of the latent phase, a power of two (`1 <<
@@ -87,7 +88,8 @@ final class StepBuffers {
     /// The similarity term's buffers, made on its first use.
     private var similarity: SimilarityWorkspace?
 
-    init(rows: Int, d: Int, h: Int, m: Int, workers: Int) {
+    /// - Throws: `outOfMemory` when the buffers cannot be allocated.
+    init(rows: Int, d: Int, h: Int, m: Int, workers: Int) throws(CompresSAEError) {
         self.d = d
         self.h = h
         self.m = m
@@ -95,34 +97,31 @@ final class StepBuffers {
         while shift < 20 && (1 << (shift + 1)) * 4 * (2 * d + 1) <= 1600 * 1024 && (1 << shift) < h { shift += 1 }
         latentBlockShift = shift
         let blocks = (h + (1 << shift) - 1) >> shift
+        let what = "training buffers for batches of \(rows) rows"
+        let bd = try Size.product(rows, d, what: what), bm = try Size.product(rows, m, what: what)
+        floats = try FallibleBuffer(count: try Size.product(3, try Size.sum(bd, bm, what: what), what: what), what)
+        selectedBuffer = try FallibleBuffer(count: bm, what)
+        blockStartBuffer = try FallibleBuffer(count: blocks + 1, what)
+        blockEntryBuffer = try FallibleBuffer(count: bm, what)
+        let f = floats.base
         pointers = Pointers(
-            normalized: .allocate(capacity: rows * d), selected: .allocate(capacity: rows * m),
-            values: .allocate(capacity: rows * m), gPre: .allocate(capacity: rows * m),
-            upstreamK: .allocate(capacity: rows * d), upstream4k: .allocate(capacity: rows * d),
-            blockStart: .allocate(capacity: blocks + 1), blockEntries: .allocate(capacity: rows * m))
+            normalized: f, selected: selectedBuffer.base, values: f + bd, gPre: f + bd + bm,
+            upstreamK: f + bd + 2 * bm, upstream4k: f + 2 * bd + 2 * bm,
+            blockStart: blockStartBuffer.base, blockEntries: blockEntryBuffer.base)
         let chunkRows = min(encoderChunkRows, rows)
-        encoderScratch = (0..<max(1, workers)).map { _ in
-            CompresSAEModel.EncoderScratch(chunkRows: chunkRows, d: d, h: h)
+        let chunks = (rows + chunkRows - 1) / chunkRows
+        var scratch: [CompresSAEModel.EncoderScratch] = []
+        for _ in 0..<max(1, min(workers, chunks)) {
+            scratch.append(try CompresSAEModel.EncoderScratch(chunkRows: chunkRows, d: d, h: h))
         }
-    }
-
-    deinit {
-        pointers.normalized.deallocate()
-        pointers.selected.deallocate()
-        pointers.values.deallocate()
-        pointers.gPre.deallocate()
-        pointers.upstreamK.deallocate()
-        pointers.upstream4k.deallocate()
-        pointers.blockStart.deallocate()
-        pointers.blockEntries.deallocate()
-        for scratch in encoderScratch { scratch.deallocate() }
+        encoderScratch = scratch
     }
 
     /// Buffers for the similarity term over `rows` rows, kept for later steps
     /// (remade only when a larger size is asked for).
-    func similarityWorkspace(rows: Int, k: Int, workers: Int) -> SimilarityWorkspace {
+    func similarityWorkspace(rows: Int, k: Int, workers: Int) throws(CompresSAEError) -> SimilarityWorkspace {
         if let w = similarity, w.rows >= rows, w.k == k, w.workers >= workers { return w }
-        let w = SimilarityWorkspace(rows: rows, k: k, h: h, workers: workers)
+        let w = try SimilarityWorkspace(rows: rows, k: k, h: h, workers: workers)
         similarity = w
         return w
     }
@@ -139,6 +138,7 @@ final class StepBuffers {
         p.blockStart.initialize(repeating: 0, count: blocks + 1)
         for e in 0..<(rows * m) { p.blockStart[(Int(p.selected[e]) >> shift) + 1] += 1 }
         for block in 0..<blocks { p.blockStart[block + 1] += p.blockStart[block] }
+        // Blocks are few (at least 8 latents each): a small array.
         var cursor = Array(UnsafeBufferPointer(start: p.blockStart, count: blocks))
         cursor.withUnsafeMutableBufferPointer { cursor in
             for i in 0..<rows {

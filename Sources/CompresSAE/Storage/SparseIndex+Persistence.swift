@@ -34,8 +34,9 @@ extension SparseIndex {
         let fingerprint = model.fingerprint()
         // Merged and read under one write lock: an add from another thread
         // cannot land between the merge and the snapshot.
-        let (tensors, metadata) = lock.withWriteLock { () -> ([Safetensors.OutputTensor], [(String, String)]) in
-            mergePending()
+        let (tensors, metadata) = try lock.withWriteLock { () throws -> ([Safetensors.OutputTensor], [(String, String)]) in
+            try checkModelVersion()
+            try mergePending()
             let s = state
             let k = s.k ?? 0
             var tensors: [Safetensors.OutputTensor] = []
