@@ -117,7 +117,14 @@ struct PersistenceTests {
         var nan = good
         let nanBits = withUnsafeBytes(of: Float.nan.bitPattern.littleEndian) { Array($0) }
         for i in 0..<4 { nan[nan.count - 4 + i] = nanBits[i] }
-        try expectRefused(nan, "non-finite")
+        // A saved model carries a checksum: any changed byte is damage.
+        try expectRefused(nan, "does not match its checksum")
+        var flipped = good
+        flipped[flipped.count - 100] ^= 0x01
+        try expectRefused(flipped, "does not match its checksum")
+        // A file without one (as torch writes it) is still checked for finite weights.
+        let plain = "{\"__metadata__\":{\"k\":\"2\"},\"encoder_w\":{\"dtype\":\"F32\",\"shape\":[4,8],\"data_offsets\":[0,128]},\"encoder_b\":{\"dtype\":\"F32\",\"shape\":[8],\"data_offsets\":[128,160]},\"decoder_w\":{\"dtype\":\"F32\",\"shape\":[8,4],\"data_offsets\":[160,288]}}"
+        try expectRefused(safetensorsBytes(header: plain, data: .init(repeating: 0, count: 284) + nanBits), "non-finite")
         let missing = "{\"encoder_w\":{\"dtype\":\"F32\",\"shape\":[4,8],\"data_offsets\":[0,128]}}"
         try expectRefused(safetensorsBytes(header: missing, data: .init(repeating: 0, count: 128)), "encoder_b")
         let error = #expect(throws: CompresSAEError.self) { try CompresSAEModel.load(from: dir.file("absent")) }
