@@ -4,18 +4,30 @@
 /// hash set (linear time, not quadratic), numbers follow the JSON grammar
 /// and are at most `maxNumberLength` characters (so converting one is O(1)),
 /// and every byte is looked at a bounded number of times: parsing is O(n).
-enum JSONValue: ~BitwiseCopyable {
-    case object([(String, JSONValue)])
+enum JSONValue {
+    case object(JSONObject)
     case array([JSONValue])
     case string(String)
     case number(Double)
     case bool(Bool)
     case null
 
+    /// The member named `key` of an object (O(members)).
     subscript(key: String) -> JSONValue? {
         guard case .object(let members) = self else { return nil }
         return members.first { $0.0 == key }?.1
     }
+}
+
+/// An object's members in document order. A class: a value type holding
+/// `(String, JSONValue)` pairs inside the enum sends the compiler's layout
+/// and conformance checks around a cycle.
+final class JSONObject: RandomAccessCollection {
+    let members: [(String, JSONValue)]
+    init(_ members: [(String, JSONValue)]) { self.members = members }
+    var startIndex: Int { 0 }
+    var endIndex: Int { members.count }
+    subscript(position: Int) -> (String, JSONValue) { members[position] }
 }
 
 struct JSONParser {
@@ -83,7 +95,7 @@ struct JSONParser {
         skipWhitespace()
         if position < bytes.count, bytes[position] == UInt8(ascii: "}") {
             position += 1
-            return .object(members)
+            return .object(JSONObject(members))
         }
         while true {
             skipWhitespace()
@@ -98,7 +110,7 @@ struct JSONParser {
             guard position < bytes.count else { throw error("unterminated object") }
             if bytes[position] == UInt8(ascii: ",") { position += 1; continue }
             try expect(UInt8(ascii: "}"))
-            return .object(members)
+            return .object(JSONObject(members))
         }
     }
 

@@ -4,7 +4,7 @@ let modelFormatVersion = "1"
 extension CompresSAEModel {
     /// Saves the model as a safetensors file with `encoder_w [d,h]`,
     /// `encoder_b [h]`, `decoder_w [h,d]` (float32) and `k`, the format name
-    /// and version and the payload checksum in `__metadata__`. The write is
+    /// and version and the file's checksum in `__metadata__`. The write is
     /// atomic and durable (`FileIO.writeAtomically`).
     public func save(to path: String) throws {
         let (tensors, k) = lock.withReadLock { () -> ([Safetensors.OutputTensor], Int) in
@@ -23,7 +23,7 @@ extension CompresSAEModel {
     /// Loads a model saved by `save`, or a state dict of the PyTorch reference
     /// saved with `safetensors.torch.save_file` (then `k` must be given).
     ///
-    /// A file that records a payload checksum (every file `save` writes) must
+    /// A file that records a checksum (every file `save` writes) must
     /// match it and hold exactly the three tensors.
     ///
     /// - Parameters:
@@ -73,8 +73,8 @@ extension CompresSAEModel {
         } else {
             throw CompresSAEError.invalid("'\(path)' does not record k (e.g. a reference state dict): pass k explicitly")
         }
-        // Read in file order, so that the checksum sees the data section as written.
-        var digest: Safetensors.PayloadDigest? = checksummed ? .init() : nil
+        // Read in file order, so that the checksum sees the file as written.
+        var digest: Safetensors.PayloadDigest? = checksummed ? file.digest() : nil
         var weights: [String: [Float]] = [:]
         for name in names.sorted(by: { file.tensors[$0]!.begin < file.tensors[$1]!.begin }) {
             weights[name] = try file.readFloat32(name, shape: file.tensors[name]!.shape, digest: &digest)

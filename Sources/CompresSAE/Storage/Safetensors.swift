@@ -15,8 +15,15 @@ enum Safetensors {
     /// thousand tensor entries while keeping a hostile header's parse cheap.
     static let maxHeaderBytes = 16 << 20
 
-    /// Metadata key of the payload checksum: XXH64 of the data section.
-    static let checksumKey = "data_xxh64"
+    /// Metadata key of the file's checksum: the XXH64 of the whole file,
+    /// read with the 16 hex digits of this value taken as "0" (so that the
+    /// checksum covers the header, metadata and tensor table included, as
+    /// well as the data).
+    static let checksumKey = "file_xxh64"
+
+    /// The checksum as the writer spells it in the header: found by this
+    /// exact text, which JSON string escaping cannot produce elsewhere.
+    static let checksumPrefix = Array("\"\(checksumKey)\":\"".utf8)
 
     struct TensorInfo {
         let dtype: String
@@ -25,8 +32,9 @@ enum Safetensors {
         let end: Int
     }
 
-    /// The running XXH64 of a data section read tensor by tensor, in file
-    /// order, and the offset the next tensor must start at.
+    /// The running XXH64 of a file read tensor by tensor, in file order
+    /// (started with the length field and the header), and the data offset
+    /// the next tensor must start at. Made by `File.digest()`.
     struct PayloadDigest {
         fileprivate var hasher = XXH64()
         fileprivate var next = 0
@@ -40,6 +48,10 @@ enum Safetensors {
         let tensors: [String: TensorInfo]
         let dataStart: Int
         let dataSize: Int
+        /// The header as stored (padding included), for the checksum.
+        private let rawHeader: [UInt8]
+        /// Where the checksum's 16 hex digits start in `rawHeader`, if recorded.
+        private let checksumOffset: Int?
 
         /// Opens and verifies `path`.
         ///
@@ -68,6 +80,7 @@ enum Safetensors {
                 (out: inout UnsafeMutableBufferPointer<UInt8>) throws(CompresSAEError) in
                 try reader.read(into: out.baseAddress!, count: length, at: 8)
             }
+            rawHeader = header
             // Writers pad the header with spaces to an 8-byte boundary.
             while let last = header.last, last == 0x20 || last == 0 { header.removeLast() }
             let json: JSONValue
@@ -91,8 +104,54 @@ enum Safetensors {
                 tensors[name] = try Self.tensorInfo(name: name, value, dataSize: dataSize, path: path)
             }
             try Self.checkTiling(tensors, dataSize: dataSize, path: path)
+            if let recorded = metadata[Safetensors.checksumKey] {
+                checksumOffset = try Self.locateChecksum(recorded, in: rawHeader, path: path)
+            } else {
+                checksumOffset = nil
+            }
             self.metadata = metadata
             self.tensors = tensors
+        }
+
+        /// The offset of the recorded checksum's digits: the header must
+        /// spell it exactly once, as the writer does.
+        private static func locateChecksum(_ recorded: String, in header: [UInt8], path: String) throws -> Int {
+            let prefix = Safetensors.checksumPrefix
+            let digits = Array(recorded.utf8)
+            guard digits.count == 16, digits.allSatisfy({ (UInt8(ascii: "0")...UInt8(ascii: "9")).contains($0) || (UInt8(ascii: "a")...UInt8(ascii: "f")).contains($0) }) else {
+                throw CompresSAEError.format("'\(path)': the checksum \(Safetensors.checksumKey) is not 16 lowercase hex digits")
+            }
+            var found: Int? = nil
+            var i = 0
+            // O(header bytes x prefix length): the prefix is 14 bytes.
+            while i + prefix.count + 16 < header.count {
+                if header[i] == prefix[0], header[i..<(i + prefix.count)].elementsEqual(prefix) {
+                    guard found == nil else {
+                        throw CompresSAEError.format("'\(path)': the header spells \(Safetensors.checksumKey) more than once")
+                    }
+                    found = i + prefix.count
+                }
+                i += 1
+            }
+            guard let at = found, header[at..<(at + 16)].elementsEqual(digits), header[at + 16] == UInt8(ascii: "\"") else {
+                throw CompresSAEError.format("'\(path)': the checksum \(Safetensors.checksumKey) is not written as the writer writes it")
+            }
+            return at
+        }
+
+        /// A digest started with the length field and the header (the
+        /// checksum's digits read as "0"), ready for the tensors in file order.
+        ///
+        /// - Complexity: O(header bytes).
+        func digest() -> PayloadDigest {
+            var digest = PayloadDigest()
+            withUnsafeBytes(of: UInt64(rawHeader.count).littleEndian) { digest.hasher.update($0) }
+            var header = rawHeader
+            if let at = checksumOffset {
+                for i in at..<(at + 16) { header[i] = UInt8(ascii: "0") }
+            }
+            header.withUnsafeBytes { digest.hasher.update($0) }
+            return digest
         }
 
         /// A JSON number that is a non-negative integer at most `limit`.
@@ -224,18 +283,18 @@ enum Safetensors {
             try read(name, dtype: dtype, shape: shape, as: UInt16.self, digest: &digest).map { UInt16(littleEndian: $0) }
         }
 
-        /// Checks the digest of the tensors read against the file's recorded
-        /// checksum: every byte of the data section must have been read.
+        /// Checks the digest of the file read against its recorded checksum:
+        /// every byte of the data section must have been read.
         func verify(_ digest: PayloadDigest) throws {
             guard digest.next == dataSize else {
                 throw CompresSAEError.format("'\(reader.path)': \(dataSize - digest.next) bytes of the data section belong to no tensor the format has")
             }
-            guard let recorded = metadata[Safetensors.checksumKey] else {
-                throw CompresSAEError.format("'\(reader.path)' has no payload checksum (\(Safetensors.checksumKey))")
+            guard let recorded = metadata[Safetensors.checksumKey], checksumOffset != nil else {
+                throw CompresSAEError.format("'\(reader.path)' has no checksum (\(Safetensors.checksumKey))")
             }
             let actual = XXH64.hex(digest.hasher.finalize())
             guard recorded == actual else {
-                throw CompresSAEError.format("'\(reader.path)' is damaged: its data does not match its checksum (recorded \(recorded), computed \(actual))")
+                throw CompresSAEError.format("'\(reader.path)' is damaged: its bytes do not match its checksum (recorded \(recorded), computed \(actual))")
             }
         }
 
@@ -297,16 +356,14 @@ enum Safetensors {
     }
 
     /// Writes tensors and metadata atomically to `path`, in the given order,
-    /// with the payload's XXH64 under `checksumKey` in the metadata.
+    /// with the file's checksum under `checksumKey` in the metadata.
     ///
     /// - Complexity: O(payload bytes): one pass to hash, one to write.
     static func write(_ tensors: [OutputTensor], metadata: [(String, String)], to path: String) throws {
-        var digest = XXH64()
-        for t in tensors { try t.withBytes { digest.update($0) } }
         var header = "{\"__metadata__\":{"
-        header += (metadata + [(checksumKey, XXH64.hex(digest.finalize()))])
-            .map { "\(jsonQuoted($0.0)):\(jsonQuoted($0.1))" }.joined(separator: ",")
-        header += "}"
+        header += metadata.map { "\(jsonQuoted($0.0)):\(jsonQuoted($0.1)),"}.joined()
+        let checksumAt = header.utf8.count + checksumPrefix.count
+        header += String(decoding: checksumPrefix, as: UTF8.self) + String(repeating: "0", count: 16) + "\"}"
         var offset = 0
         for t in tensors {
             header += ",\(jsonQuoted(t.name)):{\"dtype\":\(jsonQuoted(t.dtype)),\"shape\":[\(t.shape.map(String.init).joined(separator: ","))],\"data_offsets\":[\(offset),\(offset + t.byteCount)]}"
@@ -316,6 +373,11 @@ enum Safetensors {
         // Pad so that the data section starts 8-byte aligned.
         var headerBytes = Array(header.utf8)
         while (8 + headerBytes.count) % 8 != 0 { headerBytes.append(0x20) }
+        var digest = XXH64()
+        withUnsafeBytes(of: UInt64(headerBytes.count).littleEndian) { digest.update($0) }
+        headerBytes.withUnsafeBytes { digest.update($0) }
+        for t in tensors { try t.withBytes { digest.update($0) } }
+        headerBytes.replaceSubrange(checksumAt..<(checksumAt + 16), with: Array(XXH64.hex(digest.finalize()).utf8))
         try FileIO.writeAtomically(to: path) { emit in
             let length = UInt64(headerBytes.count).littleEndian
             try withUnsafeBytes(of: length) { try emit($0) }

@@ -1,6 +1,6 @@
 /// Version of the index file layout written by `SparseIndex.save`.
 ///
-/// Version 2 added the payload checksum and the XXH64 weights fingerprint.
+/// Version 2 added the file checksum and the XXH64 weights fingerprint.
 /// Version 1 files are refused: they carry no checksum, and a version 1 save
 /// of an index whose model had been trained after its items were added
 /// recorded the new weights' fingerprint beside codes of the old ones, so a
@@ -95,7 +95,7 @@ extension SparseIndex {
     /// Loads an index saved by `save`, for the same model.
     ///
     /// Everything the writer guarantees is verified before the index is
-    /// used: the payload checksum, the model's fingerprint, and the meaning
+    /// used: the file's checksum, the model's fingerprint, and the meaning
     /// of the codes (`SparseIndex.LoadedCodes.validate`).
     ///
     /// - Throws: `format` for a damaged or foreign file; `invalidArgument`
@@ -136,7 +136,7 @@ extension SparseIndex {
         // by the file's size through the tensors' shapes below.
         let nonzeros = count * k
         var codes = LoadedCodes(mode: mode, storage: storage, count: count, k: k, latentDim: h)
-        var digest: Safetensors.PayloadDigest? = .init()
+        var digest: Safetensors.PayloadDigest? = file.digest()
         switch (mode, storage) {
         case (.reconstructed, .standard):
             codes.rowIndices = try file.readInt32("indices", shape: [count, k], digest: &digest)
