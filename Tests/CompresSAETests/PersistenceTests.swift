@@ -117,7 +117,22 @@ struct PersistenceTests {
         var nan = good
         let nanBits = withUnsafeBytes(of: Float.nan.bitPattern.littleEndian) { Array($0) }
         for i in 0..<4 { nan[nan.count - 4 + i] = nanBits[i] }
-        try expectRefused(nan, "non-finite")
+        // A saved model carries a checksum: any changed byte is damage.
+        try expectRefused(nan, "match its checksum")
+        var flipped = good
+        flipped[flipped.count - 100] ^= 0x01
+        try expectRefused(flipped, "match its checksum")
+        // The checksum covers the header: a changed k in the metadata is damage too.
+        let kText = Array("\"k\":\"2\"".utf8)
+        var otherK = good
+        if let at = (0..<(good.count - kText.count)).first(where: { good[$0..<($0 + kText.count)].elementsEqual(kText) }) {
+            otherK[at + kText.count - 2] = UInt8(ascii: "1")
+        }
+        #expect(otherK != good)
+        try expectRefused(otherK, "match its checksum")
+        // A file without one (as torch writes it) is still checked for finite weights.
+        let plain = "{\"__metadata__\":{\"k\":\"2\"},\"encoder_w\":{\"dtype\":\"F32\",\"shape\":[4,8],\"data_offsets\":[0,128]},\"encoder_b\":{\"dtype\":\"F32\",\"shape\":[8],\"data_offsets\":[128,160]},\"decoder_w\":{\"dtype\":\"F32\",\"shape\":[8,4],\"data_offsets\":[160,288]}}"
+        try expectRefused(safetensorsBytes(header: plain, data: .init(repeating: 0, count: 284) + nanBits), "non-finite")
         let missing = "{\"encoder_w\":{\"dtype\":\"F32\",\"shape\":[4,8],\"data_offsets\":[0,128]}}"
         try expectRefused(safetensorsBytes(header: missing, data: .init(repeating: 0, count: 128)), "encoder_b")
         let error = #expect(throws: CompresSAEError.self) { try CompresSAEModel.load(from: dir.file("absent")) }

@@ -176,3 +176,81 @@ def test_pickle_roundtrip(model, rng):
     clone = pickle.loads(pickle.dumps(model))
     np.testing.assert_array_equal(clone.encode(x).indices, model.encode(x).indices)
     assert clone.k == model.k
+
+
+def _run_python(code, timeout):
+    """Runs `code` in a fresh interpreter with this one's environment (so it
+    finds the same library); returns the CompletedProcess."""
+    import subprocess
+    import sys
+    return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          timeout=timeout, env=dict(os.environ))
+
+
+def test_loading_a_fifo_or_device_is_refused_without_blocking(tmp_path):
+    # Issue 12, case 14: open() of a FIFO waits for a writer; the loaders
+    # must refuse it (and devices, directories) without opening it.
+    fifo = tmp_path / "fifo"
+    os.mkfifo(fifo)
+    code = f"""
+import compressae
+for path in [{str(fifo)!r}, {str(tmp_path)!r}, "/dev/zero"]:
+    try:
+        compressae.CompresSAE.load(path, k=1)
+    except compressae.FileError as e:
+        assert "not a regular file" in str(e), e
+    else:
+        raise SystemExit("loaded " + path)
+print("ok")
+"""
+    result = _run_python(code, timeout=60)
+    assert result.returncode == 0 and result.stdout.strip() == "ok", result.stderr
+
+
+def test_kill_during_save_leaves_a_loadable_file_and_one_reused_temp(tmp_path):
+    # Issue 12, case 13: a writer killed at any point leaves the old or the
+    # new file; its temporary file is reused and renamed away by the next save.
+    import random
+    import signal
+    import subprocess
+    import sys
+    import time
+    path = tmp_path / "model.safetensors"
+    with compressae.CompresSAE(64, latent_dim=8192, k=4, seed=1) as m:
+        m.save(path)
+    code = f"""
+import sys, compressae
+m = compressae.CompresSAE(64, latent_dim=8192, k=4, seed=2)
+print("ready", flush=True)
+while True:
+    m.save({str(path)!r})
+"""
+    rounds = int(os.environ.get("COMPRESSAE_KILL_ROUNDS", "8"))
+    rand = random.Random(12)
+    for _ in range(rounds):
+        child = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, env=dict(os.environ))
+        assert child.stdout.readline().strip() == b"ready"
+        time.sleep(rand.uniform(0, 0.15))
+        child.send_signal(signal.SIGKILL)
+        child.wait()
+        child.stdout.close()
+        with compressae.CompresSAE.load(path) as loaded:
+            assert loaded.latent_dim == 8192
+        leftovers = sorted(os.listdir(tmp_path))
+        assert leftovers in (["model.safetensors"], [".model.safetensors.tmp", "model.safetensors"]), leftovers
+    with compressae.CompresSAE(64, latent_dim=8192, k=4, seed=3) as m:
+        m.save(path)
+    assert os.listdir(tmp_path) == ["model.safetensors"]
+
+
+def test_damaged_index_file_is_refused(tmp_path, model, rng):
+    # Index files carry a checksum of their payload: one flipped bit is damage.
+    index = compressae.SparseIndex(model, mode="sparse")
+    index.add(random_rows(rng, 40, 24))
+    path = tmp_path / "index.safetensors"
+    index.save(path)
+    data = bytearray(path.read_bytes())
+    data[-7] ^= 0x04
+    path.write_bytes(bytes(data))
+    with pytest.raises(compressae.FormatError, match="checksum"):
+        compressae.SparseIndex.load(path, model)

@@ -1,24 +1,46 @@
 /// A minimal JSON reader for safetensors headers: objects, arrays, strings,
-/// numbers, booleans and null, with depth and size limits so that a hostile
-/// header cannot exhaust the stack.
+/// numbers, booleans and null. Built to take hostile input: nesting is
+/// bounded (the stack cannot be exhausted), duplicate keys are found with a
+/// hash set (linear time, not quadratic), numbers follow the JSON grammar
+/// and are at most `maxNumberLength` characters (so converting one is O(1)),
+/// and every byte is looked at a bounded number of times: parsing is O(n).
 enum JSONValue {
-    case object([(String, JSONValue)])
+    case object(JSONObject)
     case array([JSONValue])
     case string(String)
     case number(Double)
     case bool(Bool)
     case null
 
+    /// The member named `key` of an object (O(members)).
     subscript(key: String) -> JSONValue? {
         guard case .object(let members) = self else { return nil }
         return members.first { $0.0 == key }?.1
     }
 }
 
+/// An object's members in document order. A class: a value type holding
+/// `(String, JSONValue)` pairs inside the enum sends the compiler's layout
+/// and conformance checks around a cycle.
+final class JSONObject: RandomAccessCollection {
+    let members: [(String, JSONValue)]
+    init(_ members: [(String, JSONValue)]) { self.members = members }
+    var startIndex: Int { 0 }
+    var endIndex: Int { members.count }
+    subscript(position: Int) -> (String, JSONValue) { members[position] }
+}
+
 struct JSONParser {
     private let bytes: [UInt8]
     private var position = 0
+    private var values = 0
     private let maxDepth = 64
+    /// Most values in one document: bounds the memory a parse takes (a
+    /// value costs tens of bytes, its text may be two).
+    static let maxValues = 1 << 18
+    /// Longest number accepted: more digits than a double can tell apart, far
+    /// fewer than would make its conversion costly.
+    static let maxNumberLength = 64
 
     static func parse(_ bytes: [UInt8]) throws -> JSONValue {
         var parser = JSONParser(bytes: bytes)
@@ -48,6 +70,8 @@ struct JSONParser {
 
     private mutating func parseValue(depth: Int) throws -> JSONValue {
         guard depth < maxDepth else { throw error("nesting deeper than \(maxDepth)") }
+        values += 1
+        guard values <= Self.maxValues else { throw error("more than \(Self.maxValues) values") }
         guard position < bytes.count else { throw error("unexpected end") }
         switch bytes[position] {
         case UInt8(ascii: "{"): return try parseObject(depth: depth)
@@ -67,10 +91,11 @@ struct JSONParser {
     private mutating func parseObject(depth: Int) throws -> JSONValue {
         try expect(UInt8(ascii: "{"))
         var members: [(String, JSONValue)] = []
+        var keys = Set<String>()
         skipWhitespace()
         if position < bytes.count, bytes[position] == UInt8(ascii: "}") {
             position += 1
-            return .object(members)
+            return .object(JSONObject(members))
         }
         while true {
             skipWhitespace()
@@ -79,13 +104,13 @@ struct JSONParser {
             try expect(UInt8(ascii: ":"))
             skipWhitespace()
             let value = try parseValue(depth: depth + 1)
-            if members.contains(where: { $0.0 == key }) { throw error("duplicate key \"\(key)\"") }
+            guard keys.insert(key).inserted else { throw error("duplicate key \"\(key)\"") }
             members.append((key, value))
             skipWhitespace()
             guard position < bytes.count else { throw error("unterminated object") }
             if bytes[position] == UInt8(ascii: ",") { position += 1; continue }
             try expect(UInt8(ascii: "}"))
-            return .object(members)
+            return .object(JSONObject(members))
         }
     }
 
@@ -170,14 +195,36 @@ struct JSONParser {
         return value
     }
 
+    /// A number in the JSON grammar: `-?(0|[1-9][0-9]*)(.[0-9]+)?([eE][+-]?[0-9]+)?`.
     private mutating func parseNumber() throws -> Double {
         let start = position
-        while position < bytes.count,
-              "+-0123456789.eE".utf8.contains(bytes[position]) { position += 1 }
-        guard position > start,
-              let text = String(validating: bytes[start..<position], as: UTF8.self),
-              let value = Double(text), value.isFinite else {
+        func digits() -> Int {
+            let first = position
+            while position < bytes.count, (UInt8(ascii: "0")...UInt8(ascii: "9")).contains(bytes[position]) { position += 1 }
+            return position - first
+        }
+        if position < bytes.count, bytes[position] == UInt8(ascii: "-") { position += 1 }
+        let integerStart = position
+        let integerDigits = digits()
+        guard integerDigits > 0, integerDigits == 1 || bytes[integerStart] != UInt8(ascii: "0") else {
             throw error("invalid value")
+        }
+        if position < bytes.count, bytes[position] == UInt8(ascii: ".") {
+            position += 1
+            guard digits() > 0 else { throw error("invalid number") }
+        }
+        if position < bytes.count, bytes[position] == UInt8(ascii: "e") || bytes[position] == UInt8(ascii: "E") {
+            position += 1
+            if position < bytes.count, bytes[position] == UInt8(ascii: "+") || bytes[position] == UInt8(ascii: "-") {
+                position += 1
+            }
+            guard digits() > 0 else { throw error("invalid number") }
+        }
+        guard position - start <= Self.maxNumberLength else {
+            throw error("number longer than \(Self.maxNumberLength) characters")
+        }
+        guard let value = Double(String(decoding: bytes[start..<position], as: UTF8.self)), value.isFinite else {
+            throw error("number out of range")
         }
         return value
     }

@@ -1,41 +1,69 @@
 /// Version of the index file layout written by `SparseIndex.save`.
-let indexFormatVersion = "1"
+///
+/// Version 2 added the file checksum and the XXH64 weights fingerprint.
+/// Version 1 files are refused: they carry no checksum, and a version 1 save
+/// of an index whose model had been trained after its items were added
+/// recorded the new weights' fingerprint beside codes of the old ones, so a
+/// version 1 file cannot be trusted to match any model. An index is rebuilt
+/// from the model and the embeddings.
+let indexFormatVersion = "2"
 
 extension CompresSAEModel {
-    /// A 64-bit FNV-1a hash of the shape and weights: an index file records
-    /// it so that loading it against another model is refused.
+    /// The model's weights version and a fingerprint of its shape and
+    /// weights, taken under one read lock (so they describe the same weights).
+    ///
+    /// The fingerprint is the XXH64, as 16 hex digits, of `d` and `h` (two
+    /// little-endian int64) followed by the float32 bytes of `encoder_w`
+    /// transposed (`[h,d]`, the model's internal layout), `encoder_b` and
+    /// `decoder_w`. An index file records it so that loading the file
+    /// against a model with other weights is refused.
     ///
     /// - Complexity: O(h d).
-    func fingerprint() -> String {
+    func weightsFingerprint() -> (version: Int, fingerprint: String) {
         lock.withReadLock {
-            var hash: UInt64 = 0xCBF2_9CE4_8422_2325
-            func mix(_ bytes: UnsafeRawBufferPointer) {
-                // Eight bytes at a time: the hash only needs to tell models apart.
-                let words = bytes.count / 8
-                for w in 0..<words {
-                    hash = (hash ^ bytes.loadUnaligned(fromByteOffset: w * 8, as: UInt64.self)) &* 0x0000_0100_0000_01B3
-                }
-                for b in (words * 8)..<bytes.count { hash = (hash ^ UInt64(bytes[b])) &* 0x0000_0100_0000_01B3 }
+            var hasher = XXH64()
+            withUnsafeBytes(of: (Int64(inputDim).littleEndian, Int64(latentDim).littleEndian)) { hasher.update($0) }
+            #if _endian(big)
+            for w in [encoderT, encoderBias, decoder] {
+                w.map { $0.bitPattern.littleEndian }.withUnsafeBytes { hasher.update($0) }
             }
-            withUnsafeBytes(of: (Int64(inputDim), Int64(latentDim))) { mix($0) }
-            encoderT.withUnsafeBytes { mix($0) }
-            encoderBias.withUnsafeBytes { mix($0) }
-            decoder.withUnsafeBytes { mix($0) }
-            let hex = String(hash, radix: 16)
-            return String(repeating: "0", count: 16 - hex.count) + hex
+            #else
+            encoderT.withUnsafeBytes { hasher.update($0) }
+            encoderBias.withUnsafeBytes { hasher.update($0) }
+            decoder.withUnsafeBytes { hasher.update($0) }
+            #endif
+            return (storedWeightsVersion, XXH64.hex(hasher.finalize()))
         }
     }
 }
 
 extension SparseIndex {
-    /// Saves the index (its codes in the layout of its mode and storage, and
-    /// the model's fingerprint) as a safetensors file, atomically.
+    /// The tensors of an index file of `mode` and `storage`, in the order the
+    /// writer puts them.
+    static func tensorNames(mode: Mode) -> [String] {
+        mode == .reconstructed ? ["indices", "values"] : ["posting_start", "posting_ids", "posting_values"]
+    }
+
+    /// Saves the index (its codes in the layout of its mode and storage, the
+    /// fingerprint of the weights the codes were made with, and a checksum of
+    /// the payload) as a safetensors file, atomically and durably.
+    ///
+    /// - Throws: `invalidArgument` when the model was trained after items
+    ///   were added (the codes no longer match its weights, and a file would
+    ///   claim they do); `io` when the file cannot be written.
     public func save(to path: String) throws {
-        let fingerprint = model.fingerprint()
+        // Taken before the index's lock: the fingerprint costs O(h d), and
+        // holding the lock that long would stall searches. If the model
+        // trains meanwhile, the captured version still tells whether the
+        // codes were made with the fingerprinted weights.
+        let (version, fingerprint) = model.weightsFingerprint()
         // Merged and read under one write lock: an add from another thread
         // cannot land between the merge and the snapshot.
         let (tensors, metadata) = try lock.withWriteLock { () throws -> ([Safetensors.OutputTensor], [(String, String)]) in
-            try checkModelVersion()
+            if let made = state.modelVersion, made != version {
+                throw CompresSAEError.invalid(
+                    "the model was trained after items were added to this index: its codes no longer match the model's weights, so it cannot be saved as an index of this model; build a new index")
+            }
             try mergePending()
             let s = state
             let k = s.k ?? 0
@@ -66,14 +94,24 @@ extension SparseIndex {
 
     /// Loads an index saved by `save`, for the same model.
     ///
-    /// - Throws: `CompresSAEError` for a damaged file, or when `model` is not
-    ///   the model (shape and weights) the index was built with.
+    /// Everything the writer guarantees is verified before the index is
+    /// used: the file's checksum, the model's fingerprint, and the meaning
+    /// of the codes (`SparseIndex.LoadedCodes.validate`).
+    ///
+    /// - Throws: `format` for a damaged or foreign file; `invalidArgument`
+    ///   when `model` is not the model (shape and weights) the index was
+    ///   built with; `outOfMemory` when its buffers cannot be had.
+    /// - Complexity: O(file bytes + h) plus, in reconstructed mode, O(count k d)
+    ///   to check that every code decodes to a unit vector.
     public static func load(from path: String, model: CompresSAEModel) throws -> SparseIndex {
         let file = try Safetensors.File(path: path)
         let meta = file.metadata
         func fail(_ message: String) -> CompresSAEError { .format("'\(path)': \(message)") }
         guard meta["format"] == "compressae-index" else { throw fail("not a compressae index file (no format metadata)") }
         guard meta["format_version"] == indexFormatVersion else {
+            if meta["format_version"] == "1" {
+                throw fail("index format version 1 has no checksum and may hold codes of weights other than those it names; rebuild the index (add the embeddings to a new index) and save it again")
+            }
             throw fail("index format version \(meta["format_version"] ?? "?"); this library reads version \(indexFormatVersion)")
         }
         guard let mode = meta["mode"].flatMap({ $0 == "sparse" ? Mode.sparse : $0 == "reconstructed" ? Mode.reconstructed : nil }),
@@ -86,62 +124,58 @@ extension SparseIndex {
         guard d == model.inputDim && h == model.latentDim else {
             throw CompresSAEError.invalid("'\(path)' indexes codes of a \(d) -> \(h) model; this model is \(model.inputDim) -> \(model.latentDim)")
         }
-        guard meta["model_fingerprint"] == model.fingerprint() else {
+        let names = tensorNames(mode: mode)
+        guard file.tensors.count == names.count, names.allSatisfy({ file.tensors[$0] != nil }) else {
+            throw fail("holds tensors \(file.tensors.keys.sorted().prefix(8)); an index of this mode holds exactly \(names)")
+        }
+        let (version, fingerprint) = model.weightsFingerprint()
+        guard meta["model_fingerprint"] == fingerprint else {
             throw CompresSAEError.invalid("'\(path)' was built with different model weights than the model given")
         }
-        let index = try SparseIndex(model: model, mode: mode, storage: storage)
-        var s = index.state
-        var postingIDs: [Int32] = []
-        s.count = count
-        s.k = count > 0 ? k : nil
-        s.modelVersion = model.weightsVersion
+        // count * k <= Int32.max * Int32.max cannot overflow; it is bounded
+        // by the file's size through the tensors' shapes below.
         let nonzeros = count * k
+        var codes = LoadedCodes(mode: mode, storage: storage, count: count, k: k, latentDim: h)
+        var digest: Safetensors.PayloadDigest? = file.digest()
         switch (mode, storage) {
         case (.reconstructed, .standard):
-            s.rowIndices = try file.readInt32("indices", shape: [count, k])
-            s.rowValues = try file.readFloat32("values", shape: [count, k])
-            try s.rowIndices.withUnsafeBufferPointer { ib in
-                try s.rowValues.withUnsafeBufferPointer { vb in
-                    try validateCodes(indices: ib.baseAddress!, values: vb.baseAddress!, rows: count, k: k,
-                                      latentDim: h, what: "stored code")
-                }
-            }
+            codes.rowIndices = try file.readInt32("indices", shape: [count, k], digest: &digest)
+            codes.rowValues = try file.readFloat32("values", shape: [count, k], digest: &digest)
         case (.reconstructed, .compact):
-            s.rowIndices16 = try file.readUInt16("indices", dtype: "U16", shape: [count, k])
-            s.rowValues16 = try file.readUInt16("values", dtype: "F16", shape: [count, k])
-            guard s.rowIndices16.allSatisfy({ Int($0) < h }) else { throw fail("a stored latent index is >= \(h)") }
-            guard s.rowValues16.allSatisfy(HalfPrecision.isStorable) else {
-                throw fail("a stored value is not a finite zero or normal half")
-            }
+            codes.rowIndices16 = try file.readUInt16("indices", dtype: "U16", shape: [count, k], digest: &digest)
+            codes.rowValues16 = try file.readUInt16("values", dtype: "F16", shape: [count, k], digest: &digest)
         case (.sparse, _):
-            let start = try file.readInt64("posting_start", shape: [h + 1])
-            guard start[0] == 0, start[h] == Int64(nonzeros), zip(start, start.dropFirst()).allSatisfy({ $0 <= $1 }) else {
-                throw fail("posting_start is not a non-decreasing sequence from 0 to count x k")
-            }
-            s.postingStart = start.map(Int.init)
-            postingIDs = try file.readInt32("posting_ids", shape: [nonzeros])
-            for j in 0..<h {
-                var previous: Int32 = -1
-                for e in s.postingStart[j]..<s.postingStart[j + 1] {
-                    let id = postingIDs[e]
-                    guard id > previous, Int(id) < count else {
-                        throw fail("posting list \(j) has ids out of range or not ascending")
-                    }
-                    previous = id
-                }
-            }
+            codes.postingStart = try file.readInt64("posting_start", shape: [h + 1], digest: &digest)
+            codes.postingIDs = try file.readInt32("posting_ids", shape: [nonzeros], digest: &digest)
             if storage == .standard {
-                s.postingValues = try file.readFloat32("posting_values", shape: [nonzeros])
-                guard s.postingValues.allSatisfy({ $0.isFinite }) else { throw fail("a stored value is not finite") }
+                codes.postingValues = try file.readFloat32("posting_values", shape: [nonzeros], digest: &digest)
             } else {
-                s.postingValues16 = try file.readUInt16("posting_values", dtype: "F16", shape: [nonzeros])
-                guard s.postingValues16.allSatisfy(HalfPrecision.isStorable) else {
-                    throw fail("a stored value is not a finite zero or normal half")
-                }
+                codes.postingValues16 = try file.readUInt16("posting_values", dtype: "F16", shape: [nonzeros], digest: &digest)
             }
         }
+        try file.verify(digest!)
+        do {
+            try codes.validate(model: model, weightsVersion: version)
+        } catch let e as CompresSAEError {
+            throw CompresSAEError(e.kind == .outOfMemory || e.kind == .invalidArgument ? e.kind : .format, "'\(path)': \(e.message)")
+        }
+
+        let index = try SparseIndex(model: model, mode: mode, storage: storage)
+        var s = index.state
+        s.count = count
+        s.k = count > 0 ? k : nil
+        s.modelVersion = version
+        s.rowIndices = codes.rowIndices
+        s.rowValues = codes.rowValues
+        s.rowIndices16 = codes.rowIndices16
+        s.rowValues16 = codes.rowValues16
+        if mode == .sparse {
+            s.postingStart = codes.postingStart.map(Int.init)
+            s.postingValues = codes.postingValues
+            s.postingValues16 = codes.postingValues16
+        }
         index.state = s
-        if mode == .sparse { index.setPostingIDs(postingIDs) }
+        if mode == .sparse { index.setPostingIDs(codes.postingIDs) }
         return index
     }
 }

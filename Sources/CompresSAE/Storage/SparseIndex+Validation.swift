@@ -1,0 +1,184 @@
+extension SparseIndex {
+    /// The codes of an index file, as read, before they are trusted.
+    struct LoadedCodes {
+        let mode: Mode
+        let storage: Storage
+        let count: Int
+        let k: Int
+        let latentDim: Int
+        var rowIndices: [Int32] = []
+        var rowValues: [Float] = []
+        var rowIndices16: [UInt16] = []
+        var rowValues16: [UInt16] = []
+        var postingStart: [Int64] = []
+        var postingIDs: [Int32] = []
+        var postingValues: [Float] = []
+        var postingValues16: [UInt16] = []
+
+        /// How far a stored unit vector's norm may be from 1, relative to the
+        /// scale of the sum that makes it: float32 rounding (standard), half
+        /// rounding of 2^-11 per value (compact), each with a wide margin.
+        /// Anything a writer did not write (a value scaled by 1.01 or by
+        /// 1000) is far outside.
+        var normTolerance: Float { storage == .standard ? 1e-3 : 1e-2 }
+
+        func value(_ position: Int, posting: Bool) -> Float {
+            switch (storage, posting) {
+            case (.standard, false): return rowValues[position]
+            case (.compact, false): return HalfPrecision.decode(rowValues16[position])
+            case (.standard, true): return postingValues[position]
+            case (.compact, true): return HalfPrecision.decode(postingValues16[position])
+            }
+        }
+
+        /// Verifies everything `save` guarantees about the codes:
+        /// - every value is finite (compact: a zero or normal half);
+        /// - reconstructed mode: each row's k latents lie in `0..<h` and are
+        ///   distinct, and the row decodes to a unit vector (or is all zero:
+        ///   an item whose decoded vector was zero);
+        /// - sparse mode: the posting lists' offsets run from 0 to count x k
+        ///   without decreasing, each list's item ids ascend strictly below
+        ///   `count` (no latent repeated within an item), every item is in
+        ///   exactly k lists, and its values form a unit vector (or are all zero).
+        ///
+        /// - Parameter weightsVersion: the model's version when its
+        ///   fingerprint was checked; the decoder must still be that one.
+        /// - Throws: `format`-worthy messages as `invalidArgument` only for
+        ///   the model changing meanwhile; `outOfMemory` for scratch buffers.
+        /// - Complexity: O(count k) in sparse mode; O(count k d) in
+        ///   reconstructed mode (every row decoded, on all cores).
+        func validate(model: CompresSAEModel, weightsVersion: Int) throws {
+            switch mode {
+            case .reconstructed: try validateRows(model: model, weightsVersion: weightsVersion)
+            case .sparse: try validatePostings()
+            }
+        }
+
+        private func validateRows(model: CompresSAEModel, weightsVersion: Int) throws {
+            let nonzeros = count * k
+            switch storage {
+            case .standard:
+                if let e = rowValues.firstIndex(where: { !$0.isFinite }) {
+                    throw CompresSAEError.format("stored code row \(e / k): value at position \(e % k) is not finite")
+                }
+                try checkRows(rowIndices, model: model, weightsVersion: weightsVersion)
+            case .compact:
+                guard rowValues16.allSatisfy(HalfPrecision.isStorable) else {
+                    throw CompresSAEError.format("a stored value is not a finite zero or normal half")
+                }
+                let widened = try [Int32].fallible(count: nonzeros, "the index's latent indices") { out in
+                    for e in 0..<nonzeros { out[e] = Int32(rowIndices16[e]) }
+                }
+                try checkRows(widened, model: model, weightsVersion: weightsVersion)
+            }
+        }
+
+        /// Latents in range and distinct per row, and unit decoded norms.
+        private func checkRows(_ indices: [Int32], model: CompresSAEModel, weightsVersion: Int) throws {
+            let h = latentDim, k = self.k, count = self.count
+            guard count > 0 else { return }
+            do {
+                try indices.withUnsafeBufferPointer {
+                    try InputValidation.checkSupports($0.baseAddress!, rows: count, k: k, latentDim: h, what: "stored code")
+                }
+            } catch let e as CompresSAEError {
+                throw CompresSAEError.format(e.message)
+            }
+            let values = try [Float].fallible(count: count * k, "the index's values") { out in
+                for e in 0..<(count * k) { out[e] = value(e, posting: false) }
+            }
+            let tolerance = normTolerance
+            // Half precision flushes magnitudes below its smallest normal to zero.
+            let flushed: Float = storage == .compact ? HalfPrecision.smallestNormal : 0
+            let d = model.inputDim
+            let workers = max(1, min(Parallel.threadCount(requested: 0), count / 64))
+            let firstBad = try [Int].fallible(repeating: Int.max, count: workers, "per-worker results")
+            let scratch = try FallibleBuffer<Float>(count: workers * d, "decode scratch")
+            let rowNorms = try FallibleBuffer<Float>(count: h, "decoder row norms")
+            try model.lock.withReadLock {
+                guard model.storedWeightsVersion == weightsVersion else {
+                    throw CompresSAEError.invalid("the model was trained while the index was loading")
+                }
+                try model.decoder.withUnsafeBufferPointer { dec in
+                    for j in 0..<h { rowNorms.base[j] = robustNorm(dec.baseAddress! + j * d, d) }
+                    let decoder = SharedConstPointer(dec.baseAddress!)
+                    let norms = SharedConstPointer(rowNorms.base)
+                    let out = SharedPointer(scratch.base)
+                    try indices.withUnsafeBufferPointer { ib in
+                        try values.withUnsafeBufferPointer { vb in
+                            let idx = SharedConstPointer(ib.baseAddress!), val = SharedConstPointer(vb.baseAddress!)
+                            var results = firstBad
+                            try results.withUnsafeMutableBufferPointer { rb in
+                                let found = SharedPointer(rb.baseAddress!)
+                                Parallel.run(workers: workers) { w in
+                                    let decoded = out.base + w * d
+                                    for i in (count * w / workers)..<(count * (w + 1) / workers) {
+                                        decoded.initialize(repeating: 0, count: d)
+                                        var scale: Float = 0, allZero = true
+                                        for t in 0..<k {
+                                            let v = val.base[i * k + t], j = Int(idx.base[i * k + t])
+                                            if v != 0 { allZero = false }
+                                            axpy(v, decoder.base + j * d, decoded, d)
+                                            scale += abs(v) * norms.base[j] + flushed * norms.base[j]
+                                        }
+                                        if allZero { continue }
+                                        let norm = robustNorm(decoded, d)
+                                        if !(abs(norm - 1) <= tolerance * max(1, scale)) {
+                                            found.base[w] = i
+                                            return
+                                        }
+                                    }
+                                }
+                                if let row = rb.min(), row != Int.max {
+                                    throw CompresSAEError.format("stored code row \(row) does not decode to a unit vector (the writer stores codes divided by their decoded norm)")
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+
+        private func validatePostings() throws {
+            let h = latentDim, count = self.count, k = self.k, nonzeros = count * k
+            guard postingStart.first == 0, postingStart.last == Int64(nonzeros),
+                  zip(postingStart, postingStart.dropFirst()).allSatisfy({ $0 <= $1 }) else {
+                throw CompresSAEError.format("posting_start is not a non-decreasing sequence from 0 to count x k")
+            }
+            var entries = try [Int32].fallible(repeating: 0, count: count, "per-item entry counts")
+            var sumSquares = try [Float].fallible(repeating: 0, count: count, "per-item norms")
+            var nonzero = try [Bool].fallible(repeating: false, count: count, "per-item flags")
+            for j in 0..<h {
+                var previous: Int32 = -1
+                for e in Int(postingStart[j])..<Int(postingStart[j + 1]) {
+                    let id = postingIDs[e]
+                    guard id > previous, Int(id) < count else {
+                        throw CompresSAEError.format("posting list \(j) has item ids out of range or not strictly ascending (an item listed twice under one latent)")
+                    }
+                    previous = id
+                    if storage == .compact {
+                        guard HalfPrecision.isStorable(postingValues16[e]) else {
+                            throw CompresSAEError.format("a stored value is not a finite zero or normal half")
+                        }
+                    }
+                    let v = value(e, posting: true)
+                    guard v.isFinite else { throw CompresSAEError.format("posting list \(j) holds a non-finite value") }
+                    let item = Int(id)
+                    entries[item] += 1
+                    sumSquares[item] += v * v
+                    if v != 0 { nonzero[item] = true }
+                }
+            }
+            let tolerance = normTolerance
+            for item in 0..<count {
+                guard entries[item] == Int32(k) else {
+                    throw CompresSAEError.format("item \(item) is in \(entries[item]) posting lists; each item is in exactly k = \(k)")
+                }
+                // Values are stored divided by the code's norm: a unit vector, or zeros.
+                guard !nonzero[item] || abs(sumSquares[item].squareRoot() - 1) <= tolerance else {
+                    throw CompresSAEError.format("item \(item)'s stored values have norm \(sumSquares[item].squareRoot()), not 1 (the writer stores codes divided by their norm)")
+                }
+            }
+        }
+    }
+}
