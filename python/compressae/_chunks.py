@@ -69,13 +69,14 @@ def encode_chunk_rows(d: int, h: int, k: int, refit: bool, workers: int) -> int:
     Per row the encoder costs ``d h`` multiply-adds (the GEMM) plus ``h`` for
     the top-k selection, and a refit ``k^2 d``. A chunk gets about
     :data:`CHUNK_WORK` per worker, rounded down to whole encoder GEMMs when
-    that leaves at least one.
+    that leaves at least one (up to twice the work, so that the library
+    splits each chunk exactly as it would split one call over all rows).
     """
     per_row = (d + 8) * h + (k * k * d if refit else 0)
-    rows = max(1, CHUNK_WORK // per_row)
-    if rows >= ENCODER_CHUNK_ROWS:
-        rows -= rows % ENCODER_CHUNK_ROWS
-    return min(rows, MAX_CHUNK_ROWS) * max(1, workers)
+    rows = CHUNK_WORK // per_row
+    if rows >= ENCODER_CHUNK_ROWS // 2:
+        rows = max(ENCODER_CHUNK_ROWS, rows - rows % ENCODER_CHUNK_ROWS)
+    return max(1, min(rows, MAX_CHUNK_ROWS)) * max(1, workers)
 
 
 def _is_torch(obj) -> bool:
