@@ -367,47 +367,34 @@ class SparseIndex:
             raise InvalidArgumentError("the index is empty: add items before searching")
         scores = empty((nq, n), np.float32, "the search scores")
         ids = empty((nq, n), np.int64, "the search ids")
-        # The library returns at most `count` results; asking it for more only
-        # costs it heap slots. The rest is padding, done here.
-        width = min(n, count)
-        if width < n:
-            scores[:, width:] = -np.inf
-            ids[:, width:] = -1
         if nq == 0:
             return scores, ids
         workers = num_threads or _ffi.csae_get_num_threads()
         # A query costs its encoding (sparse mode, dense queries: d h) plus
-        # scoring the items (about k operations each) and keeping `width`.
-        per_query = count * max(1, item_k) + width
+        # scoring the items (about k operations each) and keeping the n best.
+        per_query = count * max(1, item_k) + min(n, count)
         if not sparse:
             per_query += (self._d + 8) * self._h
         rows = max(1, CHUNK_WORK // per_query) * max(1, workers)
         with InterruptGuard() as guard:
             for start in range(0, nq, rows):
                 stop = min(nq, start + rows)
-                if width == n:  # write in place
-                    out_scores, out_ids = scores[start:stop], ids[start:stop]
-                else:
-                    out_scores = np.empty((stop - start, width), dtype=np.float32)
-                    out_ids = np.empty((stop - start, width), dtype=np.int64)
+                out_scores, out_ids = scores[start:stop], ids[start:stop]
                 try:
                     if sparse:
                         self._handle.call(
                             _ffi.csae_index_search_codes, _ffi.i32_ptr(indices[start:stop]),
-                            _ffi.f32_ptr(values[start:stop]), stop - start, k, width,
+                            _ffi.f32_ptr(values[start:stop]), stop - start, k, n,
                             num_threads, _ffi.f32_ptr(out_scores), _ffi.i64_ptr(out_ids))
                     else:
                         X = source.chunk(start, stop)
                         self._handle.call(
                             _ffi.csae_index_search_dense, _ffi.f32_ptr(X), stop - start,
-                            X.shape[1], width, query_k, num_threads, _ffi.f32_ptr(out_scores),
+                            X.shape[1], n, query_k, num_threads, _ffi.f32_ptr(out_scores),
                             _ffi.i64_ptr(out_ids))
                         source.done(stop)
                 except InvalidArgumentError as exc:
                     raise offset_rows(exc, start) from None
-                if width < n:
-                    scores[start:stop, :width] = out_scores
-                    ids[start:stop, :width] = out_ids
                 guard.check()
         return scores, ids
 

@@ -137,3 +137,62 @@ def test_sigint_raises_keyboard_interrupt_promptly(case, tmp_path):
     assert "Exception ignored" not in stderr, stderr
     assert "Cancelled" not in stderr, stderr
     print(f"{case}: stopped {latency:.2f} s after SIGINT")
+
+
+# ------------------------------------------------------- the guard itself
+
+from compressae._interrupt import InterruptGuard  # noqa: E402
+
+
+def _deliver_sigint():
+    os.kill(os.getpid(), signal.SIGINT)
+    for _ in range(1000):  # bytecodes: Python runs the handler in between
+        pass
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="os.kill SIGINT")
+def test_guard_records_and_raises_at_exit():
+    with pytest.raises(KeyboardInterrupt):
+        with InterruptGuard() as guard:
+            _deliver_sigint()
+            assert guard.pending  # recorded, not raised mid-operation
+            with InterruptGuard() as inner:  # nested: shares the record
+                assert inner.pending
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="os.kill SIGINT")
+def test_guard_runs_the_applications_handler_at_the_safe_point():
+    calls = []
+
+    class Stop(Exception):
+        pass
+
+    def handler(signum, frame):
+        calls.append(signum)
+        raise Stop()
+
+    previous = signal.signal(signal.SIGINT, handler)
+    try:
+        with pytest.raises(Stop):
+            with InterruptGuard() as guard:
+                _deliver_sigint()
+                assert calls == [signal.SIGINT] and guard.pending
+        assert signal.getsignal(signal.SIGINT) is handler
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
+def test_guard_is_inert_off_the_main_thread():
+    import threading
+
+    seen = []
+
+    def run():
+        with InterruptGuard() as guard:
+            seen.append((guard.pending, signal.getsignal(signal.SIGINT)))
+
+    thread = threading.Thread(target=run)
+    thread.start()
+    thread.join()
+    assert seen == [(False, signal.default_int_handler)]
