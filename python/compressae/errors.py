@@ -53,7 +53,13 @@ class Cancelled(Error):
 
 
 class OutOfMemoryError(Error, MemoryError):
-    """The library could not allocate memory."""
+    """Memory for the call could not be allocated.
+
+    ``status`` is ``CSAE_ERR_OUT_OF_MEMORY`` when the library failed, 0 when
+    an output array sized by the arguments (e.g. ``search`` with a huge
+    ``n``) could not be allocated in Python. A ``MemoryError`` raised by a
+    progress callable is re-raised as it is.
+    """
 
 
 class BusyError(Error):

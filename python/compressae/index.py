@@ -19,7 +19,6 @@ then approximate).
 from __future__ import annotations
 
 import ctypes
-import os
 import sys
 
 import numpy as np
@@ -27,8 +26,14 @@ import numpy as np
 from . import _ffi
 from ._handle import IndexHandle, check
 from .errors import InvalidArgumentError
-from ._args import _choice
-from .model import _INT32_MAX, CompresSAE, SparseCodes, _float_matrix, _size
+from ._args import _choice, _path
+from ._chunks import CHUNK_WORK, RowSource, empty, encode_chunk_rows, offset_rows
+from ._interrupt import InterruptGuard
+from .model import _INT32_MAX, CompresSAE, SparseCodes, _size
+
+#: Code entries (rows x k) per chunk of ``add`` given codes: appending an
+#: entry costs a few operations, so a chunk of 2**24 takes well under a second.
+_ADD_CODES_CHUNK_ENTRIES = 2**24
 
 __all__ = ["SparseIndex", "set_num_threads", "get_num_threads"]
 
@@ -92,7 +97,9 @@ def _code_arrays(codes, h: int, what: str) -> tuple[np.ndarray, np.ndarray]:
         if codes.dim != h:
             raise InvalidArgumentError(
                 f"the {what} have dim {codes.dim} but the model's latent_dim is {h}")
-        return codes.indices, codes.values
+        # Rows selected with a step (codes[::2]) are views with gaps.
+        return (np.ascontiguousarray(codes.indices, dtype=np.int32),
+                np.ascontiguousarray(codes.values, dtype=np.float32))
     if isinstance(codes, tuple):
         if len(codes) != 2:
             raise InvalidArgumentError(
@@ -204,7 +211,7 @@ class SparseIndex:
         ----------
         path : str or os.PathLike
         """
-        self._handle.call(_ffi.csae_index_save, os.fsencode(os.fspath(path)))
+        self._handle.call(_ffi.csae_index_save, _path(path))
 
     @classmethod
     def load(cls, path, model: CompresSAE) -> "SparseIndex":
@@ -231,9 +238,9 @@ class SparseIndex:
         """
         if not isinstance(model, CompresSAE):
             raise TypeError(f"model must be a CompresSAE, got {type(model).__name__}")
+        path = _path(path)
         out = _ffi.csae_index_p()
-        model._handle.call(
-            lambda m: _ffi.csae_index_load(os.fsencode(os.fspath(path)), m, ctypes.byref(out)))
+        model._handle.call(lambda m: _ffi.csae_index_load(path, m, ctypes.byref(out)))
         index = cls.__new__(cls)
         index._init(out.value, model)
         return index
@@ -265,15 +272,41 @@ class SparseIndex:
         if _is_codes(items):
             indices, values = _code_arrays(items, self._h, "codes")
             n, k = indices.shape
-            if n == 0:
-                return
-            self._handle.call(_ffi.csae_index_add_codes, _ffi.i32_ptr(indices),
-                              _ffi.f32_ptr(values), n, k)
+            rows = max(1, _ADD_CODES_CHUNK_ENTRIES // max(1, k))
+            self._add_chunks(n, rows, lambda a, b: self._handle.call(
+                _ffi.csae_index_add_codes, _ffi.i32_ptr(indices[a:b]),
+                _ffi.f32_ptr(values[a:b]), b - a, k))
         else:
-            X = _float_matrix(items, self._d, name="items")
-            if X.shape[0] == 0:
-                return
-            self._handle.call(_ffi.csae_index_add_dense, _ffi.f32_ptr(X), X.shape[0], X.shape[1])
+            source = RowSource(items, self._d, name="items")
+            model = self._model
+            k = self.k or model.k
+            rows = encode_chunk_rows(self._d, self._h, k, self._mode == "reconstructed",
+                                     _ffi.csae_get_num_threads())
+
+            def add_dense(a, b):
+                X = source.chunk(a, b)
+                self._handle.call(_ffi.csae_index_add_dense, _ffi.f32_ptr(X), b - a, X.shape[1])
+                source.done(b)
+
+            self._add_chunks(source.rows, rows, add_dense)
+
+    def _add_chunks(self, n: int, rows: int, add) -> None:
+        """``add(start, stop)`` for consecutive chunks of ``rows`` rows;
+        Ctrl-C stops between chunks with the earlier chunks added."""
+        with InterruptGuard() as guard:
+            for start in range(0, n, rows):
+                stop = min(n, start + rows)
+                try:
+                    add(start, stop)
+                except InvalidArgumentError as exc:
+                    raise offset_rows(exc, start) from None
+                if guard.pending and stop < n:
+                    try:
+                        guard.check()
+                    except KeyboardInterrupt as exc:
+                        exc.add_note(f"SparseIndex.add was interrupted after {stop} of {n} rows: "
+                                     f"the index holds the rows added before (len = {len(self)})")
+                        raise
 
     # ------------------------------------------------------------ search
 
@@ -321,29 +354,51 @@ class SparseIndex:
         n = _size(n, "n")
         num_threads = _threads(num_threads)
         query_k = 0 if query_k is None else _size(query_k, "query_k")
-        if query_k and _is_codes(queries):
+        sparse = _is_codes(queries)
+        if query_k and sparse:
             raise InvalidArgumentError(
                 "query_k applies to dense queries, which the index encodes; "
                 "codes are searched with the nonzeros they have")
-        if _is_codes(queries):
+        if sparse:
             indices, values = _code_arrays(queries, self._h, "queries")
             nq, k = indices.shape
         else:
-            X = _float_matrix(queries, self._d, name="queries")
-            nq = X.shape[0]
-        scores = np.empty((nq, n), dtype=np.float32)
-        ids = np.empty((nq, n), dtype=np.int64)
+            source = RowSource(queries, self._d, name="queries")
+            nq = source.rows
+        count, item_k, _ = self._info()
+        if count == 0:
+            raise InvalidArgumentError("the index is empty: add items before searching")
+        scores = empty((nq, n), np.float32, "the search scores")
+        ids = empty((nq, n), np.int64, "the search ids")
         if nq == 0:
-            if len(self) == 0:
-                raise InvalidArgumentError("the index is empty: add items before searching")
             return scores, ids
-        if _is_codes(queries):
-            self._handle.call(_ffi.csae_index_search_codes, _ffi.i32_ptr(indices),
-                              _ffi.f32_ptr(values), nq, k, n, num_threads,
-                              _ffi.f32_ptr(scores), _ffi.i64_ptr(ids))
-        else:
-            self._handle.call(_ffi.csae_index_search_dense, _ffi.f32_ptr(X), nq, X.shape[1], n,
-                              query_k, num_threads, _ffi.f32_ptr(scores), _ffi.i64_ptr(ids))
+        workers = num_threads or _ffi.csae_get_num_threads()
+        # A query costs its encoding (sparse mode, dense queries: d h) plus
+        # scoring the items (about k operations each) and keeping the n best.
+        per_query = count * max(1, item_k) + min(n, count)
+        if not sparse:
+            per_query += (self._d + 8) * self._h
+        rows = max(1, CHUNK_WORK // per_query) * max(1, workers)
+        with InterruptGuard() as guard:
+            for start in range(0, nq, rows):
+                stop = min(nq, start + rows)
+                out_scores, out_ids = scores[start:stop], ids[start:stop]
+                try:
+                    if sparse:
+                        self._handle.call(
+                            _ffi.csae_index_search_codes, _ffi.i32_ptr(indices[start:stop]),
+                            _ffi.f32_ptr(values[start:stop]), stop - start, k, n,
+                            num_threads, _ffi.f32_ptr(out_scores), _ffi.i64_ptr(out_ids))
+                    else:
+                        X = source.chunk(start, stop)
+                        self._handle.call(
+                            _ffi.csae_index_search_dense, _ffi.f32_ptr(X), stop - start,
+                            X.shape[1], n, query_k, num_threads, _ffi.f32_ptr(out_scores),
+                            _ffi.i64_ptr(out_ids))
+                        source.done(stop)
+                except InvalidArgumentError as exc:
+                    raise offset_rows(exc, start) from None
+                guard.check()
         return scores, ids
 
     # ---------------------------------------------------------- attributes

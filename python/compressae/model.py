@@ -1,14 +1,14 @@
 """Public classes: :class:`CompresSAE` and :class:`SparseCodes`.
 
 Everything numeric happens in the C library; this module converts inputs to
-float32 C-contiguous arrays once, checks shapes for readable error messages,
-allocates the outputs and maps C status codes to exceptions.
+float32 C-contiguous arrays (whole for ``fit``, a chunk of rows at a time for
+``encode``), checks shapes for readable error messages, allocates the outputs
+and maps C status codes to exceptions.
 """
 
 from __future__ import annotations
 
 import ctypes
-import os
 import sys
 import time
 
@@ -16,7 +16,9 @@ import numpy as np
 
 from . import _ffi
 from ._handle import ModelHandle, check
-from ._args import _choice, _size
+from ._args import _choice, _path, _size
+from ._chunks import OutputRows, RowSource, check_output, empty, encode_chunk_rows, offset_rows
+from ._interrupt import InterruptGuard
 from .errors import Cancelled, InvalidArgumentError
 
 __all__ = ["CompresSAE", "SparseCodes"]
@@ -47,25 +49,12 @@ def _seed(value, name: str = "seed") -> int:
 def _float_matrix(X, columns: int, name: str = "X", allow_1d: bool = True) -> np.ndarray:
     """``X`` as a float32 C-contiguous [n, columns] array (copied only if needed).
 
+    Takes what :class:`~compressae._chunks.RowSource` takes (NumPy, PyTorch
+    tensors of any real dtype and device, DLPack and ``__array__`` objects).
     A 1-D input is one row when ``allow_1d``. Values (NaN, Inf, zero rows)
     are checked by the library, which reports the row number.
     """
-    array = np.asarray(X)
-    if array.dtype.kind == "c":
-        raise InvalidArgumentError(f"{name} must be real, got dtype {array.dtype}")
-    if array.dtype.kind not in "fiub":
-        raise InvalidArgumentError(f"{name} must be numeric, got dtype {array.dtype}")
-    if array.ndim == 1 and allow_1d:
-        array = array.reshape(1, -1)
-    if array.ndim != 2:
-        raise InvalidArgumentError(
-            f"{name} must be a 2-D array [n, {columns}], got shape {array.shape}"
-        )
-    if array.shape[1] != columns:
-        raise InvalidArgumentError(
-            f"{name} has {array.shape[1]} columns but the model's input_dim is {columns}"
-        )
-    return np.ascontiguousarray(array, dtype=np.float32)
+    return RowSource(X, columns, name=name, allow_1d=allow_1d).whole()
 
 
 def _weight(array, shape: tuple, name: str) -> np.ndarray:
@@ -204,7 +193,8 @@ class _StderrProgress:
     lines are written, fewer of them, so the log stays readable.
     """
 
-    def __init__(self):
+    def __init__(self, desc: str = "compressae", unit: str = "step"):
+        self._desc, self._unit = desc, unit
         self._last = None
         try:
             self._tty = sys.stderr.isatty()
@@ -212,11 +202,13 @@ class _StderrProgress:
             self._tty = False
         self._interval = 0.2 if self._tty else 2.0
 
-    def __call__(self, step: int, total: int, loss: float) -> None:
+    def __call__(self, step: int, total: int, loss: float | None = None) -> None:
         now = time.monotonic()
         if step == total or self._last is None or now - self._last >= self._interval:
             self._last = now
-            text = f"compressae: step {step}/{total}  loss {loss:.5f}"
+            text = f"{self._desc}: {self._unit} {step}/{total}"
+            if loss is not None:
+                text += f"  loss {loss:.5f}"
             sys.stderr.write("\r" + text if self._tty else text + "\n")
             sys.stderr.flush()
 
@@ -227,27 +219,55 @@ class _StderrProgress:
 
 
 class _TqdmProgress:
-    def __init__(self, tqdm):
+    def __init__(self, tqdm, desc: str = "compressae", unit: str = "step"):
         self._tqdm = tqdm
+        self._desc, self._unit = desc, unit
         self._bar = None
 
-    def __call__(self, step: int, total: int, loss: float) -> None:
+    def __call__(self, step: int, total: int, loss: float | None = None) -> None:
         if self._bar is None:
-            self._bar = self._tqdm(total=total, desc="compressae", unit="step")
+            self._bar = self._tqdm(total=total, desc=self._desc, unit=self._unit)
         self._bar.update(step - self._bar.n)
-        self._bar.set_postfix(loss=f"{loss:.5f}", refresh=False)
+        if loss is not None:
+            self._bar.set_postfix(loss=f"{loss:.5f}", refresh=False)
 
     def close(self) -> None:
         if self._bar is not None:
             self._bar.close()
 
 
-def _default_progress():
+def _default_progress(desc: str = "compressae", unit: str = "step"):
     try:
         from tqdm.auto import tqdm
     except ImportError:
-        return _StderrProgress()
-    return _TqdmProgress(tqdm)
+        return _StderrProgress(desc, unit)
+    return _TqdmProgress(tqdm, desc, unit)
+
+
+class _RowProgress:
+    """``progress`` of the chunked calls: ``True`` (a bar in rows), ``None``
+    / ``False`` (nothing) or a callable ``progress(done, total)`` that may
+    return ``False`` to stop (then :class:`Cancelled` is raised)."""
+
+    def __init__(self, progress, desc: str):
+        self._closer = None
+        if progress is None or progress is False:
+            self._report = None
+        elif progress is True:
+            self._report = _default_progress(desc, "row")
+            self._closer = self._report.close
+        elif callable(progress):
+            self._report = progress
+        else:
+            raise TypeError("progress must be None, True, False or a callable")
+
+    def __call__(self, done: int, total: int) -> None:
+        if self._report is not None and self._report(done, total) is False:
+            raise Cancelled(f"stopped by the progress callback after {done} of {total} rows")
+
+    def close(self) -> None:
+        if self._closer is not None:
+            self._closer()
 
 
 class _ProgressBridge:
@@ -257,12 +277,19 @@ class _ProgressBridge:
     callback (that is undefined behaviour), so the trampoline catches
     everything, asks the library to cancel, and ``fit`` re-raises the
     exception once the C call has returned.
+
+    The callback is installed even without a progress callable: it is
+    where training stops on Ctrl-C (``guard`` records the signal, the
+    trampoline asks the library to stop after the current step). It costs
+    one Python call per optimiser step.
     """
 
-    def __init__(self, progress):
+    def __init__(self, progress, guard: InterruptGuard | None = None):
         self.error = None
         self.cancelled = False
+        self.interrupted = False
         self.steps = 0
+        self._guard = guard
         self._closer = None
         if progress is None or progress is False:
             self.report = None
@@ -274,14 +301,23 @@ class _ProgressBridge:
         else:
             raise TypeError("progress must be None, True, False or a callable")
         # The CFUNCTYPE object must outlive the C call: keep it on self.
-        self.c_callback = _ffi.csae_progress_fn(self._trampoline) if self.report else None
+        self.c_callback = _ffi.csae_progress_fn(self._trampoline)
 
     def _trampoline(self, user_data, step, total, loss) -> int:
         self.steps = step
+        guard = self._guard
+        if guard is not None and guard.pending:
+            self.interrupted = True
+            return 1
+        if self.report is None:
+            return 0
         try:
             result = self.report(int(step), int(total), float(loss))
         except BaseException as exc:  # including KeyboardInterrupt
             self.error = exc
+            return 1
+        if guard is not None and guard.pending:  # Ctrl-C while the callable ran
+            self.interrupted = True
             return 1
         if result is False:
             self.cancelled = True
@@ -419,9 +455,10 @@ class CompresSAE:
         FormatError
             The file is not a valid model file (the message says why).
         """
+        path = _path(path)
         k = 0 if k is None else _size(k, "k")
         out = _ffi.csae_model_p()
-        check(_ffi.csae_model_load(os.fsencode(os.fspath(path)), k, ctypes.byref(out)))
+        check(_ffi.csae_model_load(path, k, ctypes.byref(out)))
         return cls._from_pointer(out.value)
 
     def save(self, path) -> None:
@@ -434,7 +471,7 @@ class CompresSAE:
         ----------
         path : str or os.PathLike
         """
-        self._handle.call(_ffi.csae_model_save, os.fsencode(os.fspath(path)))
+        self._handle.call(_ffi.csae_model_save, _path(path))
 
     # ---------------------------------------------------------- attributes
 
@@ -550,7 +587,10 @@ class CompresSAE:
             ``total`` the most steps the call may run); returning ``False``
             (exactly) stops training and raises :class:`Cancelled`. An
             exception raised by the callable stops training and is re-raised
-            by ``fit``.
+            by ``fit``. Ctrl-C (SIGINT, ``fit`` on the main thread) stops
+            training after the current step and raises ``KeyboardInterrupt``;
+            the model keeps the steps done, ``history_`` their losses (the
+            validation pass at the end of an epoch is not interrupted).
         shuffle : bool, default True
             Shuffle the rows every epoch; ``False`` uses them in order.
         num_threads : int, default 0
@@ -607,6 +647,8 @@ class CompresSAE:
         Cancelled
             The progress callable returned ``False``. The model keeps the
             steps done, ``history_`` their losses.
+        KeyboardInterrupt
+            Ctrl-C; the model keeps the steps done, as for ``Cancelled``.
         InvalidArgumentError
             Bad sizes or settings, ``4 * k > latent_dim``, NaN/Inf or
             all-zero rows.
@@ -644,25 +686,26 @@ class CompresSAE:
         params.sparse_similarity_weight = float(sparse_similarity_weight)
         params.similarity_temperature = float(similarity_temperature)
         params.similarity_rows = _size(similarity_rows, "similarity_rows", minimum=0)
-        bridge = _ProgressBridge(progress)
-        if bridge.c_callback is not None:
-            params.progress = bridge.c_callback
-
         self.history_ = np.zeros(0, dtype=np.float32)
         self.dead_latents_ = np.zeros(0, dtype=np.float32)
         self.validation_loss_ = np.zeros(0, dtype=np.float32)
-        try:
-            status, message = self._handle.call(
-                _ffi.csae_model_train, _ffi.f32_ptr(X), X.shape[0], X.shape[1],
-                ctypes.byref(params), raise_on_error=False)
-        finally:
-            bridge.close()
-        self._fit_calls += 1
-        if status in (_ffi.CSAE_OK, _ffi.CSAE_ERR_CANCELLED):
-            self.history_ = self._history()
-            self.dead_latents_ = self._history(_ffi.csae_model_copy_dead_latent_history)
-            self.validation_loss_ = self._history(_ffi.csae_model_copy_validation_history,
-                                                  _ffi.csae_model_validation_history_length)
+        with InterruptGuard() as guard:
+            bridge = _ProgressBridge(progress, guard)
+            params.progress = bridge.c_callback
+            try:
+                status, message = self._handle.call(
+                    _ffi.csae_model_train, _ffi.f32_ptr(X), X.shape[0], X.shape[1],
+                    ctypes.byref(params), raise_on_error=False)
+            finally:
+                bridge.close()
+            self._fit_calls += 1
+            if status in (_ffi.CSAE_OK, _ffi.CSAE_ERR_CANCELLED):
+                self.history_ = self._history()
+                self.dead_latents_ = self._history(_ffi.csae_model_copy_dead_latent_history)
+                self.validation_loss_ = self._history(_ffi.csae_model_copy_validation_history,
+                                                      _ffi.csae_model_validation_history_length)
+            # Ctrl-C: KeyboardInterrupt (not Cancelled), the weights of the last full step kept.
+            guard.check()
         if bridge.error is not None:
             raise bridge.error
         if status == _ffi.CSAE_ERR_CANCELLED and bridge.cancelled:
@@ -739,15 +782,25 @@ class CompresSAE:
                               X.shape[0], X.shape[1], _ffi.f32_ptr(out))
         return out
 
-    def encode(self, X, k: int | None = None, refit: bool = False) -> SparseCodes:
+    def encode(self, X, k: int | None = None, refit: bool = False, *, out=None,
+               progress=None, batch_size: int | None = None) -> SparseCodes:
         """Compress dense vectors to k-sparse codes.
+
+        The rows are encoded a chunk at a time: each chunk is converted to
+        float32 on its own (a float16 memmap or a bfloat16 tensor is never
+        copied whole), Ctrl-C stops the call between chunks (raising
+        ``KeyboardInterrupt``), and ``out`` can receive codes too large for
+        memory. The codes do not depend on the chunking.
 
         Parameters
         ----------
         X : array_like, shape (n, input_dim) or (input_dim,)
-            Any real array (converted to float32 C order once). A 1-D array
-            is one row. An empty array (n = 0) gives empty codes. Rows must
-            be finite and nonzero (the error names the first bad row).
+            Any real array: NumPy arrays and memmaps of any dtype and layout,
+            PyTorch tensors (bfloat16, requiring grad, on a GPU), objects
+            implementing DLPack or ``__array__`` (CuPy, JAX, h5py, ...: sliced
+            and converted one chunk at a time). A 1-D array is one row. An
+            empty array (n = 0) gives empty codes. Rows must be finite and
+            nonzero (the error names the first bad row).
         k : int, optional
             Nonzeros per row, ``1 <= k <= latent_dim``; defaults to
             ``self.k``.
@@ -757,27 +810,99 @@ class CompresSAE:
             ``X`` more closely and reconstructed-mode search ranks better,
             while sparse-mode cosines rank better with the encoder's values.
             ``False`` gives the reference model's codes.
+        out : SparseCodes or (indices, values) pair of arrays, optional
+            Where to write the codes: ``indices`` int32 and ``values`` float32
+            arrays of shape ``(n, k)``, writable, any layout (e.g. two
+            ``np.memmap`` opened with ``mode="w+"``), or a :class:`SparseCodes`
+            of this model holding them. Returned (as :class:`SparseCodes`)
+            instead of new arrays. If the call stops early (an error, Ctrl-C,
+            ``Cancelled``), the rows before the failing chunk are written.
+        progress : None, bool or callable, optional
+            ``True`` shows a progress bar in rows (tqdm when installed, else
+            stderr). A callable is called after every chunk as
+            ``progress(rows_done, n)``; returning ``False`` stops and raises
+            :class:`Cancelled`.
+        batch_size : int, optional
+            Rows per chunk. Default: about 2**30 multiply-adds per worker
+            thread (a few tenths of a second), a multiple of the library's
+            512-row encoder blocks.
 
         Returns
         -------
         SparseCodes
             ``n`` rows of ``k`` (index, value) pairs, by decreasing
             ``|value|`` (ties: lower index first).
+
+        Raises
+        ------
+        KeyboardInterrupt
+            Ctrl-C (on the main thread), between two chunks.
         """
-        X = _float_matrix(X, self._d)
+        source = RowSource(X, self._d)
         k = self._k if k is None else _size(k, "k")
         if k > self._h:
             raise InvalidArgumentError(f"k = {k} exceeds latent_dim = {self._h}")
-        n = X.shape[0]
-        indices = np.empty((n, k), dtype=np.int32)
-        values = np.empty((n, k), dtype=np.float32)
-        if n:
-            self._handle.call(_ffi.csae_model_encode, _ffi.f32_ptr(X), n, X.shape[1], k,
-                              _ffi.i32_ptr(indices), _ffi.f32_ptr(values))
-            if refit:
-                self._handle.call(_ffi.csae_model_refit, _ffi.f32_ptr(X), n, X.shape[1], k,
-                                  _ffi.i32_ptr(indices), _ffi.f32_ptr(values))
+        n = source.rows
+        if batch_size is None:
+            batch_size = encode_chunk_rows(self._d, self._h, k, refit, _ffi.csae_get_num_threads())
+        else:
+            batch_size = _size(batch_size, "batch_size")
+        indices, values = self._code_outputs(out, n, k)
+        report = _RowProgress(progress, "compressae encode")
+        writer = OutputRows([indices, values])
+        try:
+            with InterruptGuard() as guard:
+                for start in range(0, n, batch_size):
+                    stop = min(n, start + batch_size)
+                    chunk = source.chunk(start, stop)
+                    idx, val = writer.views(start, stop)
+                    try:
+                        self._encode_chunk(chunk, k, refit, idx, val)
+                    except InvalidArgumentError as exc:
+                        raise offset_rows(exc, start) from None
+                    writer.commit(start, stop, (idx, val))
+                    source.done(stop)
+                    del chunk
+                    report(stop, n)
+                    guard.check()
+        finally:
+            report.close()
+        if isinstance(out, SparseCodes):
+            return out
         return SparseCodes._wrap(indices, values, self._h)
+
+    def _encode_chunk(self, X: np.ndarray, k: int, refit: bool, indices: np.ndarray,
+                      values: np.ndarray) -> None:
+        n = X.shape[0]
+        if not n:
+            return
+        self._handle.call(_ffi.csae_model_encode, _ffi.f32_ptr(X), n, X.shape[1], k,
+                          _ffi.i32_ptr(indices), _ffi.f32_ptr(values))
+        if refit:
+            self._handle.call(_ffi.csae_model_refit, _ffi.f32_ptr(X), n, X.shape[1], k,
+                              _ffi.i32_ptr(indices), _ffi.f32_ptr(values))
+
+    def _code_outputs(self, out, n: int, k: int) -> tuple[np.ndarray, np.ndarray]:
+        """The (indices, values) arrays ``encode`` writes into: new ones, or
+        the caller's ``out`` after checking them."""
+        if out is None:
+            return (empty((n, k), np.int32, "the code indices"),
+                    empty((n, k), np.float32, "the code values"))
+        if isinstance(out, SparseCodes):
+            if out.dim != self._h:
+                raise InvalidArgumentError(
+                    f"out has dim {out.dim} but the model's latent_dim is {self._h}")
+            pair = (out.indices, out.values)
+        elif isinstance(out, (tuple, list)) and len(out) == 2:
+            pair = tuple(out)
+        else:
+            raise TypeError("out must be a SparseCodes or an (indices, values) pair of arrays, "
+                            f"got {type(out).__name__}")
+        indices = check_output(pair[0], (n, k), np.int32, "out indices")
+        values = check_output(pair[1], (n, k), np.float32, "out values")
+        if np.may_share_memory(indices, values):
+            raise InvalidArgumentError("out indices and values overlap in memory")
+        return indices, values
 
     def refit(self, X, codes) -> SparseCodes:
         """Least-squares values for given codes of ``X``.
@@ -843,7 +968,9 @@ class CompresSAE:
             if codes.dim != self._h:
                 raise InvalidArgumentError(
                     f"the codes have dim {codes.dim} but the model's latent_dim is {self._h}")
-            return codes.indices, codes.values
+            # Rows selected with a step (codes[::2]) are views with gaps.
+            return (np.ascontiguousarray(codes.indices, dtype=np.int32),
+                    np.ascontiguousarray(codes.values, dtype=np.float32))
         sparse = sys.modules.get("scipy.sparse")
         if sparse is not None and sparse.issparse(codes):
             return self._csr_arrays(codes)
