@@ -420,5 +420,6 @@ def to_torch(codes, layout: str = "coo"):
     coordinates = np.stack([rows, codes.indices.ravel().astype(np.int64)])
     tensor = torch.sparse_coo_tensor(torch.from_numpy(coordinates),
                                      torch.from_numpy(codes.values.ravel().copy()),
-                                     size=(n, codes.dim), dtype=torch.float32).coalesce()
+                                     size=(n, codes.dim), dtype=torch.float32,
+                                     check_invariants=False).coalesce()
     return tensor if layout == "coo" else tensor.to_sparse_csr()
