@@ -64,6 +64,7 @@ def test_spark_map_in_pandas(model, rows):
     try:
         spark = (SparkSession.builder.master("local[2]").appName("compressae-test")
                  .config("spark.ui.enabled", "false")
+                 .config("spark.ui.showConsoleProgress", "false")
                  .config("spark.sql.shuffle.partitions", "2")
                  .config("spark.sql.execution.arrow.pyspark.enabled", "true")
                  .getOrCreate())
@@ -92,6 +93,9 @@ def test_ray_map_batches(model, rows):
                                            if k in ("PYTHONPATH", "COMPRESSAE_LIBRARY")}})
     except Exception as exc:
         unavailable(f"Ray did not start: {exc}")
+    import logging
+    logging.getLogger("ray.data").setLevel(logging.WARNING)
+    ray.data.DataContext.get_current().enable_progress_bars = False
     try:
         ds = ray.data.from_items([{"id": i, "embedding": rows[i]} for i in range(N)])
         out = encode_ray(ds, model, "embedding", concurrency=1, batch_size=128)   # the one line
