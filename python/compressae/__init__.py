@@ -31,6 +31,7 @@ from .errors import (
 from .index import SparseIndex, get_num_threads, set_num_threads
 from .metrics import exact_search, recall_at_n
 from .model import LOSS_NAMES, REFERENCE_TRAINING, CompresSAE, SparseCodes
+from . import export
 
 __all__ = [
     "CompresSAE",
@@ -56,6 +57,7 @@ __all__ = [
     "blas_name",
     "vector_isa",
     "datasets",
+    "export",
     "__version__",
 ]
 

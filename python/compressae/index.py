@@ -456,9 +456,16 @@ class SparseIndex:
         self.close()
 
     def __reduce__(self):
-        raise TypeError(
-            "a SparseIndex cannot be pickled: use index.save(path) and "
-            "SparseIndex.load(path, model)")
+        # Pickles as the model plus the bytes of the index file (what save
+        # writes), so an index can be shipped to workers (Spark, Ray,
+        # multiprocessing) and is rebuilt there without re-adding items.
+        import tempfile
+        with tempfile.TemporaryDirectory(prefix="compressae-index-") as directory:
+            path = os.path.join(directory, "index.safetensors")
+            self.save(path)
+            with open(path, "rb") as file:
+                data = file.read()
+        return (_index_from_bytes, (self._model, data))
 
     def __repr__(self) -> str:
         if self.closed:
@@ -466,3 +473,12 @@ class SparseIndex:
         count, k, _ = self._info()
         return (f"SparseIndex(mode={self._mode!r}, storage={self._storage!r}, "
                 f"n={count}, k={k or None})")
+
+
+def _index_from_bytes(model: CompresSAE, data: bytes) -> SparseIndex:
+    import tempfile
+    with tempfile.TemporaryDirectory(prefix="compressae-index-") as directory:
+        path = os.path.join(directory, "index.safetensors")
+        with open(path, "wb") as file:
+            file.write(data)
+        return SparseIndex.load(path, model)

@@ -37,6 +37,9 @@ _LR_DECAYS = {"constant": _ffi.CSAE_LR_CONSTANT, "cosine": _ffi.CSAE_LR_COSINE, 
               "plateau": _ffi.CSAE_LR_PLATEAU}
 
 _INT32_MAX = 2**31 - 1
+_TRANSFORM_OUTPUTS = {"codes": 0, "csr": 1, "dense": 2}
+#: Constructor parameters (scikit-learn's get_params/set_params).
+_PARAM_NAMES = ("input_dim", "latent_dim", "k", "seed", "init", "transform_output")
 
 
 def _seed(value, name: str = "seed") -> int:
@@ -181,6 +184,23 @@ class SparseCodes:
         )
         matrix.sum_duplicates()  # also sorts the indices
         return matrix
+
+    def to_nonnegative(self) -> "SparseCodes":
+        """The sign split: non-negative codes over ``2 * dim`` latents.
+
+        A value ``v < 0`` of latent ``i`` moves to latent ``dim + i`` as
+        ``-v``; rows keep ``k`` entries and their L2 norm. For engines that
+        refuse negative weights (Milvus, Elasticsearch, OpenSearch); see
+        :mod:`compressae.export` (``split_query`` gives the exact query).
+        """
+        from .export import sign_split
+        return sign_split(self)
+
+    def to_torch(self, layout: str = "coo"):
+        """The codes as a torch sparse tensor (``layout`` ``"coo"`` or
+        ``"csr"``) of shape ``(n, dim)``. Needs PyTorch."""
+        from .export import to_torch
+        return to_torch(self, layout)
 
     def __repr__(self) -> str:
         return f"SparseCodes(n={len(self)}, k={self.k}, dim={self.dim})"
@@ -352,6 +372,11 @@ class CompresSAE:
         ``"reference"`` draws the encoder like the PyTorch reference;
         ``"tied"`` starts it as the decoder's transpose, so that every latent
         starts alive (see the README's quality section for the measurement).
+    transform_output : {"codes", "csr", "dense"}, default "codes"
+        What :meth:`transform` and :meth:`fit_transform` return:
+        :class:`SparseCodes`, a ``scipy.sparse.csr_matrix`` (what
+        scikit-learn estimators take) or a dense float32 array, all of shape
+        ``(n, latent_dim)``. :meth:`encode` always returns codes.
 
     Notes
     -----
@@ -364,19 +389,27 @@ class CompresSAE:
     """
 
     def __init__(self, input_dim: int, latent_dim: int = 4096, k: int = 32, seed: int = 0,
-                 init: str = "tied"):
+                 init: str = "tied", transform_output: str = "codes"):
         input_dim = _size(input_dim, "input_dim")
         latent_dim = _size(latent_dim, "latent_dim")
         k = _size(k, "k")
         seed = _seed(seed)
         init_kind = _choice(init, _INIT_KINDS, "init")
+        _choice(transform_output, _TRANSFORM_OUTPUTS, "transform_output")
         out = _ffi.csae_model_p()
         check(_ffi.csae_model_create(input_dim, latent_dim, k, seed, init_kind, ctypes.byref(out)))
         self._init(out.value, seed)
+        # The objects given (equal to the library's values): scikit-learn's
+        # clone checks that get_params returns them as passed.
+        self._d, self._h, self._k = input_dim, latent_dim, k
+        self._init_name = init
+        self.transform_output = transform_output
 
     def _init(self, pointer: int, seed: int) -> None:
         self._handle = ModelHandle(pointer)
         self._seed_value = seed
+        self._init_name = "tied"
+        self.transform_output = "codes"
         self._fit_calls = 0
         #: Per-step training losses of the last ``fit`` call (float32).
         self.history_ = np.zeros(0, dtype=np.float32)
@@ -534,9 +567,9 @@ class CompresSAE:
 
     # ------------------------------------------------------------ training
 
-    def fit(self, X, batch_size: int = 4096, epochs: int = 100, lr: float = 1e-2,
+    def fit(self, X, y=None, *, batch_size: int = 4096, epochs: int = 100, lr: float = 1e-2,
             seed: int | None = None, progress=None, shuffle: bool = True,
-            num_threads: int = 0, *, beta1: float = 0.9, beta2: float = 0.999,
+            num_threads: int = 0, beta1: float = 0.9, beta2: float = 0.999,
             eps: float = 1e-8, dead_latent_window: int = 0, warmup_steps: int = 50,
             lr_decay: str = "plateau", min_lr_ratio: float = 0.0,
             validation_fraction: float = 0.05, patience: int = 2, tol: float = 5e-3,
@@ -567,6 +600,9 @@ class CompresSAE:
         X : array_like, shape (n, input_dim)
             Training embeddings (converted to float32 once). Rows must be
             finite and nonzero.
+        y : None
+            Ignored (scikit-learn's convention). The other settings are
+            keyword-only.
         batch_size : int, default 4096
             Rows per optimiser step (the last batch of an epoch may be
             smaller).
@@ -723,9 +759,61 @@ class CompresSAE:
             self._handle.call(copy or _ffi.csae_model_copy_history, _ffi.f32_ptr(out), out.size)
         return out
 
-    def fit_transform(self, X, **fit_params) -> SparseCodes:
-        """``fit(X, **fit_params)`` then ``encode(X)``."""
-        return self.fit(X, **fit_params).encode(X)
+    def fit_transform(self, X, y=None, **fit_params):
+        """``fit(X, **fit_params)`` then ``transform(X)``."""
+        return self.fit(X, **fit_params).transform(X)
+
+    # ------------------------------------------------- scikit-learn protocol
+
+    def get_params(self, deep: bool = True) -> dict:
+        """Constructor parameters (scikit-learn's estimator protocol).
+
+        ``sklearn.base.clone`` builds a new, untrained model from them.
+        """
+        return {"input_dim": self._d, "latent_dim": self._h, "k": self._k,
+                "seed": self._seed_value, "init": self._init_name,
+                "transform_output": self.transform_output}
+
+    def set_params(self, **params) -> "CompresSAE":
+        """Set constructor parameters; returns ``self``.
+
+        ``k`` and ``transform_output`` keep the weights. ``input_dim``,
+        ``latent_dim``, ``seed`` or ``init`` (when changed) start a new,
+        untrained model in place, as constructing one would.
+        """
+        unknown = sorted(set(params) - set(_PARAM_NAMES))
+        if unknown:
+            raise InvalidArgumentError(
+                f"invalid parameter(s) {unknown} for CompresSAE; valid: {list(_PARAM_NAMES)}")
+        current = self.get_params()
+        merged = {**current, **params}
+        rebuild = any(merged[name] != current[name]
+                      for name in ("input_dim", "latent_dim", "seed", "init"))
+        if rebuild:
+            self.__init__(**merged)
+            return self
+        if "transform_output" in params:
+            _choice(params["transform_output"], _TRANSFORM_OUTPUTS, "transform_output")
+            self.transform_output = params["transform_output"]
+        if "k" in params:
+            self.k = params["k"]
+        return self
+
+    @property
+    def n_features_in_(self) -> int:
+        """Number of input features, ``input_dim`` (scikit-learn's attribute)."""
+        return self._d
+
+    def transform(self, X):
+        """``encode(X)`` in the form chosen by ``transform_output``:
+        :class:`SparseCodes` (default), a scipy CSR matrix or a dense array."""
+        codes = self.encode(X)
+        _choice(self.transform_output, _TRANSFORM_OUTPUTS, "transform_output")
+        if self.transform_output == "csr":
+            return codes.to_csr()
+        if self.transform_output == "dense":
+            return codes.toarray()
+        return codes
 
     def loss_and_gradients(self, X) -> tuple[dict, dict]:
         """Losses and gradients of one batch at the current weights (no update).
@@ -1019,7 +1107,6 @@ class CompresSAE:
         values[rows, slots] = csr.data
         return indices, values
 
-    transform = encode
     inverse_transform = decode
 
     # ------------------------------------------------------------ lifetime
@@ -1037,7 +1124,8 @@ class CompresSAE:
     def __reduce__(self):
         # Pickle (and copy.deepcopy) through the weights: the C handle
         # itself cannot cross processes.
-        return (_restore, (self.encoder_w, self.encoder_b, self.decoder_w, self._k))
+        return (_restore, (self.encoder_w, self.encoder_b, self.decoder_w, self._k,
+                           self.transform_output))
 
     def __repr__(self) -> str:
         state = ", closed" if self.closed else ""
@@ -1045,5 +1133,7 @@ class CompresSAE:
                 f"k={self._k}{state})")
 
 
-def _restore(encoder_w, encoder_b, decoder_w, k) -> CompresSAE:
-    return CompresSAE.from_weights(encoder_w, encoder_b, decoder_w, k)
+def _restore(encoder_w, encoder_b, decoder_w, k, transform_output="codes") -> CompresSAE:
+    model = CompresSAE.from_weights(encoder_w, encoder_b, decoder_w, k)
+    model.transform_output = transform_output
+    return model

@@ -388,9 +388,17 @@ def test_model_retrained_after_add_is_refused(data):
         index.close()
 
 
-def test_index_cannot_be_pickled(indexes):
-    with pytest.raises(TypeError, match="save"):
-        pickle.dumps(indexes["sparse", "standard"])
+def test_index_pickles_with_its_model(indexes, codes):
+    # Shipped to a worker as model + index file bytes: same results there.
+    for (mode, storage), index in indexes.items():
+        clone = pickle.loads(pickle.dumps(index))
+        assert (clone.mode, clone.storage, len(clone)) == (mode, storage, len(index))
+        expected = index.search(codes[1][:20], n=10)
+        found = clone.search(codes[1][:20], n=10)
+        np.testing.assert_array_equal(found[1], expected[1])
+        np.testing.assert_array_equal(found[0], expected[0])
+        clone.close()
+        clone.model.close()
 
 
 # ---------------------------------------------------------------- bad input
