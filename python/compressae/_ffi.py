@@ -71,6 +71,37 @@ def candidate_paths() -> list[Path]:
     return paths
 
 
+def pip_blas_library() -> str | None:
+    """The OpenBLAS of the ``scipy-openblas32`` package, when it is installed.
+
+    Found without importing that package. ``pip install compressae[blas]``
+    installs it: it ships an OpenBLAS that picks its kernels for the CPU at
+    run time, with every symbol prefixed (``scipy_cblas_sgemm``) so that it
+    cannot clash with another BLAS in the process.
+    """
+    import importlib.util
+
+    try:
+        spec = importlib.util.find_spec("scipy_openblas32")
+    except (ImportError, ValueError):
+        return None
+    if spec is None or not spec.submodule_search_locations:
+        return None
+    for location in spec.submodule_search_locations:
+        found = sorted((Path(location) / "lib").glob("libscipy_openblas*.so*"))
+        if found:
+            return str(found[0])
+    return None
+
+
+# The library looks for a BLAS the first time it needs one: the system's
+# OpenBLAS (or CSAE_BLAS_LIBRARY) first, then CSAE_BLAS_FALLBACK_LIBRARY.
+if "CSAE_BLAS_FALLBACK_LIBRARY" not in os.environ:
+    _pip_blas = pip_blas_library()
+    if _pip_blas is not None:
+        os.environ["CSAE_BLAS_FALLBACK_LIBRARY"] = _pip_blas
+
+
 def _load() -> tuple[ctypes.CDLL, Path]:
     env = os.environ.get("COMPRESSAE_LIBRARY")
     tried = []
