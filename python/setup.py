@@ -50,6 +50,7 @@ from pathlib import Path
 from setuptools import setup
 from setuptools.command.build_py import build_py
 from setuptools.command.sdist import sdist
+from setuptools.dist import Distribution
 
 try:
     from setuptools.command.bdist_wheel import bdist_wheel
@@ -150,13 +151,17 @@ class BuildPyWithSwift(build_py):
         shutil.copy2(library, target / LIBRARY)
 
 
+class BinaryDistribution(Distribution):
+    """Marks the package as platform specific (it contains a shared library),
+    so that it installs into platlib and its wheel names a platform."""
+
+    def has_ext_modules(self):
+        return True
+
+
 class PlatformWheel(bdist_wheel):
     """One ``py3-none-<platform>`` wheel: ctypes code plus a shared library
     that does not depend on the Python version or ABI."""
-
-    def finalize_options(self):
-        super().finalize_options()
-        self.root_is_pure = False
 
     def get_tag(self):
         _, _, platform = super().get_tag()
@@ -185,4 +190,5 @@ class SdistWithSwift(sdist):
 setup(
     version=read_version(),
     cmdclass={"build_py": BuildPyWithSwift, "bdist_wheel": PlatformWheel, "sdist": SdistWithSwift},
+    distclass=BinaryDistribution,
 )
