@@ -71,7 +71,7 @@ static void load_blas(void) {
         "libblas.so.3",
         /* Tried only when the system has none of the above: the Python
          * package points this at the scipy-openblas32 wheel's library when
-         * that package is installed (`pip install compressae[blas]`). */
+         * that package is installed (a dependency of the Python package). */
         getenv("CSAE_BLAS_FALLBACK_LIBRARY"),
     };
     for (size_t i = 0; i < sizeof candidates / sizeof candidates[0]; i++) {

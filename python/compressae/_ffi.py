@@ -13,6 +13,12 @@ Library lookup order (the first file that exists wins):
 2. ``compressae/lib/libCompresSAE.so`` (put there by ``pip install``);
 3. ``<repo>/.build/release/libCompresSAE.so`` (a development checkout where
    ``swift build -c release`` was run).
+
+The library finds its BLAS the first time it needs one: ``CSAE_BLAS_LIBRARY``,
+then the system's OpenBLAS (``libopenblas.so.0``, ...), then
+``CSAE_BLAS_FALLBACK_LIBRARY``, which this module sets to the
+``scipy-openblas32`` package's library when that is installed and the
+variable is unset.
 """
 
 from __future__ import annotations
@@ -74,10 +80,12 @@ def candidate_paths() -> list[Path]:
 def pip_blas_library() -> str | None:
     """The OpenBLAS of the ``scipy-openblas32`` package, when it is installed.
 
-    Found without importing that package. ``pip install compressae[blas]``
-    installs it: it ships an OpenBLAS that picks its kernels for the CPU at
-    run time, with every symbol prefixed (``scipy_cblas_sgemm``) so that it
-    cannot clash with another BLAS in the process.
+    Found without importing that package, a dependency of this one on Linux
+    x86_64: it ships an OpenBLAS that picks its kernels for the CPU at run
+    time, with every symbol prefixed (``scipy_cblas_sgemm``) so that it
+    cannot clash with another BLAS in the process. numpy's bundled OpenBLAS
+    is not used: it is ILP64 (64-bit integer arguments), and the library
+    sets its BLAS to one thread, which would change numpy's own matmul.
     """
     import importlib.util
 
