@@ -34,6 +34,8 @@ Environment variables:
   building one (``scripts/build-wheel`` links its own for old glibc);
 - ``COMPRESSAE_WHEEL_PLATFORM``: the wheel's platform tag (e.g.
   ``manylinux_2_17_x86_64``; default: the build machine's, ``linux_x86_64``);
+- ``COMPRESSAE_KEEP_DEBUG_INFO=1``: do not strip the package's copy of the
+  library (stripped with ``strip --strip-unneeded`` when ``strip`` exists);
 - ``COMPRESSAE_WITHOUT_DATA=1``: leave the demo dataset (8 MB) out of the
   package; ``compressae.datasets`` then reads it from
   ``COMPRESSAE_DATA_DIR``.
@@ -149,6 +151,11 @@ class BuildPyWithSwift(build_py):
                     path.unlink()
         target.mkdir(parents=True, exist_ok=True)
         shutil.copy2(library, target / LIBRARY)
+        strip = shutil.which("strip")
+        if strip and os.environ.get("COMPRESSAE_KEEP_DEBUG_INFO", "") in ("", "0"):
+            # The debug info is 40% of the file and of no use to a package
+            # user; the build tree keeps it.
+            subprocess.run([strip, "--strip-unneeded", str(target / LIBRARY)], check=True)
 
 
 class BinaryDistribution(Distribution):
