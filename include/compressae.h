@@ -33,6 +33,11 @@ extern "C" {
  *  compare with csae_abi_version() at load time. */
 #define CSAE_ABI_VERSION 5
 
+/** Version of the library, as csae_version() returns it. The one place it
+ *  is written: the Python package's version is read from here when it is
+ *  built. */
+#define CSAE_VERSION "0.1.0"
+
 /** Status codes returned by every csae_ function that can fail.
  *  On any non-zero status, csae_last_error() describes the failure. */
 enum csae_status {

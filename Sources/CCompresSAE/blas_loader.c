@@ -51,6 +51,22 @@ static void *open_blas(const char *name) {
     return handle;
 }
 
+/* A symbol under its plain name or, failing that, with the "scipy_" prefix
+ * of the OpenBLAS that the scipy-openblas32 wheel ships (its copy renames
+ * every symbol so that it cannot clash with another BLAS in the process). */
+static void *find_symbol(void *handle, const char *name) {
+    void *symbol = dlsym(handle, name);
+    if (symbol) return symbol;
+    char prefixed[64];
+    snprintf(prefixed, sizeof prefixed, "scipy_%s", name);
+    return dlsym(handle, prefixed);
+}
+
+static const char *base_name(const char *path) {
+    const char *slash = strrchr(path, '/');
+    return slash ? slash + 1 : path;
+}
+
 static void load_blas(void) {
     if (getenv("CSAE_DISABLE_BLAS") != NULL) return; /* forces the built-in GEMM (tests) */
     const char *candidates[] = {
@@ -60,28 +76,32 @@ static void load_blas(void) {
         "libblis.so.4",
         "libcblas.so.3",
         "libblas.so.3",
+        /* Tried only when the system has none of the above: the Python
+         * package points this at the scipy-openblas32 wheel's library when
+         * that package is installed (a dependency of the Python package). */
+        getenv("CSAE_BLAS_FALLBACK_LIBRARY"),
     };
     for (size_t i = 0; i < sizeof candidates / sizeof candidates[0]; i++) {
         const char *name = candidates[i];
         if (name == NULL || name[0] == '\0') continue;
         void *handle = open_blas(name);
         if (!handle) continue;
-        void *fn = dlsym(handle, "cblas_sgemm");
+        void *fn = find_symbol(handle, "cblas_sgemm");
         if (!fn) {
             dlclose(handle);
             continue;
         }
         blas_sgemm = (csae_sgemm_fn)fn;
-        blas_set_threads = (void (*)(int))dlsym(handle, "openblas_set_num_threads");
+        blas_set_threads = (void (*)(int))find_symbol(handle, "openblas_set_num_threads");
         /* The library parallelises across row chunks itself; BLAS threads on
          * top would oversubscribe the cores, and a product whose split depends
          * on the thread count could round differently from run to run. */
         if (blas_set_threads) blas_set_threads(1);
-        char *(*corename)(void) = (char *(*)(void))dlsym(handle, "openblas_get_corename");
+        char *(*corename)(void) = (char *(*)(void))find_symbol(handle, "openblas_get_corename");
         if (corename)
-            snprintf(blas_name, sizeof blas_name, "OpenBLAS %s (%s)", corename(), name);
+            snprintf(blas_name, sizeof blas_name, "OpenBLAS %s (%s)", corename(), base_name(name));
         else
-            snprintf(blas_name, sizeof blas_name, "%s", name);
+            snprintf(blas_name, sizeof blas_name, "%s", base_name(name));
         return;
     }
 }

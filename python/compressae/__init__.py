@@ -17,7 +17,6 @@ C ABI (see ``compressae._ffi`` for the raw functions).
 """
 
 from . import _ffi, datasets, metrics
-from ._version import __version__
 from .errors import (
     BusyError,
     Cancelled,
@@ -63,6 +62,10 @@ __all__ = [
 
 #: Path of the loaded shared library.
 library_path = str(_ffi.library_path)
+
+#: The package's version: the library's (``CSAE_VERSION`` in the C header,
+#: the one place it is written; the package metadata is built from it).
+__version__: str = _ffi.csae_version().decode()
 
 
 def library_version() -> str:

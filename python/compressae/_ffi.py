@@ -13,6 +13,12 @@ Library lookup order (the first file that exists wins):
 2. ``compressae/lib/libCompresSAE.so`` (put there by ``pip install``);
 3. ``<repo>/.build/release/libCompresSAE.so`` (a development checkout where
    ``swift build -c release`` was run).
+
+The library finds its BLAS the first time it needs one: ``CSAE_BLAS_LIBRARY``,
+then the system's OpenBLAS (``libopenblas.so.0``, ...), then
+``CSAE_BLAS_FALLBACK_LIBRARY``, which this module sets to the
+``scipy-openblas32`` package's library when that is installed and the
+variable is unset.
 """
 
 from __future__ import annotations
@@ -69,6 +75,39 @@ def candidate_paths() -> list[Path]:
     # python/compressae/_ffi.py -> the repository root is two levels up.
     paths.append(here.parent.parent / ".build" / "release" / LIBRARY_NAME)
     return paths
+
+
+def pip_blas_library() -> str | None:
+    """The OpenBLAS of the ``scipy-openblas32`` package, when it is installed.
+
+    Found without importing that package, a dependency of this one on Linux
+    x86_64: it ships an OpenBLAS that picks its kernels for the CPU at run
+    time, with every symbol prefixed (``scipy_cblas_sgemm``) so that it
+    cannot clash with another BLAS in the process. numpy's bundled OpenBLAS
+    is not used: it is ILP64 (64-bit integer arguments), and the library
+    sets its BLAS to one thread, which would change numpy's own matmul.
+    """
+    import importlib.util
+
+    try:
+        spec = importlib.util.find_spec("scipy_openblas32")
+    except (ImportError, ValueError):
+        return None
+    if spec is None or not spec.submodule_search_locations:
+        return None
+    for location in spec.submodule_search_locations:
+        found = sorted((Path(location) / "lib").glob("libscipy_openblas*.so*"))
+        if found:
+            return str(found[0])
+    return None
+
+
+# The library looks for a BLAS the first time it needs one: the system's
+# OpenBLAS (or CSAE_BLAS_LIBRARY) first, then CSAE_BLAS_FALLBACK_LIBRARY.
+if "CSAE_BLAS_FALLBACK_LIBRARY" not in os.environ:
+    _pip_blas = pip_blas_library()
+    if _pip_blas is not None:
+        os.environ["CSAE_BLAS_FALLBACK_LIBRARY"] = _pip_blas
 
 
 def _load() -> tuple[ctypes.CDLL, Path]:

@@ -1,6 +1,8 @@
 """The public API: SparseCodes, decode inputs, attributes, library loading."""
 
+import importlib.metadata
 import os
+import re
 import subprocess
 import sys
 
@@ -8,7 +10,7 @@ import numpy as np
 import pytest
 
 import compressae
-from helpers import random_rows
+from helpers import REPO, random_rows
 
 D, H, K = 32, 256, 6
 
@@ -25,7 +27,19 @@ def x(rng):
 
 
 def test_package_metadata():
+    # The version is written once, as CSAE_VERSION in the C header; the
+    # library, the package and (when installed) its metadata all carry it.
+    header = (REPO / "include" / "compressae.h").read_text()
+    match = re.search(r'^#define CSAE_VERSION "([^"]+)"', header, re.M)
+    assert match, "include/compressae.h defines CSAE_VERSION"
+    assert compressae.library_version() == match.group(1)
     assert compressae.__version__ == compressae.library_version()
+    try:
+        installed = importlib.metadata.version("compressae")
+    except importlib.metadata.PackageNotFoundError:
+        installed = None
+    if installed is not None and "site-packages" in compressae.__file__:
+        assert installed == compressae.__version__
     assert os.path.isfile(compressae.library_path)
     assert isinstance(compressae.blas_name(), str)
     assert compressae._ffi.csae_abi_version() == compressae._ffi.ABI_VERSION == 5
@@ -272,6 +286,50 @@ def test_dataset_helper():
     assert x.shape == (10000, 384) and x.dtype == np.float32
     texts = compressae.datasets.wordnet10k_texts()
     assert len(texts) == 10000 and all(texts[:3])
+
+
+def test_dataset_directory_from_environment(tmp_path, monkeypatch):
+    source = REPO / "python" / "compressae" / "data" / "wordnet10k_minilm384_f16.npy"
+    rows = np.load(source)[:7]
+    np.save(tmp_path / "wordnet10k_minilm384_f16.npy", rows)
+    monkeypatch.setenv("COMPRESSAE_DATA_DIR", str(tmp_path))
+    assert compressae.datasets.wordnet10k().shape == (7, 384)
+    # A directory without the file is an error naming the variable, not a
+    # silent fall-back to another copy.
+    with pytest.raises(FileNotFoundError, match="COMPRESSAE_DATA_DIR"):
+        compressae.datasets.wordnet10k_texts()
+
+
+def _blas_name_in_subprocess(**env_changes):
+    env = dict(os.environ)
+    for name, value in env_changes.items():
+        if value is None:
+            env.pop(name, None)
+        else:
+            env[name] = value
+    out = subprocess.run([sys.executable, "-c", "import compressae; print(compressae.blas_name())"],
+                         capture_output=True, text=True, env=env)
+    assert out.returncode == 0, out.stderr
+    return out.stdout.strip()
+
+
+def test_blas_fallback_library_is_loaded_when_no_other():
+    # CSAE_BLAS_LIBRARY is tried first and the system's BLAS next; the
+    # fallback (scipy-openblas32's library when installed) only then.
+    # A file that is no BLAS is skipped.
+    name = _blas_name_in_subprocess(CSAE_BLAS_LIBRARY=None, CSAE_DISABLE_BLAS=None,
+                                    CSAE_BLAS_FALLBACK_LIBRARY=compressae.library_path)
+    assert "libCompresSAE" not in name
+    pip_blas = compressae._ffi.pip_blas_library()
+    if pip_blas is None:
+        pytest.skip("scipy-openblas32 is not installed")
+    system = _blas_name_in_subprocess(CSAE_BLAS_LIBRARY=None, CSAE_DISABLE_BLAS=None,
+                                      CSAE_BLAS_FALLBACK_LIBRARY="")
+    expected = system if not system.startswith("none") else "(libscipy_openblas"
+    name = _blas_name_in_subprocess(CSAE_BLAS_LIBRARY=None, CSAE_DISABLE_BLAS=None,
+                                    CSAE_BLAS_FALLBACK_LIBRARY=None)
+    assert name.startswith("OpenBLAS") and expected in name, (name, system)
+    assert _blas_name_in_subprocess(CSAE_DISABLE_BLAS="1").startswith("none")
 
 
 def test_models_alive_at_interpreter_exit_are_harmless():

@@ -8,6 +8,10 @@
  * header alone. */
 #pragma GCC visibility push(hidden)
 
+/* CSAE_VERSION as a static string (a string macro reaches Swift only as a
+ * String, which has no stable C pointer). */
+const char *csae_internal_version(void);
+
 /* Thread-local last-error slot behind csae_last_error(). */
 void csae_internal_set_error(const char *message);
 const char *csae_internal_get_error(void);

@@ -15,7 +15,7 @@ public typealias ConstModelHandle = OpaquePointer
 
 /// Version of the library as a static NUL-terminated string, e.g. "0.1.0".
 @c public func csae_version() -> UnsafePointer<CChar> {
-    UnsafeRawPointer(libraryVersion.utf8Start).assumingMemoryBound(to: CChar.self)
+    csae_internal_version()
 }
 
 /// Message of the last failed call on the calling thread ("" after a
@@ -465,8 +465,6 @@ func copyHistory(
         for i in 0..<min(buffer.count, values.count) { buffer[i] = values[i] }
     }
 }
-
-let libraryVersion: StaticString = "0.1.0"
 
 nonisolated(unsafe) let blasNameCString: UnsafePointer<CChar> = {
     let name = GEMM.backendName
