@@ -52,8 +52,8 @@ def main():
 
         not_loadable = []
         leftovers_after_kill = 0
+        index_leftovers = 0
         leftovers_after_next_save = []
-        killed_before_first_save = 0
         start = time.monotonic()
         for i in range(args.kills):
             p = subprocess.Popen([saver, "loop", files], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
@@ -70,6 +70,7 @@ def main():
             p.stderr.close()
             stray = sorted(set(os.listdir(files)) - KEEP)
             leftovers_after_kill += len(stray)
+            index_leftovers += sum(name.startswith("index") for name in stray)
             check = subprocess.run([saver, "check", files], capture_output=True, text=True)
             if check.returncode != 0:
                 not_loadable.append((i, check.stderr.strip()))
@@ -82,7 +83,8 @@ def main():
                     os.unlink(os.path.join(files, name))
         elapsed = time.monotonic() - start
         print(f"{args.kills} kills in {elapsed:.1f} s: {len(not_loadable)} times a file did not load; "
-              f"{leftovers_after_kill} temporary files found right after the kills; "
+              f"{leftovers_after_kill} temporary files found right after the kills "
+              f"({index_leftovers} of the index); "
               f"{len(leftovers_after_next_save)} times one was still there after the next save")
         for i, message in not_loadable[:5]:
             print(f"  kill {i}: not loadable: {message}")

@@ -112,7 +112,9 @@ enum CAPIHarness {
             let d = 1 + Int64(input.below(12)), h = 1 + Int64(input.below(48))
             let k = Int64(input.below(Int(h) + 2))
             var out: OpaquePointer? = nil
-            if checkStatus(csae_model_create(d, h, k, UInt64(input.byte()), Int32(input.below(3)), &out), "csae_model_create") {
+            let seed = UInt64(input.byte()), initialization = Int32(input.below(3))
+            if checkStatus(csae_model_create(d, h, k, seed, initialization, &out),
+                           "csae_model_create(d \(d), h \(h), k \(k), seed \(seed), init \(initialization)) into slot \(slot)") {
                 csae_model_free(models[slot])
                 models[slot] = out
             }
@@ -124,7 +126,8 @@ enum CAPIHarness {
             let k = Int64(input.below(Int(h) + 2))
             let ew = floats(Int(d * h)), eb = floats(Int(h)), dw = floats(Int(h * d))
             var out: OpaquePointer? = nil
-            if checkStatus(csae_model_create_from_weights(d, h, k, ew, eb, dw, &out), "csae_model_create_from_weights") {
+            if checkStatus(csae_model_create_from_weights(d, h, k, ew, eb, dw, &out),
+                           "csae_model_create_from_weights(d \(d), h \(h), k \(k), largest |weight| \((ew + eb + dw).map { abs($0) }.max() ?? 0))") {
                 csae_model_free(models[slot])
                 models[slot] = out
             }
@@ -145,10 +148,10 @@ enum CAPIHarness {
             let kk = k == 0 ? s.k : k
             let x = Machine.buffer(n * min(d, 64), Float(0.5))
             var indices = Machine.buffer(n * kk, Int32(-7)), values = Machine.buffer(n * kk, Float.nan)
-            if checkStatus(csae_model_encode(m, x, n, d, k, &indices, &values), "csae_model_encode") {
+            if checkStatus(csae_model_encode(m, x, n, d, k, &indices, &values), "csae_model_encode(\(m.map { "\($0)" } ?? "nil"), n \(n), d \(d), k \(k))") {
                 let written = Int(n * kk)
                 invariant(indices[..<written].allSatisfy { $0 >= 0 && Int64($0) < s.h }, "encode wrote an index out of range")
-                invariant(values[..<written].allSatisfy(\.isFinite), "encode wrote a non-finite value")
+                invariant(values[..<written].allSatisfy(\.isFinite), "encode wrote a non-finite value: \(values[..<written])")
             }
         }
 
@@ -232,7 +235,9 @@ enum CAPIHarness {
                     return TrainCallback.cancelAt != 0 && step >= TrainCallback.cancelAt ? 1 : 0
                 }
             }
-            checkStatus(csae_model_train(m, x, n, d, &p), "csae_model_train")
+            let describe = { "csae_model_train(\(m.map { "\($0)" } ?? "nil"), n \(n), d \(d), epochs \(p.epochs), batch \(p.batch_size), validation \(p.validation_fraction), decay \(p.lr_decay), similarity \(p.sparse_similarity_weight), callback \(callback & 3 != 0 ? "set_k(\(TrainCallback.newK)) at step 1, cancel at \(TrainCallback.cancelAt)" : "none"), x \(x.prefix(8)))" }
+            if tracing { fputs("calling \(describe())\n", stderr) }
+            checkStatus(csae_model_train(m, x, n, d, &p), describe())
             TrainCallback.model = nil
         }
 

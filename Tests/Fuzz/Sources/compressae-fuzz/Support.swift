@@ -52,14 +52,19 @@ let knownStatuses: ClosedRange<Int32> = 0...7
 
 /// A failed call must return a known status and describe itself; anything
 /// else is a bug worth stopping the fuzzer for.
+/// COMPRESSAE_FUZZ_TRACE=1: every checked call and its status go to stderr
+/// (to read what a crash input does).
+let tracing = getenv("COMPRESSAE_FUZZ_TRACE") != nil
+
 @discardableResult
-func checkStatus(_ status: Int32, _ call: String) -> Bool {
+func checkStatus(_ status: Int32, _ call: @autoclosure () -> String) -> Bool {
+    if tracing { fputs("\(call()) -> \(status) \(status == 0 ? "" : String(cString: csae_last_error()))\n", stderr) }
     guard knownStatuses.contains(status) else {
-        fatalError("\(call) returned unknown status \(status)")
+        fatalError("\(call()) returned unknown status \(status)")
     }
     if status != 0 {
         let message = String(cString: csae_last_error())
-        guard !message.isEmpty else { fatalError("\(call) failed with status \(status) and no message") }
+        guard !message.isEmpty else { fatalError("\(call()) failed with status \(status) and no message") }
     }
     return status == 0
 }
