@@ -120,7 +120,7 @@ def evaluate_model(model, C, Q, catalogue_ids, truth):
     items and queries; "sparse+4k-query" searches the same index with dense
     queries, which it encodes with 4k nonzeros (its default ``query_k``; the
     items keep k). "reconstructed" and "asymmetric" use the
-    encoder's values (SPEC.md's codes); the "+refit" modes use values refitted
+    encoder's values (docs/maths.md's codes); the "+refit" modes use values refitted
     by least squares (``encode(refit=True)``), which is what a reconstructed
     index stores when it encodes dense rows itself."""
     codes_c, codes_q = model.encode(C), model.encode(Q)

@@ -1,4 +1,4 @@
-"""The CompresSAE reference computation in PyTorch, written from SPEC.md.
+"""The CompresSAE reference computation in PyTorch, written from docs/maths.md.
 
 A peer for benchmarks only (never imported by the library or its tests):
 dense products everywhere, as the public reference runs them, so that speed

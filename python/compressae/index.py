@@ -1,6 +1,6 @@
 """Retrieval over compressed codes: :class:`SparseIndex`.
 
-A thin owner of a C ``csae_index`` (see SPEC.md, "Retrieval"). Two modes:
+A thin owner of a C ``csae_index`` (see docs/maths.md, "Retrieval"). Two modes:
 
 - ``"sparse"``: cosine between the k-sparse codes, served by an inverted
   index (one posting list per latent). Exact: the same ranking as
@@ -335,7 +335,7 @@ class SparseIndex:
             objective also reconstructs from (on the shared MiniLM data at
             k = 32, Recall@100 0.663 against 0.615 with ``query_k=k``, for
             about twice the search time). ``query_k=k`` is the symmetric
-            cosine between codes of SPEC.md. Ignored in reconstructed mode.
+            cosine between codes of docs/maths.md. Ignored in reconstructed mode.
 
         Returns
         -------

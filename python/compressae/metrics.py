@@ -2,7 +2,7 @@
 
 Pure numpy; nothing here calls the C library. ``exact_search`` gives the
 ground truth that :func:`recall_at_n` compares a compressed search against
-(SPEC.md, "Evaluation metric").
+(docs/maths.md, "Evaluation metric").
 """
 
 from __future__ import annotations

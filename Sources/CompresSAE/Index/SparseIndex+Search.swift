@@ -12,7 +12,7 @@ extension SparseIndex {
     /// of its direction. The default, `4k`, is the code the training objective
     /// also reconstructs from (its top-4k term); on the shared MiniLM data at
     /// k = 32 it lifts Recall@100 from 0.615 to 0.663 for about twice the
-    /// search time (benchmarks/results). `queryK = k` is SPEC.md's symmetric mode.
+    /// search time (benchmarks/results). `queryK = k` is docs/maths.md's symmetric mode.
     ///
     /// - Parameters:
     ///   - queries: `rows * d` floats; finite, no all-zero row.

@@ -1,5 +1,5 @@
 /// A searchable collection of k-sparse codes, in one of the two retrieval
-/// modes of CompresSAE (SPEC.md, "Retrieval").
+/// modes of CompresSAE (docs/maths.md, "Retrieval").
 ///
 /// - `sparse`: cosine between sparse codes, served by an inverted index (one
 ///   posting list per latent: item ids ascending, values pre-divided by the

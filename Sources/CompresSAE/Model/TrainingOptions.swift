@@ -20,7 +20,7 @@ public enum LearningRateDecay: Int32, Sendable {
 
 /// Settings of `CompresSAEModel.train`.
 ///
-/// The defaults are the recipe chosen by measurement (README, "Quality"):
+/// The defaults are the recipe chosen by measurement (docs/quality.md):
 /// Adam at 1e-2 after a 50-step warm-up, cut on validation plateaus until
 /// convergence (at most 100 epochs), with the sparse similarity term.
 /// `TrainingOptions.reference` is the PyTorch reference's recipe: one epoch
