@@ -96,7 +96,7 @@ def find_swift() -> str:
         if candidate and Path(candidate).is_file():
             return candidate
     sys.exit(
-        "error: building compressae needs the Swift toolchain (6.0 or newer): "
+        "error: building compressae needs the Swift toolchain (6.3 or newer): "
         "`swift` is not on PATH and /opt/swift/usr/bin/swift does not exist; "
         "install it or set SWIFT=/path/to/swift"
     )
