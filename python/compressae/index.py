@@ -19,6 +19,7 @@ then approximate).
 from __future__ import annotations
 
 import ctypes
+import os
 import sys
 
 import numpy as np

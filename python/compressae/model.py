@@ -878,7 +878,9 @@ class CompresSAE:
         float32 on its own (a float16 memmap or a bfloat16 tensor is never
         copied whole), Ctrl-C stops the call between chunks (raising
         ``KeyboardInterrupt``), and ``out`` can receive codes too large for
-        memory. The codes do not depend on the chunking.
+        memory. The latents do not depend on the chunking; with an optimised
+        BLAS the values may differ in the last bit between chunkings (its
+        sums are blocked by the number of rows in a call).
 
         Parameters
         ----------
