@@ -39,18 +39,9 @@ import scipy.sparse as sp
 
 import compressae
 from compressae import SparseIndex, export, recall_at_n
+from quality import load  # the shared data split (this directory)
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-
-
-def load(data_dir):
-    X = np.load(os.path.join(data_dir, "wordnet_minilm384_f16.npy")).astype(np.float32)
-    queries = np.load(os.path.join(data_dir, "wordnet_split_queries.npy"))
-    truth = np.load(os.path.join(data_dir, "wordnet_gt_top100.npy"))
-    mask = np.ones(len(X), bool)
-    mask[queries] = False
-    catalogue_ids = np.nonzero(mask)[0]
-    return X[catalogue_ids], X[queries], catalogue_ids, truth
 
 
 def csr(codes):
