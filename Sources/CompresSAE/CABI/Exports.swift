@@ -274,7 +274,7 @@ func trainParams(_ o: TrainingOptions) -> csae_train_params {
 
 /// Number of losses recorded by the last csae_model_train call.
 @c public func csae_model_history_length(_ model: ConstModelHandle?, _ length: UnsafeMutablePointer<Int64>?) -> Int32 {
-    historyLength(model, length) { $0.lossHistory }
+    historyLength(model, length, .loss)
 }
 
 /// Copies the per-step losses of the last csae_model_train call.
@@ -283,7 +283,7 @@ func trainParams(_ o: TrainingOptions) -> csae_train_params {
 @c public func csae_model_copy_history(
     _ model: ConstModelHandle?, _ out: UnsafeMutablePointer<Float>?, _ capacity: Int64
 ) -> Int32 {
-    copyHistory(model, out, capacity) { $0.lossHistory }
+    copyHistory(model, out, capacity, .loss)
 }
 
 /// Copies, for each step of the last csae_model_train call, the fraction of
@@ -294,7 +294,7 @@ func trainParams(_ o: TrainingOptions) -> csae_train_params {
 @c public func csae_model_copy_dead_latent_history(
     _ model: ConstModelHandle?, _ out: UnsafeMutablePointer<Float>?, _ capacity: Int64
 ) -> Int32 {
-    copyHistory(model, out, capacity) { $0.deadLatentHistory }
+    copyHistory(model, out, capacity, .deadLatents)
 }
 
 /// Number of validation losses recorded by the last csae_model_train call
@@ -302,7 +302,7 @@ func trainParams(_ o: TrainingOptions) -> csae_train_params {
 @c public func csae_model_validation_history_length(
     _ model: ConstModelHandle?, _ length: UnsafeMutablePointer<Int64>?
 ) -> Int32 {
-    historyLength(model, length) { $0.validationHistory }
+    historyLength(model, length, .validation)
 }
 
 /// Copies the per-epoch validation losses of the last csae_model_train call.
@@ -311,7 +311,7 @@ func trainParams(_ o: TrainingOptions) -> csae_train_params {
 @c public func csae_model_copy_validation_history(
     _ model: ConstModelHandle?, _ out: UnsafeMutablePointer<Float>?, _ capacity: Int64
 ) -> Int32 {
-    copyHistory(model, out, capacity) { $0.validationHistory }
+    copyHistory(model, out, capacity, .validation)
 }
 
 /// Encodes n dense rows into k-sparse codes: per row, the k latents of
@@ -444,25 +444,27 @@ private func rowsAndCodes(
 /// Copies one of the model's per-step histories into a caller's buffer.
 /// Writes the length of one of the model's histories to `length`.
 func historyLength(
-    _ model: ConstModelHandle?, _ length: UnsafeMutablePointer<Int64>?, _ history: (CompresSAEModel) -> [Float]
+    _ model: ConstModelHandle?, _ length: UnsafeMutablePointer<Int64>?, _ kind: CompresSAEModel.HistoryKind
 ) -> Int32 {
     withStatus {
         let m = try modelHandles.lookup(model)
         guard let length else { throw CompresSAEError.invalid("length is NULL") }
-        length.pointee = Int64(history(m).count)
+        length.pointee = Int64(m.withHistory(kind) { $0.count })
     }
 }
 
 /// Copies one of the model's histories into `out` (at most `capacity` values).
 func copyHistory(
     _ model: ConstModelHandle?, _ out: UnsafeMutablePointer<Float>?, _ capacity: Int64,
-    _ history: (CompresSAEModel) -> [Float]
+    _ kind: CompresSAEModel.HistoryKind
 ) -> Int32 {
     withStatus {
         let m = try modelHandles.lookup(model)
         let buffer = try requireMutableBuffer(out, "out", count: capacity, "capacity")
-        let values = history(m)
-        for i in 0..<min(buffer.count, values.count) { buffer[i] = values[i] }
+        // Copied under the model's lock: training appends to the history meanwhile.
+        m.withHistory(kind) { values in
+            for i in 0..<min(buffer.count, values.count) { buffer[i] = values[i] }
+        }
     }
 }
 

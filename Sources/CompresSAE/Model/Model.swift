@@ -62,6 +62,24 @@ public final class CompresSAEModel: @unchecked Sendable {
     /// Losses of every optimiser step of the last `train` call (before each update).
     public var lossHistory: [Float] { lock.withReadLock { storedHistory } }
 
+    /// One of the per-call histories (`lossHistory`, `deadLatentHistory`,
+    /// `validationHistory`).
+    enum HistoryKind { case loss, deadLatents, validation }
+
+    /// Runs `body` on one history under the model's read lock, so that a
+    /// training call appending to it cannot move the storage under `body`.
+    ///
+    /// Complexity: O(1) plus `body`.
+    func withHistory<T>(_ kind: HistoryKind, _ body: (UnsafeBufferPointer<Float>) throws -> T) rethrows -> T {
+        try lock.withReadLock {
+            switch kind {
+            case .loss: return try storedHistory.withUnsafeBufferPointer(body)
+            case .deadLatents: return try storedDeadHistory.withUnsafeBufferPointer(body)
+            case .validation: return try storedValidationHistory.withUnsafeBufferPointer(body)
+            }
+        }
+    }
+
     /// For every step of the last `train` call, the fraction of latents that
     /// were in no row's k-code during the last `TrainingOptions.deadLatentWindow`
     /// training rows (dead latents waste code space). 0 until a full window has
