@@ -7,11 +7,14 @@ extension CompresSAEModel {
     /// and version and the file's checksum in `__metadata__`. The write is
     /// atomic and durable (`FileIO.writeAtomically`).
     public func save(to path: String) throws {
+        // Deep copies taken under the lock: a running training call updates
+        // the weights in place through pointers it took before this save, so
+        // sharing the arrays' storage would write a half-updated model.
         let (tensors, k) = lock.withReadLock { () -> ([Safetensors.OutputTensor], Int) in
             ([
                 .float32("encoder_w", shape: [inputDim, latentDim], encoderWeightsLocked()),
-                .float32("encoder_b", shape: [latentDim], encoderBias),
-                .float32("decoder_w", shape: [latentDim, inputDim], decoder),
+                .float32("encoder_b", shape: [latentDim], encoderBias.withUnsafeBufferPointer { Array($0) }),
+                .float32("decoder_w", shape: [latentDim, inputDim], decoder.withUnsafeBufferPointer { Array($0) }),
             ], storedK)
         }
         try Safetensors.write(
