@@ -116,6 +116,17 @@ extension Array where Element: BitwiseCopyable {
         return result
     }
 
+    /// A copy of `source` in storage of its own (never shared with `source`),
+    /// or an `outOfMemory` error: a snapshot taken under a lock stays valid
+    /// after the lock is released, whatever writers do to `source` then.
+    ///
+    /// - Complexity: O(`source.count`).
+    static func fallibleCopy(of source: [Element], _ what: @autoclosure () -> String) throws(CompresSAEError) -> [Element] {
+        try source.withUnsafeBufferPointer { (src) throws(CompresSAEError) -> [Element] in
+            try fallible(count: src.count, what()) { out in out.baseAddress!.update(from: src.baseAddress!, count: src.count) }
+        }
+    }
+
     /// `count` copies of `value`, or an `outOfMemory` / `invalidArgument` error.
     ///
     /// - Complexity: O(`count`).

@@ -65,23 +65,25 @@ extension SparseIndex {
                     "the model was trained after items were added to this index: its codes no longer match the model's weights, so it cannot be saved as an index of this model; build a new index")
             }
             try mergePending()
+            // The arrays are copied while the lock is held: an add after it
+            // is released may append to them in place.
             let s = state
             let k = s.k ?? 0
             var tensors: [Safetensors.OutputTensor] = []
             switch (mode, storage) {
             case (.reconstructed, .standard):
-                tensors = [.int32("indices", shape: [s.count, k], s.rowIndices),
-                           .float32("values", shape: [s.count, k], s.rowValues)]
+                tensors = [.int32("indices", shape: [s.count, k], try .fallibleCopy(of: s.rowIndices, "index save")),
+                           .float32("values", shape: [s.count, k], try .fallibleCopy(of: s.rowValues, "index save"))]
             case (.reconstructed, .compact):
-                tensors = [.uint16("indices", dtype: "U16", shape: [s.count, k], s.rowIndices16),
-                           .uint16("values", dtype: "F16", shape: [s.count, k], s.rowValues16)]
+                tensors = [.uint16("indices", dtype: "U16", shape: [s.count, k], try .fallibleCopy(of: s.rowIndices16, "index save")),
+                           .uint16("values", dtype: "F16", shape: [s.count, k], try .fallibleCopy(of: s.rowValues16, "index save"))]
             case (.sparse, _):
                 tensors = [.int64("posting_start", shape: [s.postingStart.count], s.postingStart.map(Int64.init)),
                            .int32("posting_ids", shape: [s.postingLocalIDs.count],
                                   globalPostingIDs(listedItems: s.count)),
                            storage == .standard
-                               ? .float32("posting_values", shape: [s.postingValues.count], s.postingValues)
-                               : .uint16("posting_values", dtype: "F16", shape: [s.postingValues16.count], s.postingValues16)]
+                               ? .float32("posting_values", shape: [s.postingValues.count], try .fallibleCopy(of: s.postingValues, "index save"))
+                               : .uint16("posting_values", dtype: "F16", shape: [s.postingValues16.count], try .fallibleCopy(of: s.postingValues16, "index save"))]
             }
             let metadata = [("format", "compressae-index"), ("format_version", indexFormatVersion),
                             ("mode", mode.name), ("storage", storage.name), ("k", String(k)),
