@@ -5,19 +5,21 @@ enum InputValidation {
     /// Rows of extreme scale (whose plain sum of squares under- or overflows)
     /// are accepted: normalisation uses `robustNorm`.
     ///
-    /// - Throws: `CompresSAEError` naming the first offending row (and column).
+    /// - Throws: `CompresSAEError` naming the first offending row (counted
+    ///   from `firstRow`) and column.
     /// - Complexity: O(rows * dim).
-    static func checkRows(_ x: UnsafePointer<Float>, rows: Int, dim: Int, what: String = "input") throws {
+    static func checkRows(_ x: UnsafePointer<Float>, rows: Int, dim: Int, what: String = "input",
+                          firstRow: Int = 0) throws {
         for i in 0..<rows {
             let row = x + i * dim
             let sumSquares = squaredNorm(row, dim)
             if sumSquares.isFinite && sumSquares > 0 { continue }
             for j in 0..<dim where !row[j].isFinite {
-                throw CompresSAEError.invalid("\(what) row \(i), column \(j) is \(row[j]): values must be finite")
+                throw CompresSAEError.invalid("\(what) row \(firstRow + i), column \(j) is \(row[j]): values must be finite")
             }
             if (0..<dim).allSatisfy({ row[$0] == 0 }) {
                 throw CompresSAEError.invalid(
-                    "\(what) row \(i) is all zeros: it has no direction, so it cannot be normalised or encoded")
+                    "\(what) row \(firstRow + i) is all zeros: it has no direction, so it cannot be normalised or encoded")
             }
             // Finite, non-zero, but of extreme scale: robustNorm handles it.
         }

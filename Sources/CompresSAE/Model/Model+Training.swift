@@ -33,41 +33,142 @@ extension CompresSAEModel {
         _ x: UnsafeBufferPointer<Float>, rows: Int, options: TrainingOptions = TrainingOptions(),
         progress: ((Int, Int, Float) -> Bool)? = nil
     ) throws -> [Float] {
-        let d = inputDim, h = latentDim
+        let d = inputDim
         try InputValidation.checkRowCount(rows)
         try InputValidation.checkCount(x.count, rows: rows, cols: d, name: "input")
         try options.validate(rows: rows)
         try InputValidation.checkRows(x.baseAddress!, rows: rows, dim: d)
-        // k is read once, with the flag that makes setK wait for the end of
-        // this call: every step and validation pass below uses this k.
+        // Every row was checked above: batches need not check them again.
+        return try train(reader: BufferRows(base: x.baseAddress!, rowCount: rows, d: d), blockRows: 1,
+                         checkRows: false, options: options, progress: progress)
+    }
+
+    /// Trains the model on rows read by position, `reader`, a batch at a
+    /// time: as `train(_:rows:options:progress:)`, with memory bounded by the
+    /// batch rather than the data.
+    ///
+    /// The rows are cut into blocks of `blockRows` contiguous rows. The
+    /// held-out validation rows are `options.validationRows` of the blocks (a
+    /// seeded random choice), and each epoch visits the other blocks in a
+    /// shuffled order, cutting batches from the rows of consecutive blocks and
+    /// shuffling the rows within each batch. With `blockRows == 1` the
+    /// results equal those of training on the same rows in memory, bit for bit;
+    /// longer blocks let `reader` read each batch as a few sequential runs.
+    ///
+    /// - Parameters:
+    ///   - reader: the data; every row read is checked (finite, not all zero),
+    ///     and a bad row ends training with an error naming it, keeping the
+    ///     steps done.
+    ///   - blockRows: rows the shuffle keeps together, `>= 1`.
+    /// - Complexity: as the in-memory form, plus the reads; memory: one `Int`
+    ///   per block and one range per batch row beyond the in-memory form's.
+    @discardableResult
+    public func train(
+        rows reader: some RowReader, blockRows: Int = 1, options: TrainingOptions = TrainingOptions(),
+        progress: ((Int, Int, Float) -> Bool)? = nil
+    ) throws -> [Float] {
+        let rows = reader.rowCount
+        try InputValidation.checkRowCount(rows)
+        guard blockRows >= 1 else { throw CompresSAEError.invalid("block_rows must be >= 1, got \(blockRows)") }
+        try options.validate(rows: rows)
+        return try train(reader: reader, blockRows: blockRows, checkRows: true, options: options, progress: progress)
+    }
+
+    /// Trains the model on a stream of rows read in order, pass after pass
+    /// (one pass per epoch), with memory bounded by the batch and the
+    /// held-out rows rather than the data.
+    ///
+    /// The stream's order is the training order (`options.shuffle` has no
+    /// effect: shuffle the stream itself). Held out for validation: the rows
+    /// at positions a seeded hash selects with probability
+    /// `options.validationFraction`, at most `maxValidationRows` (the first
+    /// such positions); they are kept in memory from the first pass and
+    /// skipped in the later ones, so every pass must give the same rows in
+    /// the same order (a pass of another length is an error). The number of
+    /// steps is known once the first pass ends: until then the progress
+    /// callback's total is 0, and decays that need it (`.cosine`, `.linear`)
+    /// are refused.
+    ///
+    /// - Complexity: as the in-memory form, plus the reads; memory:
+    ///   `maxValidationRows * d` floats for the held-out rows.
+    @discardableResult
+    public func train(
+        stream: some RowStream, maxValidationRows: Int = 16384, options: TrainingOptions = TrainingOptions(),
+        progress: ((Int, Int, Float) -> Bool)? = nil
+    ) throws -> [Float] {
+        guard maxValidationRows >= 0 else {
+            throw CompresSAEError.invalid("max_validation_rows must be >= 0, got \(maxValidationRows)")
+        }
+        guard options.decay != .cosine && options.decay != .linear else {
+            throw CompresSAEError.invalid(
+                "lr_decay cosine and linear need the number of steps in advance, which a stream of unknown length does not give: use plateau or constant")
+        }
+        try options.validate(rows: 1)
+        let kk = try beginTraining()
+        defer { endTraining() }
+        var batches = try StreamBatches(stream: stream, d: inputDim, maxValidationRows: maxValidationRows,
+                                        options: options)
+        var rng = SeededGenerator(seed: options.seed)
+        return try runTraining(&batches, k: kk, options: options, rng: &rng, progress: progress)
+    }
+
+    private func train(
+        reader: some RowReader, blockRows: Int, checkRows: Bool, options: TrainingOptions,
+        progress: ((Int, Int, Float) -> Bool)?
+    ) throws -> [Float] {
+        let kk = try beginTraining()
+        defer { endTraining() }
+        var rng = SeededGenerator(seed: options.seed)
+        var batches = try ShuffledBatches(
+            reader: reader, blockRows: blockRows, d: inputDim, batchSize: min(options.batchSize, reader.rowCount),
+            checkRows: checkRows, options: options, using: &rng)
+        return try runTraining(&batches, k: kk, options: options, rng: &rng, progress: progress)
+    }
+
+    /// Marks the model as being trained and returns its k, read once with
+    /// the flag that makes `setK` wait for `endTraining`: every step and
+    /// validation pass of the call uses this k.
+    private func beginTraining() throws -> Int {
         let kk = try lock.withWriteLock { () throws -> Int in
             guard !isTraining else { throw CompresSAEError(.busy, "the model is already being trained by another call") }
             isTraining = true
             return storedK
         }
-        defer { lock.withWriteLock { isTraining = false } }
-        guard 4 * kk <= h else {
+        guard 4 * kk <= latentDim else {
+            endTraining()
             throw CompresSAEError.invalid(
-                "training needs 4k <= latent_dim (the loss uses the top-4k code): k = \(kk), latent_dim = \(h)")
+                "training needs 4k <= latent_dim (the loss uses the top-4k code): k = \(kk), latent_dim = \(latentDim)")
         }
+        return kk
+    }
 
-        let validationCount = options.validationRows(rows: rows)
-        let trainingRows = rows - validationCount
-        let batchSize = min(options.batchSize, trainingRows)
+    private func endTraining() {
+        lock.withWriteLock { isTraining = false }
+    }
+
+    /// The training loop, the same for every kind of data: the learning-rate
+    /// schedule, the steps, the dead-latent counts, the validation pass after
+    /// every epoch and early stopping. `batches` gives the rows; `rng` is the
+    /// generator it chose its held-out rows with, which goes on to shuffle.
+    private func runTraining<Batches: TrainingBatches>(
+        _ batches: inout Batches, k kk: Int, options: TrainingOptions, rng: inout SeededGenerator,
+        progress: ((Int, Int, Float) -> Bool)?
+    ) throws -> [Float] {
+        let d = inputDim, h = latentDim
+        let batchSize = min(options.batchSize, batches.trainingRows ?? options.batchSize)
         try Self.checkBatchEntries(rows: batchSize, k: kk)
-        let stepsPerEpoch = (trainingRows + batchSize - 1) / batchSize
-        let total = options.epochs * stepsPerEpoch
+        /// Steps of the whole call, once the rows per epoch are known (0 before).
+        func plannedSteps() throws -> Int {
+            guard let trainingRows = batches.trainingRows else { return 0 }
+            let (steps, overflow) = options.epochs.multipliedReportingOverflow(
+                by: (trainingRows + batchSize - 1) / batchSize)
+            guard !overflow, steps <= 1 << 40 else { throw CompresSAEError.invalid("epochs x steps per epoch is too large") }
+            return steps
+        }
+        var total = try plannedSteps()
         let workers = Parallel.threadCount(requested: options.threads)
         let buffers = try StepBuffers(rows: batchSize, d: d, h: h, m: 4 * kk, workers: workers)
         let adam = try AdamState(h: h, d: d)
-        var rng = SeededGenerator(seed: options.seed)
-        var order = try [Int].fallible(count: rows, "the row order") { order in
-            for i in 0..<rows { order[i] = i }
-        }
-        // The held-out rows: a seeded random choice, fixed for the whole call.
-        if validationCount > 0 { order.shuffle(using: &rng) }
-        let validation = Array(order[trainingRows...])
-        order.removeLast(validationCount)
         let batch = try FallibleBuffer<Float>(count: try Size.product(batchSize, d, what: "a training batch"),
                                               "a training batch of \(batchSize) rows")
         // Histories grow with the steps that run (a huge `epochs` bounded by
@@ -76,7 +177,8 @@ extension CompresSAEModel {
         lock.withWriteLock { storedHistory = []; storedDeadHistory = []; storedValidationHistory = [] }
         // Rows seen when each latent was last in a k-code (the start counts as a firing).
         let firedAt = try FallibleBuffer<Int>(count: h, zeroed: true, "the dead-latent counters")
-        let window = options.deadLatentWindow > 0 ? options.deadLatentWindow : trainingRows
+        // Until the rows of an epoch are known, no window is complete.
+        var window = options.deadLatentWindow > 0 ? options.deadLatentWindow : batches.trainingRows ?? Int.max
         var rowsSeen = 0
         var bestValidation = Double.infinity, epochsWithoutImprovement = 0
         // `.plateau`: the factor applied so far, and how many times it was cut.
@@ -93,13 +195,15 @@ extension CompresSAEModel {
 
         var step = 0
         for _ in 0..<options.epochs {
-            if options.shuffle { order.shuffle(using: &rng) }
-            for s in 0..<stepsPerEpoch {
-                let first = s * batchSize
-                let count = min(batchSize, trainingRows - first)
-                for r in 0..<count {
-                    (batch.base + r * d).update(from: x.baseAddress! + order[first + r] * d, count: d)
+            try batches.startEpoch(shuffle: options.shuffle, using: &rng)
+            while true {
+                // Read outside the lock: a reader may call back into the model.
+                let count = try batches.nextBatch(into: batch.base, capacity: batchSize, using: &rng)
+                if total == 0, let trainingRows = batches.trainingRows {
+                    total = try plannedSteps()
+                    if options.deadLatentWindow == 0 { window = trainingRows }
                 }
+                guard count > 0 else { break }
                 let learningRate = options.learningRate(step: step + 1, total: total) * plateauScale
                 let loss = try lock.withWriteLock { () throws -> Float in
                     let report = forwardBackward(batch.base, rows: count, k: kk, buffers: buffers, workers: workers)
@@ -129,13 +233,10 @@ extension CompresSAEModel {
                     throw CompresSAEError(.cancelled, "training cancelled by the progress callback after step \(step) of \(total)")
                 }
             }
-            guard validationCount > 0 else { continue }
-            let validationLoss = lock.withWriteLock { () -> Float in
-                let loss = meanLoss(x.baseAddress!, rows: validation, k: kk, batch: batch.base, batchSize: batchSize,
-                                    buffers: buffers, workers: workers)
-                storedValidationHistory.append(loss)
-                return loss
-            }
+            guard batches.validationRows > 0 else { continue }
+            let validationLoss = try meanValidationLoss(&batches, k: kk, batch: batch.base, batchSize: batchSize,
+                                                        buffers: buffers, workers: workers)
+            lock.withWriteLock { storedValidationHistory.append(validationLoss) }
             if Double(validationLoss) < bestValidation * (1 - options.tolerance) {
                 bestValidation = Double(validationLoss)
                 epochsWithoutImprovement = 0
@@ -153,24 +254,25 @@ extension CompresSAEModel {
         return history
     }
 
-    /// The objective at `k` averaged over the listed rows of `x`, in batches
-    /// of `batchSize` (the same arithmetic as a training step; nothing is
-    /// updated). `k` is the one `buffers` were sized for. Caller holds a lock.
-    func meanLoss(
-        _ x: UnsafePointer<Float>, rows: [Int], k: Int, batch: UnsafeMutablePointer<Float>, batchSize: Int,
+    /// The objective at `k` averaged over the held-out rows of `batches`, in
+    /// batches of `batchSize` (the same arithmetic as a training step;
+    /// nothing is updated). `k` is the one `buffers` were sized for.
+    private func meanValidationLoss<Batches: TrainingBatches>(
+        _ batches: inout Batches, k: Int, batch: UnsafeMutablePointer<Float>, batchSize: Int,
         buffers: StepBuffers, workers: Int
-    ) -> Float {
-        let d = inputDim
-        var sum = 0.0
-        var first = 0
-        while first < rows.count {
-            let count = min(batchSize, rows.count - first)
-            for r in 0..<count { (batch + r * d).update(from: x + rows[first + r] * d, count: d) }
-            let report = forwardBackward(batch, rows: count, k: k, buffers: buffers, workers: workers)
+    ) throws -> Float {
+        var sum = 0.0, rows = 0, index = 0
+        while true {
+            let count = try batches.validationBatch(index, into: batch, capacity: batchSize)
+            guard count > 0 else { break }
+            let report = lock.withWriteLock {
+                forwardBackward(batch, rows: count, k: k, buffers: buffers, workers: workers)
+            }
             sum += Double(report.loss) * Double(count)
-            first += count
+            rows += count
+            index += 1
         }
-        return Float(sum / Double(rows.count))
+        return Float(sum / Double(rows))
     }
 
     /// Convenience form of `train` on a flat array.
