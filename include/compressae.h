@@ -149,6 +149,53 @@ typedef struct csae_train_params {
     int64_t similarity_rows;  /**< rows of each batch it compares pairwise, 2..16384 (default 1024) */
 } csae_train_params;
 
+/** Training data read through callbacks (csae_model_train_source): data
+ *  larger than memory, or in a form the caller converts a batch at a time.
+ *  Memory is bounded by the batch, not the data. */
+enum csae_source_kind {
+    CSAE_SOURCE_ROWS = 0,         /**< rows read by position (read_rows): a file, a memory map */
+    CSAE_SOURCE_STREAM = 1        /**< rows read in order, pass after pass (read_stream): an iterator */
+};
+
+/** A run of contiguous rows: start ..< start + count. */
+typedef struct csae_row_range {
+    int64_t start;
+    int64_t count;
+} csae_row_range;
+
+/** CSAE_SOURCE_ROWS: copies the rows of ranges[0..n_ranges), one range after
+ *  the other, into out (d floats per row, row-major; at most one batch). Called
+ *  once per training step and per batch of the validation pass, from the
+ *  thread that called csae_model_train_source, with no lock of the model held.
+ *  @return 0, or non-zero to stop training (see csae_model_train_source). */
+typedef int32_t (*csae_read_rows_fn)(void *user_data, const csae_row_range *ranges, int64_t n_ranges,
+                                     float *out);
+
+/** CSAE_SOURCE_STREAM: copies up to count rows into out (d floats per row),
+ *  starting at row position of the current pass: 0 starts a new pass (one per
+ *  epoch), any other value is where the previous call ended. Stores the rows
+ *  copied in *rows_read: 1..count, or 0 when the pass is over.
+ *  @return 0, or non-zero to stop training (see csae_model_train_source). */
+typedef int32_t (*csae_read_stream_fn)(void *user_data, int64_t position, int64_t count, float *out,
+                                       int64_t *rows_read);
+
+/** Where csae_model_train_source reads its rows. Start from
+ *  csae_row_source_defaults() (which sets struct_size), set kind and its
+ *  callback. */
+typedef struct csae_row_source {
+    uint32_t struct_size;     /**< sizeof(csae_row_source), set by csae_row_source_defaults() */
+    int32_t kind;             /**< a csae_source_kind value (default CSAE_SOURCE_ROWS) */
+    int64_t rows;             /**< CSAE_SOURCE_ROWS: number of rows, >= 1 */
+    int64_t block_rows;       /**< CSAE_SOURCE_ROWS: rows the shuffle keeps together, >= 1: the data is cut
+                                   into blocks of block_rows contiguous rows, whole blocks are held out and
+                                   shuffled, and rows are shuffled within each batch; 1 shuffles rows as
+                                   csae_model_train does, with the same results (default 1) */
+    int64_t max_validation_rows;/**< CSAE_SOURCE_STREAM: most held-out rows kept in memory, >= 0 (default 16384) */
+    csae_read_rows_fn read_rows;    /**< CSAE_SOURCE_ROWS: the reader */
+    csae_read_stream_fn read_stream;/**< CSAE_SOURCE_STREAM: the reader */
+    void *user_data;          /**< passed to the callback unchanged */
+} csae_row_source;
+
 /** The seven loss values of one batch, as the reference reports them. */
 typedef struct csae_losses {
     float l2;        /**< mean squared error of the k-sparse reconstruction */
@@ -481,6 +528,40 @@ int32_t csae_index_save(csae_index *index, const char *path);
 /// index was built with (same shape and weights), else CSAE_ERR_INVALID_ARGUMENT.
 /// @param out  receives the new handle
 int32_t csae_index_load(const char *path, csae_model *model, csae_index **out);
+
+/* -- CABI/TrainingSourceExports.swift -- */
+
+/// A csae_row_source with its defaults: struct_size = sizeof(csae_row_source),
+/// kind CSAE_SOURCE_ROWS, block_rows 1, max_validation_rows 16384, rows 0 and
+/// no callbacks (set rows and read_rows, or kind CSAE_SOURCE_STREAM and
+/// read_stream).
+csae_row_source csae_row_source_defaults(void);
+
+/// Trains the model on rows read through source's callback, a batch at a
+/// time, with the settings and results of csae_model_train: memory is bounded
+/// by the batch (and, for a stream, max_validation_rows), not the data.
+/// CSAE_SOURCE_ROWS with block_rows 1 gives the results of csae_model_train
+/// on the same rows, bit for bit; longer blocks let the reader read each
+/// batch as a few sequential runs (see csae_row_source.block_rows), and the
+/// held-out rows are params->validation_fraction of the blocks.
+/// CSAE_SOURCE_STREAM trains in the stream's order, one pass per epoch
+/// (params->shuffle has no effect); held out are the rows at positions a
+/// seeded hash selects with probability validation_fraction, at most
+/// max_validation_rows of them, kept in memory from the first pass and
+/// skipped in the later ones: every pass must give the same rows in the
+/// same order (a pass of another length is CSAE_ERR_INVALID_ARGUMENT). The
+/// steps of a stream are known when its first pass ends: until then the
+/// progress callback's total is 0, and CSAE_LR_COSINE / CSAE_LR_LINEAR are
+/// refused. Every row read is checked (finite, not all zero): a bad one ends
+/// training with CSAE_ERR_INVALID_ARGUMENT naming it.
+/// @param source  the rows; its callback is called on this thread, with no
+///                lock of the model held
+/// @param params  settings, or NULL for csae_train_default_params()
+/// @return as csae_model_train; when the callback returns non-zero, training
+///         stops (the steps done are kept) and this returns that value if it
+///         is a csae_status, else CSAE_ERR_IO
+int32_t csae_model_train_source(csae_model *model, const csae_row_source *source,
+                                const csae_train_params *params);
 
 #ifdef __cplusplus
 } /* extern "C" */

@@ -1,4 +1,5 @@
 import Testing
+import CCompresSAE
 @testable import CompresSAE
 
 /// A reader over an array that records the ranges of every read.
@@ -168,5 +169,92 @@ struct TrainingSourceTests {
         let empty = ArrayStream([], d: d, piece: 64)
         let none = #expect(throws: CompresSAEError.self) { try model.train(stream: empty, options: options) }
         #expect(none?.message.contains("no rows") == true)
+    }
+}
+
+/// The data a C callback reads: rows of `d` floats.
+private final class CallbackData {
+    let x: [Float], d: Int
+    var failWith: Int32 = 0
+    init(_ x: [Float], d: Int) { self.x = x; self.d = d }
+}
+
+@Suite("csae_model_train_source")
+struct TrainSourceCABITests {
+    @Test("rows and streams through C callbacks; a callback's status ends training")
+    func callbacks() throws {
+        #expect(MemoryLayout<RowRange>.size == MemoryLayout<csae_row_range>.size)
+        #expect(MemoryLayout<RowRange>.offset(of: \.count) == MemoryLayout<csae_row_range>.offset(of: \.count))
+        let (x, d) = try Fixtures.realEmbeddings(rows: 600)
+        let data = CallbackData(x, d: d)
+        let user = Unmanaged.passUnretained(data).toOpaque()
+        var params = csae_train_default_params()
+        params.batch_size = 100
+        params.epochs = 2
+        func model() -> OpaquePointer? {
+            var m: OpaquePointer? = nil
+            #expect(csae_model_create(Int64(d), 256, 8, 1, 0, &m) == 0)
+            return m
+        }
+        func weights(_ m: OpaquePointer?) -> [Float] {
+            var w = [Float](repeating: 0, count: 256 * d)
+            #expect(csae_model_copy_weights(m, nil, 0, nil, 0, &w, Int64(w.count)) == 0)
+            return w
+        }
+        let a = model(), b = model(), c = model()
+        defer { csae_model_free(a); csae_model_free(b); csae_model_free(c) }
+        #expect(x.withUnsafeBufferPointer { csae_model_train(a, $0.baseAddress, 600, Int64(d), &params) } == 0)
+
+        var rows = csae_row_source_defaults()
+        #expect(rows.struct_size == UInt32(MemoryLayout<csae_row_source>.size))
+        rows.rows = 600
+        rows.user_data = user
+        rows.read_rows = { user, ranges, n, out in
+            let data = Unmanaged<CallbackData>.fromOpaque(user!).takeUnretainedValue()
+            if data.failWith != 0 { return data.failWith }
+            var target = out!
+            for i in 0..<Int(n) {
+                let r = ranges![i]
+                data.x.withUnsafeBufferPointer {
+                    target.update(from: $0.baseAddress! + Int(r.start) * data.d, count: Int(r.count) * data.d)
+                }
+                target += Int(r.count) * data.d
+            }
+            return 0
+        }
+        #expect(csae_model_train_source(b, &rows, &params) == 0)
+        #expect(weights(a).map(\.bitPattern) == weights(b).map(\.bitPattern))
+
+        var stream = csae_row_source_defaults()
+        stream.kind = Int32(CSAE_SOURCE_STREAM.rawValue)
+        stream.user_data = user
+        stream.read_stream = { user, position, count, out, read in
+            let data = Unmanaged<CallbackData>.fromOpaque(user!).takeUnretainedValue()
+            let n = min(Int(count), 70, data.x.count / data.d - Int(position))
+            data.x.withUnsafeBufferPointer { out!.update(from: $0.baseAddress! + Int(position) * data.d, count: n * data.d) }
+            read!.pointee = Int64(n)
+            return 0
+        }
+        #expect(csae_model_train_source(c, &stream, &params) == 0)
+        var length: Int64 = 0
+        #expect(csae_model_validation_history_length(c, &length) == 0)
+        #expect(length == 2)
+
+        data.failWith = Int32(CSAE_ERR_CANCELLED.rawValue)
+        #expect(csae_model_train_source(b, &rows, &params) == CSAE_ERR_CANCELLED.rawValue)
+        data.failWith = 42
+        #expect(csae_model_train_source(b, &rows, &params) == CSAE_ERR_IO.rawValue)
+        #expect(String(cString: csae_last_error()).contains("returned 42"))
+        data.failWith = 0
+        var bad = rows
+        bad.struct_size = 8
+        #expect(csae_model_train_source(b, &bad, &params) == CSAE_ERR_INVALID_ARGUMENT.rawValue)
+        bad = rows
+        bad.read_rows = nil
+        #expect(csae_model_train_source(b, &bad, &params) == CSAE_ERR_INVALID_ARGUMENT.rawValue)
+        bad = rows
+        bad.kind = 7
+        #expect(csae_model_train_source(b, &bad, &params) == CSAE_ERR_INVALID_ARGUMENT.rawValue)
+        #expect(csae_model_train_source(b, nil, &params) == CSAE_ERR_INVALID_ARGUMENT.rawValue)
     }
 }

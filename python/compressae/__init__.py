@@ -31,6 +31,7 @@ from .index import SparseIndex, get_num_threads, set_num_threads
 from .metrics import exact_search, recall_at_n
 from .model import LOSS_NAMES, REFERENCE_TRAINING, CompresSAE, SparseCodes
 from . import export
+from ._training_source import TrainingRows, TrainingStream
 
 __all__ = [
     "CompresSAE",
@@ -43,6 +44,8 @@ __all__ = [
     "metrics",
     "LOSS_NAMES",
     "REFERENCE_TRAINING",
+    "TrainingRows",
+    "TrainingStream",
     "Error",
     "InvalidArgumentError",
     "InvalidHandleError",

@@ -68,6 +68,14 @@ CSAE_LR_DECAY_NAMES = {
     3: 'CSAE_LR_PLATEAU',
 }
 
+# ---- enum csae_source_kind
+CSAE_SOURCE_ROWS = 0
+CSAE_SOURCE_STREAM = 1
+CSAE_SOURCE_KIND_NAMES = {
+    0: 'CSAE_SOURCE_ROWS',
+    1: 'CSAE_SOURCE_STREAM',
+}
+
 # ---- opaque handles: ctypes sees them as void pointers
 OPAQUE_TYPES = ('csae_index', 'csae_model', )
 
@@ -102,6 +110,36 @@ class csae_train_params(Structure):
         ('sparse_similarity_weight', c_double),
         ('similarity_temperature', c_double),
         ('similarity_rows', c_int64),
+    ]
+
+
+class csae_row_range(Structure):
+    """``csae_row_range`` of include/compressae.h."""
+
+    _fields_ = [
+        ('start', c_int64),
+        ('count', c_int64),
+    ]
+
+#: ``csae_read_rows_fn``: (user_data, ranges, n_ranges, out)
+csae_read_rows_fn = CFUNCTYPE(c_int32, c_void_p, POINTER(csae_row_range), c_int64, POINTER(c_float))
+
+#: ``csae_read_stream_fn``: (user_data, position, count, out, rows_read)
+csae_read_stream_fn = CFUNCTYPE(c_int32, c_void_p, c_int64, c_int64, POINTER(c_float), POINTER(c_int64))
+
+
+class csae_row_source(Structure):
+    """``csae_row_source`` of include/compressae.h."""
+
+    _fields_ = [
+        ('struct_size', c_uint32),
+        ('kind', c_int32),
+        ('rows', c_int64),
+        ('block_rows', c_int64),
+        ('max_validation_rows', c_int64),
+        ('read_rows', csae_read_rows_fn),
+        ('read_stream', csae_read_stream_fn),
+        ('user_data', c_void_p),
     ]
 
 
@@ -313,5 +351,11 @@ FUNCTIONS = {
         ('path', c_char_p),
         ('model', c_void_p),
         ('out', POINTER(c_void_p)),
+    ]),
+    'csae_row_source_defaults': (csae_row_source, []),
+    'csae_model_train_source': (c_int32, [
+        ('model', c_void_p),
+        ('source', POINTER(csae_row_source)),
+        ('params', POINTER(csae_train_params)),
     ]),
 }

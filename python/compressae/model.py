@@ -14,7 +14,7 @@ import time
 
 import numpy as np
 
-from . import _ffi
+from . import _ffi, _training_source
 from ._handle import ModelHandle, check
 from ._args import _choice, _path, _size
 from ._chunks import OutputRows, RowSource, check_output, empty, encode_chunk_rows, offset_rows
@@ -597,9 +597,19 @@ class CompresSAE:
 
         Parameters
         ----------
-        X : array_like, shape (n, input_dim)
-            Training embeddings (converted to float32 once). Rows must be
-            finite and nonzero.
+        X : array_like, shape (n, input_dim), or a stream of batches
+            Training embeddings; rows must be finite and nonzero. A float32
+            NumPy array in memory is used as it is; a memory map, an array of
+            another dtype, a PyTorch tensor or a DLPack object is read a
+            batch at a time (the rows of each batch converted to float32,
+            never the whole input; memory-map pages are released after each
+            block) with the same shuffle and results as float32 in memory,
+            except that a memory map is shuffled in blocks of 256 rows (see
+            :class:`compressae.TrainingRows`). A callable returning an
+            iterator of batches, or another iterable (not a list), is a
+            stream read once per epoch in its order, with a bounded held-out
+            sample (see :class:`compressae.TrainingStream`). See
+            docs/large-data.md.
         y : None
             Ignored (scikit-learn's convention). The other settings are
             keyword-only.
@@ -689,9 +699,12 @@ class CompresSAE:
             Bad sizes or settings, ``4 * k > latent_dim``, NaN/Inf or
             all-zero rows.
         """
-        X = _float_matrix(X, self._d, allow_1d=False)
-        if X.shape[0] == 0:
-            raise InvalidArgumentError("fit needs at least one row")
+        # Memory maps, other dtypes, tensors and streams are read a batch at a time.
+        source = _training_source.source_for(X, self._d) if _training_source.wants_source(X) else None
+        if source is None:
+            X = _float_matrix(X, self._d, allow_1d=False)
+            if X.shape[0] == 0:
+                raise InvalidArgumentError("fit needs at least one row")
         # Integer settings are checked here because ctypes silently wraps
         # out-of-range values into the struct's uint64/int32 fields; the
         # float settings (lr, betas, eps) are validated by the library.
@@ -729,9 +742,15 @@ class CompresSAE:
             bridge = _ProgressBridge(progress, guard)
             params.progress = bridge.c_callback
             try:
-                status, message = self._handle.call(
-                    _ffi.csae_model_train, _ffi.f32_ptr(X), X.shape[0], X.shape[1],
-                    ctypes.byref(params), raise_on_error=False)
+                if source is None:
+                    status, message = self._handle.call(
+                        _ffi.csae_model_train, _ffi.f32_ptr(X), X.shape[0], X.shape[1],
+                        ctypes.byref(params), raise_on_error=False)
+                else:
+                    source.guard = guard
+                    status, message = self._handle.call(
+                        _ffi.csae_model_train_source, ctypes.byref(source.c_source),
+                        ctypes.byref(params), raise_on_error=False)
             finally:
                 bridge.close()
             self._fit_calls += 1
@@ -744,6 +763,8 @@ class CompresSAE:
             guard.check()
         if bridge.error is not None:
             raise bridge.error
+        if source is not None and source.error is not None:
+            raise source.error
         if status == _ffi.CSAE_ERR_CANCELLED and bridge.cancelled:
             raise Cancelled(
                 f"training cancelled by the progress callback after step {bridge.steps}",

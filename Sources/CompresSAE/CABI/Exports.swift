@@ -240,36 +240,42 @@ func trainParams(_ o: TrainingOptions) -> csae_train_params {
         let m = try modelHandles.lookup(model)
         let data = try requireBuffer(x, "x", count: try checkedInput(m, n: n, d: d), "n*d floats")
         let p = params?.pointee ?? csae_train_default_params()
-        var options = TrainingOptions()
-        options.batchSize = try intArgument(p.batch_size, "batch_size")
-        options.epochs = try intArgument(p.epochs, "epochs")
-        options.learningRate = p.learning_rate
-        options.beta1 = p.beta1
-        options.beta2 = p.beta2
-        options.eps = p.eps
-        options.seed = p.seed
-        options.shuffle = p.shuffle != 0
-        options.threads = Int(p.num_threads)
-        options.deadLatentWindow = try nonNegative(p.dead_latent_window, "dead_latent_window")
-        options.warmupSteps = try nonNegative(p.warmup_steps, "warmup_steps")
-        guard let decay = LearningRateDecay(rawValue: p.lr_decay) else {
-            throw CompresSAEError.invalid("lr_decay must be CSAE_LR_CONSTANT, CSAE_LR_COSINE, CSAE_LR_LINEAR or CSAE_LR_PLATEAU, got \(p.lr_decay)")
-        }
-        options.decay = decay
-        options.minLearningRateRatio = p.min_lr_ratio
-        options.validationFraction = p.validation_fraction
-        options.patience = try nonNegative(p.patience, "patience")
-        options.tolerance = p.tolerance
-        options.plateauFactor = p.plateau_factor
-        options.plateauReductions = try nonNegative(p.plateau_reductions, "plateau_reductions")
-        options.sparseSimilarityWeight = p.sparse_similarity_weight
-        options.similarityTemperature = p.similarity_temperature
-        options.similarityRows = try nonNegative(p.similarity_rows, "similarity_rows")
+        let options = try trainingOptions(p)
         let callback = p.progress, userData = p.user_data
         try m.train(data, rows: Int(n), options: options, progress: callback.map { fn in
             { step, total, loss in fn(userData, Int64(step), Int64(total), loss) == 0 }
         })
     }
+}
+
+/// The settings of a csae_train_params, checked.
+func trainingOptions(_ p: csae_train_params) throws -> TrainingOptions {
+    var options = TrainingOptions()
+    options.batchSize = try intArgument(p.batch_size, "batch_size")
+    options.epochs = try intArgument(p.epochs, "epochs")
+    options.learningRate = p.learning_rate
+    options.beta1 = p.beta1
+    options.beta2 = p.beta2
+    options.eps = p.eps
+    options.seed = p.seed
+    options.shuffle = p.shuffle != 0
+    options.threads = Int(p.num_threads)
+    options.deadLatentWindow = try nonNegative(p.dead_latent_window, "dead_latent_window")
+    options.warmupSteps = try nonNegative(p.warmup_steps, "warmup_steps")
+    guard let decay = LearningRateDecay(rawValue: p.lr_decay) else {
+        throw CompresSAEError.invalid("lr_decay must be CSAE_LR_CONSTANT, CSAE_LR_COSINE, CSAE_LR_LINEAR or CSAE_LR_PLATEAU, got \(p.lr_decay)")
+    }
+    options.decay = decay
+    options.minLearningRateRatio = p.min_lr_ratio
+    options.validationFraction = p.validation_fraction
+    options.patience = try nonNegative(p.patience, "patience")
+    options.tolerance = p.tolerance
+    options.plateauFactor = p.plateau_factor
+    options.plateauReductions = try nonNegative(p.plateau_reductions, "plateau_reductions")
+    options.sparseSimilarityWeight = p.sparse_similarity_weight
+    options.similarityTemperature = p.similarity_temperature
+    options.similarityRows = try nonNegative(p.similarity_rows, "similarity_rows")
+    return options
 }
 
 /// Number of losses recorded by the last csae_model_train call.

@@ -48,8 +48,9 @@ extension CompresSAEModel {
     /// batch rather than the data.
     ///
     /// The rows are cut into blocks of `blockRows` contiguous rows. The
-    /// held-out validation rows are `options.validationRows` of the blocks (a
-    /// seeded random choice), and each epoch visits the other blocks in a
+    /// held-out validation rows are `options.validationFraction` of the
+    /// blocks (a seeded random choice; at least one block when there are 20
+    /// rows or more and two blocks), and each epoch visits the other blocks in a
     /// shuffled order, cutting batches from the rows of consecutive blocks and
     /// shuffling the rows within each batch. With `blockRows == 1` the
     /// results equal those of training on the same rows in memory, bit for bit;

@@ -22,7 +22,8 @@ protocol TrainingBatches {
 
 /// Training batches of data read by position (`RowReader`): the data is cut
 /// into blocks of `blockRows` contiguous rows; a seeded random choice of
-/// blocks is held out, and every epoch visits the others in a shuffled order,
+/// blocks is held out (`validationFraction` of them, at least one when the
+/// data has 20 rows or more), and every epoch visits the others in a shuffled order,
 /// cutting batches from the rows of consecutive blocks (then, for blocks of
 /// more than one row, shuffling the rows within each batch).
 ///
@@ -61,7 +62,11 @@ struct ShuffledBatches<Reader: RowReader>: TrainingBatches {
         self.d = d
         self.checkRows = checkRows
         let blocks = rows / blockRows + (rows % blockRows == 0 ? 0 : 1)
-        let heldOutBlocks = options.validationRows(rows: blocks)
+        // As many blocks as `validationRows` would hold out rows (the same
+        // count for one-row blocks), and at least one block of larger data.
+        let heldOutBlocks = blockRows == 1 || rows < 20 || blocks < 2 || options.validationFraction == 0
+            ? options.validationRows(rows: blocks)
+            : min(blocks - 1, max(1, Int((Double(blocks) * options.validationFraction).rounded())))
         var order = try [Int].fallible(count: blocks, "the block order") { order in
             for i in 0..<blocks { order[i] = i }
         }
