@@ -423,3 +423,49 @@ def to_torch(codes, layout: str = "coo"):
                                      size=(n, codes.dim), dtype=torch.float32,
                                      check_invariants=False).coalesce()
     return tensor if layout == "coo" else tensor.to_sparse_csr()
+
+
+def to_sentence_transformers(model: CompresSAE, front=None, nonnegative: bool = False, k: int | None = None):
+    """The encoder side of ``model`` as a sentence-transformers ``SparseEncoder``.
+
+    ``SparseEncoder.encode(inputs)`` then returns ``model.encode``'s codes
+    exactly (the last module calls this library), as dense rows of
+    ``latent_dim`` values (``nonnegative=True``: the sign split,
+    :func:`sign_split`, over ``2 * latent_dim`` non-negative values, for
+    engines and sentence-transformers' sparse tooling that expect them).
+    ``model.save``'s file travels with ``SparseEncoder.save``, and
+    ``SparseEncoder(path)`` loads it back (with compressae installed).
+
+    Parameters
+    ----------
+    model : CompresSAE
+    front : module or list of modules, optional
+        What turns inputs into the dense embedding the model was trained on:
+        sentence-transformers modules ending in a ``sentence_embedding`` of
+        ``input_dim`` values (e.g. ``Transformer`` and ``Pooling``, or
+        ``StaticEmbedding``) for texts. Default: an input module that takes
+        the embeddings themselves (one 1-D array or tensor per input).
+    nonnegative : bool, default False
+    k : int, optional
+        Nonzeros per code (default the model's); ``encode(...,
+        max_active_dims=m)`` lowers it per call.
+
+    Needs ``sentence-transformers >= 5`` (and PyTorch). Inference only: the
+    module has no gradient. A sentence-transformers CSR model
+    (``SparseAutoEncoder``) cannot be imported as a compressae model: it
+    selects the k largest *signed* pre-activations and applies ReLU, of
+    ``(x - pre_bias) W^T + b`` without normalising ``x``, whereas compressae
+    selects the k largest ``|p|`` of ``normalize(x) W + b`` and keeps their
+    signs; the pre-bias folds into ``b`` (``b - W pre_bias``) and the
+    normalisation only matters through ``b`` (exact for unit-norm inputs),
+    but the selection rule differs, so no compressae model gives its codes.
+    """
+    from ._sentence_transformers import build
+
+    if not isinstance(model, CompresSAE):
+        raise TypeError(f"model must be a CompresSAE, got {type(model).__name__}")
+    if k is not None:
+        k = _size(k, "k")
+        if k > model.k:
+            raise InvalidArgumentError(f"k = {k} is more than the model's k = {model.k}")
+    return build(model, front=front, nonnegative=nonnegative, k=k)
