@@ -25,7 +25,7 @@ default 3, on 2 threads; cached in ``--workdir`` and reused):
 Peers on the dense vectors (faiss, inner product = cosine on unit rows):
 
 - PQ m x 8 bits (m bytes), m in ``--pq`` (m divides 384); OPQ + PQ in
-  ``--opq`` (OPQ's rotation trained by faiss's defaults);
+  ``--opq``; the codebooks' k-means sample ``--pq-rows`` = 16,384 rows and OPQ's rotation ``--opq-rows`` = 16,384 rows (faiss's defaults, 65,536, took too long on the loaded machine);
 - PCA + int8: the first ``dims`` principal axes (no centring, renormalised),
   faiss ``IndexScalarQuantizer(QT_8bit)`` (``dims`` bytes), dims in ``--pca``;
 - binary, Hamming distance (``bits / 8`` bytes): ``sign-rp``, the sign of a
@@ -34,7 +34,7 @@ Peers on the dense vectors (faiss, inner product = cosine on unit rows):
   ITQ's learned rotation (50 iterations), bits in ``--itq-bits`` (<= 384).
 
 Training time (fit / train) and encoding time of the 116,659 rows are
-measured in the same run (2 threads; other processes share the machine, so
+measured in the same run (compressae on 2 threads, faiss on ``--faiss-threads`` = 1; other processes share the machine, so
 the times are noisy: the report gives the load average).
 
 Writes ``bytes-curve-<date>.csv``, ``.md`` (table) and ``.png`` (Recall@100
@@ -165,26 +165,47 @@ def run_compressae(k, C, Q, a, workdir, run: Runner):
 
 # ---------------------------------------------------------------- peers
 
-def search_ip(index, Q):
-    return index.search(Q, TOP)[1]
-
-
-def run_pq(C, Q, m, opq, run: Runner):
+def run_pq(C, Q, m, opq, run: Runner, opq_rows=0, pq_rows=0):
     spec = f"OPQ{m},PQ{m}" if opq else f"PQ{m}"
     index = faiss.index_factory(C.shape[1], spec, faiss.METRIC_INNER_PRODUCT)
+    note = ""
+    pq = faiss.downcast_index(index.index if opq else index).pq
+    if pq_rows:
+        # faiss samples at most 256 rows per centroid (65,536) for each sub-quantiser's
+        # k-means; fewer keep the training to minutes on a loaded machine.
+        pq.cp.max_points_per_centroid = max(1, pq_rows // pq.ksub)
+        note = f"PQ codebooks trained on {pq_rows:,} rows"
+    if opq and opq_rows:
+        # OPQ alternates rotation and PQ training: capped so that it ends in minutes here.
+        faiss.downcast_VectorTransform(index.chain.at(0)).max_train_points = opq_rows
+        note += f"; OPQ rotation trained on {opq_rows:,} rows"
     t0 = time.perf_counter()
     index.train(C)
     train_s = time.perf_counter() - t0
     t0 = time.perf_counter()
-    index.add(C)
+    codes = index.sa_encode(C)
     enc_s = time.perf_counter() - t0
-    run.add("faiss OPQ" if opq else "faiss PQ", f"m={m} x 8 bits", m, search_ip(index, Q), train_s, enc_s)
+    # The inner product of the dense query with each decoded item is the
+    # ranking of faiss's asymmetric (ADC) search; one BLAS product computes it
+    # faster than IndexPQ.search on this machine.
+    decoded = index.sa_decode(codes)
+    _, found = compressae.exact_search(decoded, Q, n=TOP, metric="ip")
+    run.add("faiss OPQ" if opq else "faiss PQ", f"m={m} x 8 bits", codes.shape[1], found, train_s, enc_s, note)
 
 
-def pca_axes(C):
+def pca_axes(C, workdir):
+    """Principal axes (rows, by decreasing variance) and the time to find them (cached)."""
+    path = workdir / "pca-axes.npz"
+    if path.is_file():
+        z = np.load(path)
+        return z["vt"], float(z["seconds"])
     t0 = time.perf_counter()
-    _, _, vt = np.linalg.svd(C - C.mean(0), full_matrices=False)
-    return vt, time.perf_counter() - t0
+    X = C - C.mean(0)
+    w, v = np.linalg.eigh(X.T @ X)
+    vt = np.ascontiguousarray(v[:, ::-1].T)
+    seconds = time.perf_counter() - t0
+    np.savez(path, vt=vt, seconds=seconds)
+    return vt, seconds
 
 
 def run_pca_int8(C, Q, vt, pca_s, dims, run: Runner):
@@ -195,9 +216,11 @@ def run_pca_int8(C, Q, vt, pca_s, dims, run: Runner):
     index.train(c)
     train_s = pca_s + time.perf_counter() - t0
     t0 = time.perf_counter()
-    index.add(c)
+    codes = index.sa_encode(c)
     enc_s = time.perf_counter() - t0
-    run.add("PCA + int8", f"{dims} dims", dims, search_ip(index, q), train_s, enc_s)
+    _, found = compressae.exact_search(index.sa_decode(codes), q, n=TOP, metric="ip")
+    run.add("PCA + int8", f"{dims} dims", codes.shape[1], found, train_s, enc_s,
+            "inner product with the decoded items")
 
 
 def hamming(cb, qb, bits):
@@ -300,20 +323,38 @@ def markdown(rows, meta):
     return "\n".join(lines) + "\n"
 
 
+def write(rows, meta, stem):
+    """Table, CSV and plot of the rows so far (rewritten after every k)."""
+    meta["load_after"] = " ".join(f"{x:.2f}" for x in os.getloadavg())
+    with open(stem.with_suffix(".csv"), "w", newline="") as f:
+        w = csv.DictWriter(f, fieldnames=list(rows[0].keys()))
+        w.writeheader()
+        w.writerows(rows)
+    stem.with_suffix(".md").write_text(markdown(rows, meta))
+    plot(rows, stem.with_suffix(".png"))
+
+
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--data", default="/work/shared/data")
     p.add_argument("--workdir", default="/tmp/compressae-bytes-curve")
-    p.add_argument("--ks", default="4,8,16,32,64")
+    p.add_argument("--ks", default="4,32,8,16,64", help="in the order run (results are written after each)")
     p.add_argument("--epochs", type=int, default=3)
     p.add_argument("--pack-bits", default="8,4")
     p.add_argument("--pq", default="16,24,32,48,64,96,128")
     p.add_argument("--opq", default="16,32,64,128")
+    p.add_argument("--pq-rows", type=int, default=16384,
+                   help="rows each PQ sub-quantiser's k-means samples (0: faiss's default, 65,536)")
+    p.add_argument("--opq-rows", type=int, default=16384, help="rows OPQ trains its rotation on (0: all)")
+    p.add_argument("--faiss-threads", type=int, default=1)
     p.add_argument("--pca", default="16,32,64,128,256,384")
     p.add_argument("--rp-bits", default="128,256,512,1024,2048")
     p.add_argument("--itq-bits", default="128,256,384")
     p.add_argument("--out-dir", default=str(HERE / "results"))
     p.add_argument("--tag", default="")
+    p.add_argument("--merge", default="",
+                   help="comma-separated CSV files of earlier (partial) runs: join them (first row of a method "
+                        "and setting wins) into one table and plot, and run nothing")
     a = p.parse_args()
     workdir = Path(a.workdir)
     workdir.mkdir(parents=True, exist_ok=True)
@@ -328,14 +369,29 @@ def main() -> int:
                 commit=subprocess.run(["git", "-C", str(REPO), "rev-parse", "--short", "HEAD"],
                                       capture_output=True, text=True).stdout.strip(),
                 load_before=" ".join(f"{x:.2f}" for x in os.getloadavg()))
+    if a.merge:
+        rows, seen = [], set()
+        for path in a.merge.split(","):
+            with open(path) as f:
+                for r in csv.DictReader(f):
+                    if (r["family"], r["variant"]) in seen:
+                        continue
+                    seen.add((r["family"], r["variant"]))
+                    for key in ("bytes", "recall", "train_s", "encode_s"):
+                        r[key] = float(r[key]) if r[key] not in ("", "None") else None
+                    rows.append(r)
+        meta["command"] += "  (joins the CSV files of the runs named in the .md)"
+        write(rows, meta, stem)
+        print(markdown(rows, meta))
+        return 0
     C, Q, ids, truth = load(a.data)
     C, Q = unit(C), unit(Q)
-    faiss.omp_set_num_threads(2)
+    faiss.omp_set_num_threads(a.faiss_threads)
     run = Runner(ids, truth)
     ints = lambda s: [int(x) for x in s.split(",") if x]
     # compressae and the quantisers alternate, so that load from other
     # processes spreads over both rather than over one family's times.
-    vt, pca_s = pca_axes(C)
+    vt, pca_s = pca_axes(C, workdir)
     peers = ([("pq", m) for m in ints(a.pq)] + [("pca", m) for m in ints(a.pca)]
              + [("rp", b) for b in ints(a.rp_bits)] + [("itq", b) for b in ints(a.itq_bits)]
              + [("opq", m) for m in ints(a.opq)])
@@ -346,24 +402,16 @@ def main() -> int:
         run_compressae(k, C, Q, a, workdir, run)
         for kind, v in peers[i * per_k:(i + 1) * per_k]:
             if kind == "pq":
-                run_pq(C, Q, v, False, run)
+                run_pq(C, Q, v, False, run, pq_rows=a.pq_rows)
             elif kind == "opq":
-                run_pq(C, Q, v, True, run)
+                run_pq(C, Q, v, True, run, a.opq_rows, a.pq_rows)
             elif kind == "pca":
                 run_pca_int8(C, Q, vt, pca_s, v, run)
             elif kind == "rp":
                 run_sign_rp(C, Q, v, run)
             else:
                 run_itq(C, Q, vt, pca_s, v, run)
-        meta["load_after"] = " ".join(f"{x:.2f}" for x in os.getloadavg())
-        stem.with_suffix(".md").write_text(markdown(run.rows, meta))
-    meta["load_after"] = " ".join(f"{x:.2f}" for x in os.getloadavg())
-    with open(stem.with_suffix(".csv"), "w", newline="") as f:
-        w = csv.DictWriter(f, fieldnames=list(run.rows[0].keys()))
-        w.writeheader()
-        w.writerows(run.rows)
-    stem.with_suffix(".md").write_text(markdown(run.rows, meta))
-    plot(run.rows, stem.with_suffix(".png"))
+        write(run.rows, meta, stem)
     print(markdown(run.rows, meta))
     return 0
 

@@ -293,7 +293,7 @@ def build_methods(a, n, synth, model, codes, enc_times, sample, queries, qcodes,
                   threads, large: bool):
     methods = []
     keep = []  # faiss indexes share the coarse quantiser, which must outlive them
-    wanted = set(a.methods_large.split(",")) if large else None
+    wanted = set((a.methods_large if large else a.methods).split(",")) if (large or a.methods) else None
 
     def want(tag):
         return wanted is None or tag in wanted
@@ -334,7 +334,7 @@ def build_methods(a, n, synth, model, codes, enc_times, sample, queries, qcodes,
 
     faiss.omp_set_num_threads(2)
     d = synth.d
-    big_sample = sample
+    big_sample = sample[:a.faiss_rows] if a.faiss_rows else sample
     if large and a.faiss_train > len(sample):
         big_sample = np.concatenate([x for _, x in synth.rows(1_000_000, 1_000_000 + a.faiss_train)])
     nlist = a.nlist_large if large else a.nlist
@@ -345,6 +345,7 @@ def build_methods(a, n, synth, model, codes, enc_times, sample, queries, qcodes,
     coarse = faiss.IndexFlatIP(d)
     km = faiss.Clustering(d, nlist)
     km.spherical = True
+    km.niter = a.kmeans_iters
     km.train(big_sample, coarse)
     t_coarse = time.perf_counter() - t0
     log(f"  faiss coarse quantiser: {nlist} centroids in {t_coarse:.0f} s")
@@ -530,6 +531,9 @@ def main() -> int:
     p.add_argument("--nlist", type=int, default=2048)
     p.add_argument("--nlist-large", type=int, default=4096)
     p.add_argument("--faiss-train", type=int, default=262144, help="training rows of faiss at sizes > 1M")
+    p.add_argument("--faiss-rows", type=int, default=0,
+                   help="training rows of faiss at 1M (the first of the model's sample; 0: all 125,000)")
+    p.add_argument("--kmeans-iters", type=int, default=25)
     p.add_argument("--nprobe", default="8,16,32,64")
     p.add_argument("--pq", default="48,96,192")
     p.add_argument("--pq-large", default="48,96")
@@ -538,6 +542,8 @@ def main() -> int:
     p.add_argument("--candidates", default="200,500,1000,2000")
     p.add_argument("--dense-max", type=int, default=1_000_000,
                    help="largest N with methods that hold the dense vectors (IVFFlat, HNSW)")
+    p.add_argument("--methods", default="",
+                   help="methods at N <= 1M (same names as --methods-large; default: all)")
     p.add_argument("--methods-large", default="sparse,sparse-compact,asym-compact,ivfpq",
                    help="methods at N > 1M (of sparse, sparse-compact, asym, asym-compact, ivfpq, ivfflat, hnsw)")
     p.add_argument("--round-seconds", type=float, default=20.0)
