@@ -169,7 +169,11 @@ def run_pq(C, Q, m, opq, run: Runner, opq_rows=0, pq_rows=0):
     spec = f"OPQ{m},PQ{m}" if opq else f"PQ{m}"
     index = faiss.index_factory(C.shape[1], spec, faiss.METRIC_INNER_PRODUCT)
     note = ""
-    pq = faiss.downcast_index(index.index if opq else index).pq
+    inner = faiss.downcast_index(index.index if opq else index)
+    # IndexPQ also trains a polysemous code ordering for Hamming pre-filtering
+    # by default: minutes of simulated annealing that plain ADC ranking never uses.
+    inner.do_polysemous_training = False
+    pq = inner.pq
     if pq_rows:
         # faiss samples at most 256 rows per centroid (65,536) for each sub-quantiser's
         # k-means; fewer keep the training to minutes on a loaded machine.
