@@ -327,6 +327,19 @@ def markdown(rows, meta):
     return "\n".join(lines) + "\n"
 
 
+def log_rows(lines):
+    """Rows from the progress lines of a run stopped before it wrote its CSV
+    (family and setting, bytes, recall; no times)."""
+    import re
+    pattern = re.compile(r"^\S+   (.+?) {2,}(.+?) +([0-9.]+) B  R@100 ([0-9.]+)$")
+    for line in lines:
+        m = pattern.match(line.rstrip("\n"))
+        if m:
+            yield dict(family=m.group(1).strip(), variant=m.group(2).strip(), bytes=m.group(3),
+                       recall=m.group(4), train_s="", encode_s="",
+                       note="from the run's log: stopped at the session's deadline, times not recorded")
+
+
 def write(rows, meta, stem):
     """Table, CSV and plot of the rows so far (rewritten after every k)."""
     meta["load_after"] = " ".join(f"{x:.2f}" for x in os.getloadavg())
@@ -357,7 +370,7 @@ def main() -> int:
     p.add_argument("--out-dir", default=str(HERE / "results"))
     p.add_argument("--tag", default="")
     p.add_argument("--merge", default="",
-                   help="comma-separated CSV files of earlier (partial) runs: join them (first row of a method "
+                   help="comma-separated CSV files (or logs, for runs stopped early) of earlier (partial) runs: join them (first row of a method "
                         "and setting wins) into one table and plot, and run nothing")
     a = p.parse_args()
     workdir = Path(a.workdir)
@@ -377,7 +390,8 @@ def main() -> int:
         rows, seen = [], set()
         for path in a.merge.split(","):
             with open(path) as f:
-                for r in csv.DictReader(f):
+                source = csv.DictReader(f) if path.endswith(".csv") else log_rows(f)
+                for r in source:
                     if (r["family"], r["variant"]) in seen:
                         continue
                     seen.add((r["family"], r["variant"]))
