@@ -331,12 +331,15 @@ def log_rows(lines):
     """Rows from the progress lines of a run stopped before it wrote its CSV
     (family and setting, bytes, recall; no times)."""
     import re
-    pattern = re.compile(r"^\S+   (.+?) {2,}(.+?) +([0-9.]+) B  R@100 ([0-9.]+)$")
+    families = ("compressae sparse", "compressae asymmetric", "faiss PQ", "faiss OPQ", "PCA + int8",
+                "binary sign(random rotation)", "binary ITQ")
+    pattern = re.compile(r"^\S+   (.+?) +([0-9.]+) B  R@100 ([0-9.]+)$")
     for line in lines:
         m = pattern.match(line.rstrip("\n"))
-        if m:
-            yield dict(family=m.group(1).strip(), variant=m.group(2).strip(), bytes=m.group(3),
-                       recall=m.group(4), train_s="", encode_s="",
+        family = m and next((f for f in families if m.group(1).startswith(f + " ")), None)
+        if family:
+            yield dict(family=family, variant=m.group(1)[len(family):].strip(), bytes=m.group(2),
+                       recall=m.group(3), train_s="", encode_s="",
                        note="from the run's log: stopped at the session's deadline, times not recorded")
 
 
