@@ -1,0 +1,441 @@
+#!/usr/bin/env python3
+"""Recall@100 against exact bytes per vector: compressae next to the quantisers.
+
+On the shared WordNet MiniLM split (``--data``, default /work/shared/data:
+116,659 catalogue rows x 384, 1,000 held-out queries, truth = each query's
+exact cosine top-100; loaded by benchmarks/quality.py's ``load``), every
+method compresses the L2-normalised catalogue to a stated number of bytes per
+vector, from 16 B to 512 B, and ranks the catalogue for each query:
+
+compressae (h = 4096; one model per k in ``--ks``, default 4, 8, 16, 32, 64,
+trained with the library's default recipe capped at ``--epochs`` epochs,
+default 3, on 2 threads; cached in ``--workdir`` and reused):
+
+- ``sparse``: cosine between k-codes (SparseIndex, sparse mode), queries
+  encoded to k-codes too (what a sparse-vector engine serves);
+- ``asymmetric``: reconstructed mode, dense queries against decoded items
+  (item values refitted by least squares, ``model.refit``);
+- bytes: ``plain`` = 8 B per nonzero (int32 index + float32 value, the
+  paper's count and today's ``SparseCodes`` arrays); ``compact`` = 4 B per
+  nonzero (the index's compact storage: half-precision values, 16-bit
+  indices), its recall measured with compact storage itself;
+- ``packed`` (when ``SparseCodes.pack`` exists): the packed form's own size
+  (``nbytes`` / rows) at each ``--pack-bits``, recall of the unpacked codes.
+
+Peers on the dense vectors (faiss, inner product = cosine on unit rows):
+
+- PQ m x 8 bits (m bytes), m in ``--pq`` (m divides 384); OPQ + PQ in
+  ``--opq``; the codebooks' k-means sample ``--pq-rows`` = 16,384 rows and OPQ's rotation ``--opq-rows`` = 16,384 rows (faiss's defaults, 65,536, took too long on the loaded machine);
+- PCA + int8: the first ``dims`` principal axes (no centring, renormalised),
+  faiss ``IndexScalarQuantizer(QT_8bit)`` (``dims`` bytes), dims in ``--pca``;
+- binary, Hamming distance (``bits / 8`` bytes): ``sign-rp``, the sign of a
+  random rotation (stacked random orthogonal 384 x 384 blocks for more than
+  384 bits), bits in ``--rp-bits``; ``itq``: PCA to ``bits`` axes then
+  ITQ's learned rotation (50 iterations), bits in ``--itq-bits`` (<= 384).
+
+Training time (fit / train) and encoding time of the 116,659 rows are
+measured in the same run (compressae on 2 threads, faiss on ``--faiss-threads`` = 1; other processes share the machine, so
+the times are noisy: the report gives the load average).
+
+Writes ``bytes-curve-<date>.csv``, ``.md`` (table) and ``.png`` (Recall@100
+against bytes per vector, log scale) to ``--out-dir`` (benchmarks/results).
+
+Run:  python3 benchmarks/bytes_curve.py          # about 30 minutes on 2 busy cores
+Needs numpy, faiss-cpu, matplotlib and the compressae package.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import datetime as _dt
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+HERE = Path(__file__).resolve().parent
+REPO = HERE.parent
+sys.path.insert(0, str(HERE))
+try:
+    import compressae
+except ImportError:
+    sys.path.insert(0, str(REPO / "python"))
+    import compressae
+import faiss
+
+from quality import load  # noqa: E402  (the shared split, one definition)
+
+H = 4096
+TOP = 100
+
+
+def log(*args) -> None:
+    print(time.strftime("%H:%M:%S"), *args, file=sys.stderr, flush=True)
+
+
+def unit(a):
+    return np.ascontiguousarray(a / np.linalg.norm(a, axis=1, keepdims=True), dtype=np.float32)
+
+
+class Runner:
+    def __init__(self, ids, truth):
+        self.ids, self.truth, self.rows = ids, truth, []
+
+    def add(self, family, variant, nbytes, found, train_s=None, encode_s=None, note=""):
+        r = compressae.recall_at_n(self.ids[found], self.truth)
+        self.rows.append(dict(family=family, variant=variant, bytes=float(nbytes), recall=r,
+                              train_s=train_s, encode_s=encode_s, note=note))
+        log(f"  {family:28s} {variant:24s} {nbytes:7.1f} B  R@100 {r:.3f}")
+
+
+# ---------------------------------------------------------------- compressae
+
+def get_model(k, C, a, workdir):
+    path = workdir / f"bytes-curve-h{H}-k{k}-e{a.epochs}.safetensors"
+    meta = path.with_suffix(".json")
+    if path.is_file() and meta.is_file():
+        return compressae.CompresSAE.load(path), json.loads(meta.read_text())["train_s"]
+    model = compressae.CompresSAE(C.shape[1], H, k, seed=0)
+    t0 = time.perf_counter()
+    model.fit(C, epochs=a.epochs, seed=1, num_threads=2)
+    train_s = time.perf_counter() - t0
+    model.save(path)
+    meta.write_text(json.dumps(dict(train_s=train_s, steps=len(model.history_))))
+    return model, train_s
+
+
+def unpack(packed):
+    for name in ("unpack", "to_codes", "decode"):
+        fn = getattr(packed, name, None)
+        if callable(fn):
+            return fn()
+    fn = getattr(compressae.SparseCodes, "unpack", None)
+    if callable(fn):
+        return fn(packed)
+    raise AttributeError("no way to unpack found")
+
+
+def run_compressae(k, C, Q, a, workdir, run: Runner):
+    model, train_s = get_model(k, C, a, workdir)
+    t0 = time.perf_counter()
+    codes = model.encode(C)
+    enc_s = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    refit = model.refit(C, codes)
+    refit_s = time.perf_counter() - t0
+    qcodes = model.encode(Q)
+    for storage, per in (("standard", 8), ("compact", 4)):
+        label = "plain (int32 + f32)" if storage == "standard" else "compact storage (u16 + f16)"
+        index = compressae.SparseIndex(model, mode="sparse", storage=storage)
+        index.add(codes)
+        run.add("compressae sparse", f"k={k}, {label}", per * k, index.search(qcodes, n=TOP)[1],
+                train_s, enc_s, "k-code queries")
+        index.close()
+        index = compressae.SparseIndex(model, mode="reconstructed", storage=storage)
+        index.add(refit)
+        run.add("compressae asymmetric", f"k={k}, {label}", per * k, index.search(Q, n=TOP)[1],
+                train_s, enc_s + refit_s, "dense queries, refitted item values")
+        index.close()
+    if hasattr(codes, "pack"):
+        for bits in [int(b) for b in a.pack_bits.split(",")]:
+            try:
+                t0 = time.perf_counter()
+                packed = codes.pack(bits=bits)
+                pack_s = time.perf_counter() - t0
+                packed_refit = refit.pack(bits=bits)
+                size = packed.nbytes / len(C)
+                un, un_refit = unpack(packed), unpack(packed_refit)
+            except Exception as exc:  # an API other than the one probed: say so in the table
+                log(f"  packed bits={bits}: {exc!r}")
+                continue
+            for mode, items, queries, fam in (("sparse", un, qcodes, "compressae sparse"),
+                                              ("reconstructed", un_refit, Q, "compressae asymmetric")):
+                index = compressae.SparseIndex(model, mode=mode)
+                index.add(items)
+                run.add(fam, f"k={k}, packed {bits}-bit values", size,
+                        index.search(queries, n=TOP)[1], train_s, enc_s + pack_s,
+                        "recall of the unpacked codes")
+                index.close()
+
+
+# ---------------------------------------------------------------- peers
+
+def run_pq(C, Q, m, opq, run: Runner, opq_rows=0, pq_rows=0):
+    spec = f"OPQ{m},PQ{m}" if opq else f"PQ{m}"
+    index = faiss.index_factory(C.shape[1], spec, faiss.METRIC_INNER_PRODUCT)
+    note = ""
+    inner = faiss.downcast_index(index.index if opq else index)
+    # IndexPQ also trains a polysemous code ordering for Hamming pre-filtering
+    # by default: minutes of simulated annealing that plain ADC ranking never uses.
+    inner.do_polysemous_training = False
+    pq = inner.pq
+    if pq_rows:
+        # faiss samples at most 256 rows per centroid (65,536) for each sub-quantiser's
+        # k-means; fewer keep the training to minutes on a loaded machine.
+        pq.cp.max_points_per_centroid = max(1, pq_rows // pq.ksub)
+        note = f"PQ codebooks trained on {pq_rows:,} rows"
+    if opq and opq_rows:
+        # OPQ alternates rotation and PQ training: capped so that it ends in minutes here.
+        faiss.downcast_VectorTransform(index.chain.at(0)).max_train_points = opq_rows
+        note += f"; OPQ rotation trained on {opq_rows:,} rows"
+    t0 = time.perf_counter()
+    index.train(C)
+    train_s = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    codes = index.sa_encode(C)
+    enc_s = time.perf_counter() - t0
+    # The inner product of the dense query with each decoded item is the
+    # ranking of faiss's asymmetric (ADC) search; one BLAS product computes it
+    # faster than IndexPQ.search on this machine.
+    decoded = index.sa_decode(codes)
+    _, found = compressae.exact_search(decoded, Q, n=TOP, metric="ip")
+    run.add("faiss OPQ" if opq else "faiss PQ", f"m={m} x 8 bits", codes.shape[1], found, train_s, enc_s, note)
+
+
+def pca_axes(C, workdir):
+    """Principal axes (rows, by decreasing variance) and the time to find them (cached)."""
+    path = workdir / "pca-axes.npz"
+    if path.is_file():
+        z = np.load(path)
+        return z["vt"], float(z["seconds"])
+    t0 = time.perf_counter()
+    X = C - C.mean(0)
+    w, v = np.linalg.eigh(X.T @ X)
+    vt = np.ascontiguousarray(v[:, ::-1].T)
+    seconds = time.perf_counter() - t0
+    np.savez(path, vt=vt, seconds=seconds)
+    return vt, seconds
+
+
+def run_pca_int8(C, Q, vt, pca_s, dims, run: Runner):
+    t0 = time.perf_counter()
+    P = vt[:dims].T
+    c, q = unit(C @ P), unit(Q @ P)
+    index = faiss.IndexScalarQuantizer(dims, faiss.ScalarQuantizer.QT_8bit, faiss.METRIC_INNER_PRODUCT)
+    index.train(c)
+    train_s = pca_s + time.perf_counter() - t0
+    t0 = time.perf_counter()
+    codes = index.sa_encode(c)
+    enc_s = time.perf_counter() - t0
+    _, found = compressae.exact_search(index.sa_decode(codes), q, n=TOP, metric="ip")
+    run.add("PCA + int8", f"{dims} dims", codes.shape[1], found, train_s, enc_s,
+            "inner product with the decoded items")
+
+
+def hamming(cb, qb, bits):
+    index = faiss.IndexBinaryFlat(bits)
+    index.add(cb)
+    return index.search(qb, TOP)[1]
+
+
+def run_sign_rp(C, Q, bits, run: Runner):
+    rng = np.random.default_rng(7)
+    d = C.shape[1]
+    t0 = time.perf_counter()
+    blocks = []
+    for _ in range((bits + d - 1) // d):
+        qm, _ = np.linalg.qr(rng.standard_normal((d, d)))
+        blocks.append(qm)
+    R = np.concatenate(blocks, 1)[:, :bits].astype(np.float32)
+    train_s = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    cb = np.packbits(C @ R > 0, axis=1)
+    enc_s = time.perf_counter() - t0
+    run.add("binary sign(random rotation)", f"{bits} bits", bits / 8,
+            hamming(cb, np.packbits(Q @ R > 0, axis=1), bits), train_s, enc_s)
+
+
+def run_itq(C, Q, vt, pca_s, bits, run: Runner, iters=50):
+    rng = np.random.default_rng(11)
+    t0 = time.perf_counter()
+    mean = C.mean(0)
+    P = vt[:bits].T
+    V = (C - mean) @ P
+    R, _ = np.linalg.qr(rng.standard_normal((bits, bits)))
+    for _ in range(iters):
+        B = np.sign(V @ R)
+        u, _, wt = np.linalg.svd(B.T @ V)
+        R = (u @ wt).T
+    W = (P @ R).astype(np.float32)
+    train_s = pca_s + time.perf_counter() - t0
+    t0 = time.perf_counter()
+    cb = np.packbits((C - mean) @ W > 0, axis=1)
+    enc_s = time.perf_counter() - t0
+    run.add("binary ITQ", f"{bits} bits", bits / 8, hamming(cb, np.packbits((Q - mean) @ W > 0, axis=1), bits),
+            train_s, enc_s)
+
+
+# ---------------------------------------------------------------- output
+
+def plot(rows, path):
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    fig, ax = plt.subplots(figsize=(9, 6))
+    groups = {}
+    for r in rows:
+        key = r["family"]
+        v = r["variant"]
+        if r["family"].startswith("compressae"):
+            key += " (" + v.split(", ", 1)[1] + ")"
+        groups.setdefault(key, []).append((r["bytes"], r["recall"]))
+    for key, pts in sorted(groups.items()):
+        pts.sort()
+        mine = key.startswith("compressae")
+        ls = ("--" if "compact" in key or "packed" in key else "-") if mine else ":"
+        ax.plot(*zip(*pts), ls, marker="o", ms=4, lw=2.2 if mine else 1.2, label=key)
+    ax.set_xscale("log", base=2)
+    ax.set_xticks([16, 32, 64, 128, 256, 512])
+    ax.set_xticklabels(["16", "32", "64", "128", "256", "512"])
+    ax.set_xlim(12, 600)
+    ax.set_xlabel("bytes per vector (exact)")
+    ax.set_ylabel("Recall@100 (1,000 held-out queries)")
+    ax.set_title("Shared MiniLM set (116,659 x 384): recall against bytes per vector")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=7, loc="lower right")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+
+
+def markdown(rows, meta):
+    lines = [f"# Recall@100 against bytes per vector ({meta['date']})", "",
+             f"Command: `{meta['command']}`", "",
+             f"Machine: {meta['machine']}; commit {meta['commit']}; compressae {compressae.library_version()}, "
+             f"faiss {faiss.__version__}. Load average before {meta['load_before']}, after {meta['load_after']} "
+             f"(2 cores shared with other processes: training and encoding times are noisy, single runs). "
+             f"compressae models: h = {H}, the default recipe capped at {meta['epochs']} epochs, 2 threads.", "",
+             "| method | setting | bytes/vector | Recall@100 | train s | encode s (116,659 rows) | note |",
+             "|---|---|---:|---:|---:|---:|---|"]
+    for r in sorted(rows, key=lambda r: (r["family"], r["bytes"], r["variant"])):
+        f = lambda x: "" if x is None else f"{x:.1f}"
+        lines.append(f"| {r['family']} | {r['variant']} | {r['bytes']:.0f} | {r['recall']:.3f} | "
+                     f"{f(r['train_s'])} | {f(r['encode_s'])} | {r['note']} |")
+    lines += ["", "Best Recall@100 at each budget (bytes <= B):", "",
+              "| budget B | best compressae (mode, setting) | best quantiser (method, setting) |",
+              "|---:|---|---|"]
+    for b in (16, 32, 64, 128, 256, 512):
+        mine = [r for r in rows if r["family"].startswith("compressae") and r["bytes"] <= b]
+        peer = [r for r in rows if not r["family"].startswith("compressae") and r["bytes"] <= b]
+        fm = lambda rs: "-" if not rs else (lambda r: f"{r['recall']:.3f} ({r['family']}, {r['variant']}, "
+                                                     f"{r['bytes']:.0f} B)")(max(rs, key=lambda r: r["recall"]))
+        lines.append(f"| {b} | {fm(mine)} | {fm(peer)} |")
+    return "\n".join(lines) + "\n"
+
+
+def log_rows(lines):
+    """Rows from the progress lines of a run stopped before it wrote its CSV
+    (family and setting, bytes, recall; no times)."""
+    import re
+    families = ("compressae sparse", "compressae asymmetric", "faiss PQ", "faiss OPQ", "PCA + int8",
+                "binary sign(random rotation)", "binary ITQ")
+    pattern = re.compile(r"^\S+   (.+?) +([0-9.]+) B  R@100 ([0-9.]+)$")
+    for line in lines:
+        m = pattern.match(line.rstrip("\n"))
+        family = m and next((f for f in families if m.group(1).startswith(f + " ")), None)
+        if family:
+            yield dict(family=family, variant=m.group(1)[len(family):].strip(), bytes=m.group(2),
+                       recall=m.group(3), train_s="", encode_s="",
+                       note="from the run's log: stopped at the session's deadline, times not recorded")
+
+
+def write(rows, meta, stem):
+    """Table, CSV and plot of the rows so far (rewritten after every k)."""
+    meta["load_after"] = " ".join(f"{x:.2f}" for x in os.getloadavg())
+    with open(stem.with_suffix(".csv"), "w", newline="") as f:
+        w = csv.DictWriter(f, fieldnames=list(rows[0].keys()))
+        w.writeheader()
+        w.writerows(rows)
+    stem.with_suffix(".md").write_text(markdown(rows, meta))
+    plot(rows, stem.with_suffix(".png"))
+
+
+def main() -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--data", default="/work/shared/data")
+    p.add_argument("--workdir", default="/tmp/compressae-bytes-curve")
+    p.add_argument("--ks", default="4,32,8,16,64", help="in the order run (results are written after each)")
+    p.add_argument("--epochs", type=int, default=3)
+    p.add_argument("--pack-bits", default="8,4")
+    p.add_argument("--pq", default="16,24,32,48,64,96,128")
+    p.add_argument("--opq", default="16,32,64,128")
+    p.add_argument("--pq-rows", type=int, default=16384,
+                   help="rows each PQ sub-quantiser's k-means samples (0: faiss's default, 65,536)")
+    p.add_argument("--opq-rows", type=int, default=16384, help="rows OPQ trains its rotation on (0: all)")
+    p.add_argument("--faiss-threads", type=int, default=1)
+    p.add_argument("--pca", default="16,32,64,128,256,384")
+    p.add_argument("--rp-bits", default="128,256,512,1024,2048")
+    p.add_argument("--itq-bits", default="128,256,384")
+    p.add_argument("--out-dir", default=str(HERE / "results"))
+    p.add_argument("--tag", default="")
+    p.add_argument("--merge", default="",
+                   help="comma-separated CSV files (or logs, for runs stopped early) of earlier (partial) runs: join them (first row of a method "
+                        "and setting wins) into one table and plot, and run nothing")
+    a = p.parse_args()
+    workdir = Path(a.workdir)
+    workdir.mkdir(parents=True, exist_ok=True)
+    out = Path(a.out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    date = _dt.date.today().isoformat()
+    stem = out / f"bytes-curve-{date}{a.tag}"
+    cpu = next((l.split(":", 1)[1].strip() for l in subprocess.run(
+        ["lscpu"], capture_output=True, text=True).stdout.splitlines() if l.startswith("Model name:")), "?")
+    meta = dict(date=date, command="python3 benchmarks/bytes_curve.py " + " ".join(sys.argv[1:]),
+                machine=f"{cpu}, {os.cpu_count()} CPUs", epochs=a.epochs,
+                commit=subprocess.run(["git", "-C", str(REPO), "rev-parse", "--short", "HEAD"],
+                                      capture_output=True, text=True).stdout.strip(),
+                load_before=" ".join(f"{x:.2f}" for x in os.getloadavg()))
+    if a.merge:
+        rows, seen = [], set()
+        for path in a.merge.split(","):
+            with open(path) as f:
+                source = csv.DictReader(f) if path.endswith(".csv") else log_rows(f)
+                for r in source:
+                    if (r["family"], r["variant"]) in seen:
+                        continue
+                    seen.add((r["family"], r["variant"]))
+                    for key in ("bytes", "recall", "train_s", "encode_s"):
+                        r[key] = float(r[key]) if r[key] not in ("", "None") else None
+                    rows.append(r)
+        meta["command"] += "  (joins the CSV files of the runs named in the .md)"
+        write(rows, meta, stem)
+        print(markdown(rows, meta))
+        return 0
+    C, Q, ids, truth = load(a.data)
+    C, Q = unit(C), unit(Q)
+    faiss.omp_set_num_threads(a.faiss_threads)
+    run = Runner(ids, truth)
+    ints = lambda s: [int(x) for x in s.split(",") if x]
+    # compressae and the quantisers alternate, so that load from other
+    # processes spreads over both rather than over one family's times.
+    vt, pca_s = pca_axes(C, workdir)
+    peers = ([("pq", m) for m in ints(a.pq)] + [("pca", m) for m in ints(a.pca)]
+             + [("rp", b) for b in ints(a.rp_bits)] + [("itq", b) for b in ints(a.itq_bits)]
+             + [("opq", m) for m in ints(a.opq)])
+    ks = ints(a.ks)
+    per_k = max(1, -(-len(peers) // max(1, len(ks))))
+    for i, k in enumerate(ks):
+        log(f"== compressae k = {k}")
+        run_compressae(k, C, Q, a, workdir, run)
+        for kind, v in peers[i * per_k:(i + 1) * per_k]:
+            if kind == "pq":
+                run_pq(C, Q, v, False, run, pq_rows=a.pq_rows)
+            elif kind == "opq":
+                run_pq(C, Q, v, True, run, a.opq_rows, a.pq_rows)
+            elif kind == "pca":
+                run_pca_int8(C, Q, vt, pca_s, v, run)
+            elif kind == "rp":
+                run_sign_rp(C, Q, v, run)
+            else:
+                run_itq(C, Q, vt, pca_s, v, run)
+        write(run.rows, meta, stem)
+    print(markdown(run.rows, meta))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
