@@ -81,7 +81,17 @@ enum csae_index_mode {
 /** Storage of a csae_index's codes. */
 enum csae_index_storage {
     CSAE_STORAGE_STANDARD = 0,    /**< float32 values (8 bytes per nonzero reconstructed, 6 sparse) */
-    CSAE_STORAGE_COMPACT = 1      /**< half-precision values (and uint16 indices in reconstructed mode): 4 bytes */
+    CSAE_STORAGE_COMPACT = 1,     /**< half-precision values (and uint16 indices in reconstructed mode): 4 bytes */
+    CSAE_STORAGE_PACKED8 = 2,     /**< 8-bit value levels + a float32 scale per item (the packed codes' quantiser):
+                                       3 bytes per nonzero (uint16 index or item id + level) + 4 per item */
+    CSAE_STORAGE_PACKED4 = 3      /**< 4-bit value levels: 2.5 bytes per nonzero + 4 per item */
+};
+
+/** Index codings of packed codes (csae_codes_pack). */
+enum csae_index_coding {
+    CSAE_CODING_AUTO = 0,         /**< whichever is smaller for h and k (fixed width on a tie) */
+    CSAE_CODING_FIXED_WIDTH = 1,  /**< ceil(log2 h) bits per index, ascending */
+    CSAE_CODING_ELIAS_FANO = 2    /**< Elias-Fano: floor(log2(h / k)) low bits each + a unary high part */
 };
 
 /** Encoder initialisation of csae_model_create. */
@@ -445,7 +455,8 @@ int32_t csae_get_num_threads(void);
 ///                 CSAE_INDEX_RECONSTRUCTED (cosine between decoded vectors)
 /// @param storage  CSAE_STORAGE_STANDARD (int32 + float32 per nonzero) or
 ///                 CSAE_STORAGE_COMPACT (half-precision values; uint16 indices in
-///                 reconstructed mode)
+///                 reconstructed mode), CSAE_STORAGE_PACKED8 / CSAE_STORAGE_PACKED4
+///                 (8- or 4-bit value levels with a scale per item)
 /// @param out      receives the new handle; release it with csae_index_free
 int32_t csae_index_create(csae_model *model, int32_t mode, int32_t storage, csae_index **out);
 
@@ -528,6 +539,64 @@ int32_t csae_index_save(csae_index *index, const char *path);
 /// index was built with (same shape and weights), else CSAE_ERR_INVALID_ARGUMENT.
 /// @param out  receives the new handle
 int32_t csae_index_load(const char *path, csae_model *model, csae_index **out);
+
+/* -- CABI/PackedExports.swift -- */
+
+/// Sizes of packed codes (docs/file-formats.md, "Packed codes"): a row takes
+/// 4 + ceil((index bits + k * bits) / 8) bytes, the serialized form 28 + n * row bytes.
+/// @param h           latent dimension, 1 <= h <= INT32_MAX
+/// @param k           nonzeros per row, 1 <= k <= h
+/// @param bits        bits per value level: 8 or 4
+/// @param coding      a csae_index_coding; CSAE_CODING_AUTO picks the smaller
+/// @param n           rows (>= 0)
+/// @param row_bytes   receives the bytes of one packed row (may be NULL)
+/// @param total_bytes receives the bytes of the serialized form of n rows (may be NULL)
+/// @param coding_used receives the coding chosen (may be NULL)
+/// @return CSAE_OK or CSAE_ERR_INVALID_ARGUMENT
+int32_t csae_packed_size(int64_t h, int64_t k, int32_t bits, int32_t coding, int64_t n,
+                         int64_t *row_bytes, int64_t *total_bytes, int32_t *coding_used);
+
+/// Packs n codes of k nonzeros into the serialized packed form: values
+/// quantised to bits-bit signed levels with a float32 scale per row
+/// (scale = max |value| / (2^(bits-1) - 1)), indices ascending in the coding.
+/// @param indices   n*k latent indices in [0, h), none twice in a row
+/// @param values    n*k finite values
+/// @param n         rows (>= 1)
+/// @param out       receives the serialized form (csae_packed_size's total_bytes)
+/// @param capacity  size of out in bytes; at least total_bytes
+/// @param written   receives the bytes written (may be NULL)
+/// @return CSAE_OK, CSAE_ERR_INVALID_ARGUMENT (also a capacity below the
+///         size), or CSAE_ERR_OUT_OF_MEMORY
+int32_t csae_codes_pack(const int32_t *indices, const float *values, int64_t n, int64_t k,
+                        int64_t h, int32_t bits, int32_t coding, uint8_t *out, int64_t capacity,
+                        int64_t *written);
+
+/// Reads the header of a serialized packed form and checks its size (O(1);
+/// the rows are verified by csae_codes_unpack).
+/// @param data    the serialized form
+/// @param size    its bytes
+/// @param n, k, h receive rows, nonzeros per row and the latent dimension (each may be NULL)
+/// @param bits    receives the bits per value level (may be NULL)
+/// @param coding  receives the index coding, CSAE_CODING_FIXED_WIDTH or
+///                CSAE_CODING_ELIAS_FANO (may be NULL)
+/// @return CSAE_OK, CSAE_ERR_INVALID_ARGUMENT (NULL data), or CSAE_ERR_FORMAT
+int32_t csae_packed_info(const uint8_t *data, int64_t size, int64_t *n, int64_t *k, int64_t *h,
+                         int32_t *bits, int32_t *coding);
+
+/// Unpacks a serialized packed form into n*k indices and dequantised values
+/// (level * scale), each row ordered by decreasing |value| (ties: lower index
+/// first). Every row is verified first against what the packer writes; a
+/// damaged or crafted buffer fails with CSAE_ERR_FORMAT, having written
+/// nothing the caller should use.
+/// @param data      the serialized form
+/// @param size      its bytes
+/// @param indices   receives n*k latent indices
+/// @param values    receives n*k values
+/// @param capacity  size of indices and of values, in elements (each); at least n*k
+/// @return CSAE_OK, CSAE_ERR_INVALID_ARGUMENT (NULL pointers, capacity too
+///         small), CSAE_ERR_FORMAT, or CSAE_ERR_OUT_OF_MEMORY
+int32_t csae_codes_unpack(const uint8_t *data, int64_t size, int32_t *indices, float *values,
+                          int64_t capacity);
 
 /* -- CABI/TrainingSourceExports.swift -- */
 

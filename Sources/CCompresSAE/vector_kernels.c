@@ -103,6 +103,7 @@ static uint64_t compress_permutation[256];
 #define MADD8(acc, x, y) ((v8f)_mm256_fmadd_ps((__m256)(x), (__m256)(y), (__m256)(acc)))
 #define MADD1(acc, x, y) __builtin_fmaf((x), (y), (acc))
 #include "vector_kernels_impl.h"
+#include "packed_kernels_impl.h"
 #include "selection_impl.h"
 #include "gemm_impl.h"
 #undef MADD1
@@ -126,6 +127,7 @@ static uint64_t compress_permutation[256];
  * instruction sets. (No MADD8: gemm_impl.h has a baseline tile of its own.) */
 #define MADD1(acc, x, y) ((float)((double)(acc) + (double)(x) * (double)(y)))
 #include "vector_kernels_impl.h"
+#include "packed_kernels_impl.h"
 #include "selection_impl.h"
 #include "gemm_impl.h"
 #undef MADD1
@@ -230,4 +232,30 @@ CSAE_HIDDEN void csae_k_latent_block_sums(float *acc, float *acc_bias, int64_t d
                                           int64_t count, const float *normalized, const float *up_k,
                                           const float *up_4k) {
     DISPATCH(csae_k_latent_block_sums, (acc, acc_bias, d, entries, count, normalized, up_k, up_4k));
+}
+
+CSAE_HIDDEN void csae_k_sparse_times_dense64_levels8(float *out, uint8_t *flags, int64_t items, int64_t k,
+                                                     const uint16_t *indices, const uint8_t *levels,
+                                                     const float *scales, const float *dense, const float *limits) {
+    DISPATCH(csae_k_sparse_times_dense64_levels8, (out, flags, items, k, indices, levels, scales, dense, limits));
+}
+
+CSAE_HIDDEN void csae_k_sparse_times_dense64_levels4(float *out, uint8_t *flags, int64_t items, int64_t k,
+                                                     const uint16_t *indices, const uint8_t *levels,
+                                                     const float *scales, const float *dense, const float *limits) {
+    DISPATCH(csae_k_sparse_times_dense64_levels4, (out, flags, items, k, indices, levels, scales, dense, limits));
+}
+
+CSAE_HIDDEN void csae_k_scatter_lists_levels8(float *acc, const uint16_t *ids, const uint8_t *levels,
+                                              const int64_t *from, const int64_t *to, const float *w, int64_t lists) {
+    DISPATCH(csae_k_scatter_lists_levels8, (acc, ids, levels, from, to, w, lists));
+}
+
+CSAE_HIDDEN void csae_k_scatter_lists_levels4(float *acc, const uint16_t *ids, const uint8_t *levels,
+                                              const int64_t *from, const int64_t *to, const float *w, int64_t lists) {
+    DISPATCH(csae_k_scatter_lists_levels4, (acc, ids, levels, from, to, w, lists));
+}
+
+CSAE_HIDDEN void csae_k_multiply(float *x, const float *scales, int64_t n) {
+    DISPATCH(csae_k_multiply, (x, scales, n));
 }

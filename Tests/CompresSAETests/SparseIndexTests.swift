@@ -277,7 +277,7 @@ struct IndexPersistenceTests {
         let model = try CompresSAEModel(inputDim: d, latentDim: 512, k: 8, seed: 1)
         let items = Array(x[..<(600 * d)]), queries = Array(x[(600 * d)...])
         for mode in [SparseIndex.Mode.sparse, .reconstructed] {
-            for storage in [SparseIndex.Storage.standard, .compact] {
+            for storage in [SparseIndex.Storage.standard, .compact, .packed8, .packed4] {
                 let index = try SparseIndex(model: model, mode: mode, storage: storage)
                 try items.withUnsafeBufferPointer { try index.add(dense: $0, rows: 600) }
                 let before = try results(index, queries, rows: 100, n: 20)
@@ -298,6 +298,9 @@ struct IndexPersistenceTests {
                 case (.sparse, .compact): 4
                 case (.reconstructed, .standard): 8
                 case (.reconstructed, .compact): 4
+                // 16-bit index or item id + a level, and 4 B per item (8 nonzeros).
+                case (_, .packed8): 3 + 0.5
+                case (_, .packed4): 2.5 + 0.5
                 }
                 #expect(bytesPerNonzero == expected, "\(mode) \(storage)")
             }

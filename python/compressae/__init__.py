@@ -30,12 +30,14 @@ from .errors import (
 from .index import SparseIndex, get_num_threads, set_num_threads
 from .metrics import exact_search, recall_at_n
 from .model import LOSS_NAMES, REFERENCE_TRAINING, CompresSAE, SparseCodes
+from .packed import PackedCodes
 from . import export
 from ._training_source import TrainingRows, TrainingStream
 
 __all__ = [
     "CompresSAE",
     "SparseCodes",
+    "PackedCodes",
     "SparseIndex",
     "set_num_threads",
     "get_num_threads",

@@ -43,9 +43,23 @@ CSAE_INDEX_MODE_NAMES = {
 # ---- enum csae_index_storage
 CSAE_STORAGE_STANDARD = 0
 CSAE_STORAGE_COMPACT = 1
+CSAE_STORAGE_PACKED8 = 2
+CSAE_STORAGE_PACKED4 = 3
 CSAE_INDEX_STORAGE_NAMES = {
     0: 'CSAE_STORAGE_STANDARD',
     1: 'CSAE_STORAGE_COMPACT',
+    2: 'CSAE_STORAGE_PACKED8',
+    3: 'CSAE_STORAGE_PACKED4',
+}
+
+# ---- enum csae_index_coding
+CSAE_CODING_AUTO = 0
+CSAE_CODING_FIXED_WIDTH = 1
+CSAE_CODING_ELIAS_FANO = 2
+CSAE_INDEX_CODING_NAMES = {
+    0: 'CSAE_CODING_AUTO',
+    1: 'CSAE_CODING_FIXED_WIDTH',
+    2: 'CSAE_CODING_ELIAS_FANO',
 }
 
 # ---- enum csae_init
@@ -351,6 +365,44 @@ FUNCTIONS = {
         ('path', c_char_p),
         ('model', c_void_p),
         ('out', POINTER(c_void_p)),
+    ]),
+    'csae_packed_size': (c_int32, [
+        ('h', c_int64),
+        ('k', c_int64),
+        ('bits', c_int32),
+        ('coding', c_int32),
+        ('n', c_int64),
+        ('row_bytes', POINTER(c_int64)),
+        ('total_bytes', POINTER(c_int64)),
+        ('coding_used', POINTER(c_int32)),
+    ]),
+    'csae_codes_pack': (c_int32, [
+        ('indices', POINTER(c_int32)),
+        ('values', POINTER(c_float)),
+        ('n', c_int64),
+        ('k', c_int64),
+        ('h', c_int64),
+        ('bits', c_int32),
+        ('coding', c_int32),
+        ('out', POINTER(c_uint8)),
+        ('capacity', c_int64),
+        ('written', POINTER(c_int64)),
+    ]),
+    'csae_packed_info': (c_int32, [
+        ('data', POINTER(c_uint8)),
+        ('size', c_int64),
+        ('n', POINTER(c_int64)),
+        ('k', POINTER(c_int64)),
+        ('h', POINTER(c_int64)),
+        ('bits', POINTER(c_int32)),
+        ('coding', POINTER(c_int32)),
+    ]),
+    'csae_codes_unpack': (c_int32, [
+        ('data', POINTER(c_uint8)),
+        ('size', c_int64),
+        ('indices', POINTER(c_int32)),
+        ('values', POINTER(c_float)),
+        ('capacity', c_int64),
     ]),
     'csae_row_source_defaults': (csae_row_source, []),
     'csae_model_train_source': (c_int32, [

@@ -13,7 +13,10 @@ and two storages: ``"standard"`` (float32 values: int32 index + value per
 nonzero in reconstructed mode, the paper's CSR; a 16-bit item id + value in
 sparse mode's posting lists) and ``"compact"`` (half-precision values, and
 16-bit latent indices in reconstructed mode; 4 bytes per nonzero; scores are
-then approximate).
+then approximate), and ``"packed8"`` / ``"packed4"``: values as the 8- or
+4-bit levels of :meth:`SparseCodes.pack` with a float32 scale per item (3 or
+2.5 bytes per nonzero + 4 per item), ranking exactly as brute force over the
+packed codes' dequantised values.
 """
 
 from __future__ import annotations
@@ -39,7 +42,8 @@ _ADD_CODES_CHUNK_ENTRIES = 2**24
 __all__ = ["SparseIndex", "set_num_threads", "get_num_threads"]
 
 _MODES = {"sparse": _ffi.CSAE_INDEX_SPARSE, "reconstructed": _ffi.CSAE_INDEX_RECONSTRUCTED}
-_STORAGES = {"standard": _ffi.CSAE_STORAGE_STANDARD, "compact": _ffi.CSAE_STORAGE_COMPACT}
+_STORAGES = {"standard": _ffi.CSAE_STORAGE_STANDARD, "compact": _ffi.CSAE_STORAGE_COMPACT,
+             "packed8": _ffi.CSAE_STORAGE_PACKED8, "packed4": _ffi.CSAE_STORAGE_PACKED4}
 _MODE_NAMES = {v: k for k, v in _MODES.items()}
 _STORAGE_NAMES = {v: k for k, v in _STORAGES.items()}
 
@@ -155,13 +159,16 @@ class SparseIndex:
         inverted index. ``"reconstructed"``: cosine between decoded vectors
         ``x_hat = s @ decoder_w``, O(k) per item; a dense query is then used
         as it is (asymmetric search).
-    storage : {"standard", "compact"}, default "standard"
+    storage : {"standard", "compact", "packed8", "packed4"}, default "standard"
         ``"standard"``: float32 values; 8 bytes per nonzero in reconstructed
         mode (int32 index, float32 value), 6 in sparse mode (posting lists
         keep 16-bit item ids relative to 8192-item tiles).
         ``"compact"``: half-precision values (and uint16 indices in
         reconstructed mode): 4 bytes per nonzero in both modes. Scores are
         then rounded accordingly.
+        ``"packed8"`` / ``"packed4"``: values quantised as :meth:`SparseCodes.pack`
+        does (8- or 4-bit levels, a float32 scale per item); 3 or 2.5 bytes
+        per nonzero plus 4 per item. Exact for the quantised codes.
 
     Notes
     -----
@@ -253,7 +260,7 @@ class SparseIndex:
 
         Parameters
         ----------
-        items : SparseCodes, (indices, values) tuple, scipy sparse matrix, or array_like
+        items : SparseCodes, PackedCodes, (indices, values) tuple, scipy sparse matrix, or array_like
             Codes of the model (``k`` nonzeros per row, no latent twice in a
             row; a scipy matrix needs the same number of stored entries in
             every row), or dense vectors of shape ``(n, input_dim)`` (or
@@ -270,6 +277,9 @@ class SparseIndex:
             ``[0, latent_dim)`` or repeated in a row, NaN/Inf, a zero dense
             row, or a model trained since the first add.
         """
+        from .packed import PackedCodes
+        if isinstance(items, PackedCodes):
+            items = items.unpack()
         if _is_codes(items):
             indices, values = _code_arrays(items, self._h, "codes")
             n, k = indices.shape
@@ -431,7 +441,7 @@ class SparseIndex:
 
     @property
     def storage(self) -> str:
-        """``"standard"`` or ``"compact"``."""
+        """``"standard"``, ``"compact"``, ``"packed8"`` or ``"packed4"``."""
         return self._storage
 
     @property

@@ -185,6 +185,20 @@ class SparseCodes:
         matrix.sum_duplicates()  # also sorts the indices
         return matrix
 
+    def pack(self, bits: int = 8, index_coding: str = "auto"):
+        """The codes in the packed layout: a :class:`~compressae.PackedCodes`.
+
+        Each row keeps its latents (bit-packed: ``index_coding``
+        ``"fixed-width"``, ``ceil(log2 dim)`` bits each, ``"elias-fano"``, or
+        ``"auto"`` for the smaller) and its values as signed ``bits``-bit
+        levels (8 or 4) of a float32 scale, ``max |value| / (2**(bits-1) - 1)``:
+        ``4 + ceil((index bits + k * bits) / 8)`` bytes per row (72 at
+        ``dim`` 4096, ``k`` 32 and 8 bits; 56 at 4 bits). For a reconstructed
+        index, refit first (``encode(refit=True)``) and pack the refitted codes.
+        """
+        from .packed import pack
+        return pack(self, bits, index_coding)
+
     def to_nonnegative(self) -> "SparseCodes":
         """The sign split: non-negative codes over ``2 * dim`` latents.
 

@@ -75,6 +75,24 @@ void csae_k_scatter_lists(float *acc, const uint16_t *ids, const float *values, 
 /* The same with half-precision value bits (zero or normal halves). */
 void csae_k_scatter_lists_half(float *acc, const uint16_t *ids, const uint16_t *values, const int64_t *from,
                                const int64_t *to, const float *w, int64_t lists);
+/* Packed index storages: values are 8-bit levels (two's-complement bytes) or
+ * 4-bit levels (two's-complement nibbles, entry e in byte e / 2, low nibble
+ * first), and each item's sums are multiplied by its scale. Reconstructed
+ * rows: k uint16 indices and k bytes (8-bit) or (k + 1) / 2 bytes (4-bit) of
+ * levels per item; out[i, l] = scales[i] * sum_t level[i, t] * dense[indices[i, t], l]. */
+void csae_k_sparse_times_dense64_levels8(float *out, uint8_t *flags, int64_t items, int64_t k,
+                                         const uint16_t *indices, const uint8_t *levels, const float *scales,
+                                         const float *dense, const float *limits);
+void csae_k_sparse_times_dense64_levels4(float *out, uint8_t *flags, int64_t items, int64_t k,
+                                         const uint16_t *indices, const uint8_t *levels, const float *scales,
+                                         const float *dense, const float *limits);
+/* csae_k_scatter_lists with levels addressed by entry number e. */
+void csae_k_scatter_lists_levels8(float *acc, const uint16_t *ids, const uint8_t *levels, const int64_t *from,
+                                  const int64_t *to, const float *w, int64_t lists);
+void csae_k_scatter_lists_levels4(float *acc, const uint16_t *ids, const uint8_t *levels, const int64_t *from,
+                                  const int64_t *to, const float *w, int64_t lists);
+/* x[i] *= scales[i] for i in [0, n). */
+void csae_k_multiply(float *x, const float *scales, int64_t n);
 /* The first i in [from, n) with x[i] > threshold (NaN is never above), or n;
  * sets x[from..i) to 0 (the caller zeroes x[i] after reading it). */
 int64_t csae_k_next_above(float *x, int64_t from, int64_t n, float threshold);

@@ -63,7 +63,17 @@ enum csae_index_mode {
 /** Storage of a csae_index's codes. */
 enum csae_index_storage {
     CSAE_STORAGE_STANDARD = 0,    /**< float32 values (8 bytes per nonzero reconstructed, 6 sparse) */
-    CSAE_STORAGE_COMPACT = 1      /**< half-precision values (and uint16 indices in reconstructed mode): 4 bytes */
+    CSAE_STORAGE_COMPACT = 1,     /**< half-precision values (and uint16 indices in reconstructed mode): 4 bytes */
+    CSAE_STORAGE_PACKED8 = 2,     /**< 8-bit value levels + a float32 scale per item (the packed codes' quantiser):
+                                       3 bytes per nonzero (uint16 index or item id + level) + 4 per item */
+    CSAE_STORAGE_PACKED4 = 3      /**< 4-bit value levels: 2.5 bytes per nonzero + 4 per item */
+};
+
+/** Index codings of packed codes (csae_codes_pack). */
+enum csae_index_coding {
+    CSAE_CODING_AUTO = 0,         /**< whichever is smaller for h and k (fixed width on a tie) */
+    CSAE_CODING_FIXED_WIDTH = 1,  /**< ceil(log2 h) bits per index, ascending */
+    CSAE_CODING_ELIAS_FANO = 2    /**< Elias-Fano: floor(log2(h / k)) low bits each + a unary high part */
 };
 
 /** Encoder initialisation of csae_model_create. */

@@ -30,7 +30,8 @@ public typealias ConstIndexHandle = OpaquePointer
 ///                 CSAE_INDEX_RECONSTRUCTED (cosine between decoded vectors)
 /// @param storage  CSAE_STORAGE_STANDARD (int32 + float32 per nonzero) or
 ///                 CSAE_STORAGE_COMPACT (half-precision values; uint16 indices in
-///                 reconstructed mode)
+///                 reconstructed mode), CSAE_STORAGE_PACKED8 / CSAE_STORAGE_PACKED4
+///                 (8- or 4-bit value levels with a scale per item)
 /// @param out      receives the new handle; release it with csae_index_free
 @c public func csae_index_create(
     _ model: OpaquePointer?, _ mode: Int32, _ storage: Int32, _ out: UnsafeMutablePointer<OpaquePointer?>?
@@ -43,7 +44,7 @@ public typealias ConstIndexHandle = OpaquePointer
             throw CompresSAEError.invalid("mode must be CSAE_INDEX_SPARSE (0) or CSAE_INDEX_RECONSTRUCTED (1), got \(mode)")
         }
         guard let storage = SparseIndex.Storage(rawValue: storage) else {
-            throw CompresSAEError.invalid("storage must be CSAE_STORAGE_STANDARD (0) or CSAE_STORAGE_COMPACT (1), got \(storage)")
+            throw CompresSAEError.invalid("storage must be CSAE_STORAGE_STANDARD (0), CSAE_STORAGE_COMPACT (1), CSAE_STORAGE_PACKED8 (2) or CSAE_STORAGE_PACKED4 (3), got \(storage)")
         }
         out.pointee = indexHandles.insert(try SparseIndex(model: m, mode: mode, storage: storage))
     }

@@ -143,7 +143,7 @@ extension SparseIndex {
         let kept = min(n, itemCount)
         let workers = max(1, min(Parallel.threadCount(requested: threads), rows))
         let outScores = SharedPointer(scores), outIDs = SharedPointer(ids)
-        let compact = storage == .compact
+        let compact = storage == .compact, levelBits = storage.levelBits
         let tile = Self.searchTile
         let tiles = (itemCount + tile - 1) / tile
         let floorRank = Self.floorSampleRank(n: kept)
@@ -167,6 +167,9 @@ extension SparseIndex {
         state.postingLocalIDs.withUnsafeBufferPointer { idBuffer in
         state.postingValues.withUnsafeBufferPointer { valueBuffer in
         state.postingValues16.withUnsafeBufferPointer { value16Buffer in
+        state.postingLevels.withUnsafeBufferPointer { levelBuffer in
+        state.itemScales.withUnsafeBufferPointer { itemScaleBuffer in
+            let levels = UnsafeSendableBox(levelBuffer.baseAddress), itemScales = UnsafeSendableBox(itemScaleBuffer.baseAddress)
             let start = SharedConstPointer(startBuffer.baseAddress!)
             let offsets = SharedConstPointer(offsetBuffer.baseAddress!), postingIDs = SharedConstPointer(idBuffer.baseAddress!)
             let postingValues = UnsafeSendableBox(valueBuffer.baseAddress), postingValues16 = UnsafeSendableBox(value16Buffer.baseAddress)
@@ -196,7 +199,12 @@ extension SparseIndex {
                             segmentFrom[t] = Int64(listStarts[t] + Int(lists[t][tileIndex]))
                             segmentTo[t] = Int64(listStarts[t] + Int(lists[t][tileIndex + 1]))
                         }
-                        if compact {
+                        if let levelBits {
+                            // Packed: the levels' sums, then each item's scale.
+                            let scatter = levelBits == 8 ? csae_k_scatter_lists_levels8 : csae_k_scatter_lists_levels4
+                            scatter(accumulator, postingIDs.base, levels.value!, segmentFrom, segmentTo, weights, Int64(k))
+                            csae_k_multiply(accumulator, itemScales.value! + tileStart, Int64(tileCount))
+                        } else if compact {
                             csae_k_scatter_lists_half(accumulator, postingIDs.base, postingValues16.value!,
                                                       segmentFrom, segmentTo, weights, Int64(k))
                         } else {
@@ -218,6 +226,8 @@ extension SparseIndex {
                     q += workers
                 }
             }
+        }
+        }
         }
         }
         }
@@ -247,7 +257,7 @@ extension SparseIndex {
         let block = try FallibleBuffer<Float>(count: try Size.product(qb, d, what: "a query block"), "a block of queries")
         var selectorPool: [TopNSelector] = []
         for _ in 0..<(workers * qb + 1) { selectorPool.append(try TopNSelector(capacity: kept)) }
-        let compact = storage == .compact
+        let compact = storage == .compact, levelBits = storage.levelBits
         let expectedVersion = state.modelVersion
 
         try selectorPool.withUnsafeMutableBufferPointer { selectorBuffer in
@@ -263,6 +273,9 @@ extension SparseIndex {
         state.rowIndices16.withUnsafeBufferPointer { idx16Buffer in
         state.rowValues.withUnsafeBufferPointer { valBuffer in
         state.rowValues16.withUnsafeBufferPointer { val16Buffer in
+        state.rowLevels.withUnsafeBufferPointer { levelBuffer in
+        state.itemScales.withUnsafeBufferPointer { itemScaleBuffer in
+            let levels = UnsafeSendableBox(levelBuffer.baseAddress), itemScales = UnsafeSendableBox(itemScaleBuffer.baseAddress)
             let rowIdx = UnsafeSendableBox(idxBuffer.baseAddress), rowIdx16 = UnsafeSendableBox(idx16Buffer.baseAddress)
             let rowVal = UnsafeSendableBox(valBuffer.baseAddress), rowVal16 = UnsafeSendableBox(val16Buffer.baseAddress)
             let uShared = SharedConstPointer(UnsafePointer(u.base))
@@ -297,7 +310,12 @@ extension SparseIndex {
                         // The kernel flags items against the limits as they stand at
                         // the run's start; limits only rise, so flagged items are
                         // re-checked below and unflagged ones can be skipped.
-                        if compact {
+                        if let levelBits {
+                            let score = levelBits == 8 ? csae_k_sparse_times_dense64_levels8 : csae_k_sparse_times_dense64_levels4
+                            score(runScores, runFlags, Int64(runCount), Int64(k), rowIdx16.value! + runStart * k,
+                                  levels.value! + runStart * Self.levelRowBytes(k: k, bits: levelBits),
+                                  itemScales.value! + runStart, uShared.base, flatLimits)
+                        } else if compact {
                             csae_k_sparse_times_dense64_compact(runScores, runFlags, Int64(runCount), Int64(k),
                                                                 rowIdx16.value! + runStart * k,
                                                                 rowVal16.value! + runStart * k, uShared.base, flatLimits)
@@ -335,6 +353,8 @@ extension SparseIndex {
                 }
                 first += qb
             }
+        }
+        }
         }
         }
         }

@@ -31,8 +31,18 @@ public final class SparseIndex: @unchecked Sendable {
         /// Half-precision values (and uint16 latent indices in reconstructed
         /// mode): 4 bytes per nonzero in either mode. Scores are then approximate.
         case compact = 1
+        /// 8-bit value levels with a float32 scale per item (the packed codes'
+        /// quantiser, `PackedCodes`): in reconstructed mode a uint16 latent
+        /// index + 1 byte per nonzero, in sparse mode's posting lists a 16-bit
+        /// item id + 1 byte; plus 4 bytes per item. Exact for the quantised codes.
+        case packed8 = 2
+        /// 4-bit value levels (half a byte per nonzero), otherwise as `packed8`.
+        case packed4 = 3
 
-        var name: String { self == .standard ? "standard" : "compact" }
+        var name: String { ["standard", "compact", "packed8", "packed4"][Int(rawValue)] }
+
+        /// Bits per value level of a packed storage, else `nil`.
+        var levelBits: Int? { self == .packed8 ? 8 : self == .packed4 ? 4 : nil }
     }
 
     public let model: CompresSAEModel
@@ -72,6 +82,13 @@ public final class SparseIndex: @unchecked Sendable {
         /// relative to the list's start: `tileOffsets[latent * (tiles + 1) + tile]`
         /// (the last one is the list's length); rebuilt with the lists.
         var tileOffsets: [Int32] = []
+
+        // Packed storages (SparseIndex+Packed.swift): value levels and a
+        // scale per item; reconstructed mode keeps its indices in `rowIndices16`,
+        // sparse mode's pending values are the levels.
+        var rowLevels: [UInt8] = []
+        var postingLevels: [UInt8] = []
+        var itemScales: [Float] = []
     }
 
     /// Item ids per tile of the sparse search: a tile's score accumulators
@@ -81,8 +98,8 @@ public final class SparseIndex: @unchecked Sendable {
 
     /// Creates an empty index over the codes of `model`.
     public init(model: CompresSAEModel, mode: Mode, storage: Storage = .standard) throws {
-        if storage == .compact && mode == .reconstructed && model.latentDim > 65536 {
-            throw CompresSAEError.invalid("compact storage keeps latent indices in 16 bits: latent_dim must be <= 65536, got \(model.latentDim)")
+        if storage != .standard && mode == .reconstructed && model.latentDim > 65536 {
+            throw CompresSAEError.invalid("\(storage.name) storage keeps latent indices in 16 bits: latent_dim must be <= 65536, got \(model.latentDim)")
         }
         self.model = model
         self.mode = mode
@@ -107,7 +124,7 @@ public final class SparseIndex: @unchecked Sendable {
             return s.rowIndices.count * 4 + s.rowIndices16.count * 2 + s.rowValues.count * 4 + s.rowValues16.count * 2
                 + s.postingStart.count * 8 + s.postingLocalIDs.count * 2 + s.postingValues.count * 4
                 + s.postingValues16.count * 2 + s.pendingIndices.count * 4 + s.pendingValues.count * 4
-                + s.tileOffsets.count * 4
+                + s.tileOffsets.count * 4 + s.rowLevels.count + s.postingLevels.count + s.itemScales.count * 4
         }
     }
 
@@ -135,6 +152,9 @@ public final class SparseIndex: @unchecked Sendable {
         try InputValidation.checkCount(values.count, rows: rows, cols: k, name: "values")
         try Self.validateCodes(indices: indices.baseAddress!, values: values.baseAddress!, rows: rows, k: k,
                                latentDim: model.latentDim, what: "code")
+        // A packed index holds the quantised levels; its item scales fold in the rest.
+        let levels = try storage.levelBits.map { try Self.quantizedLevels(values, rows: rows, k: k, bits: $0) }
+        let values = levels.map { UnsafeBufferPointer($0.buffer) } ?? values
         try lock.withWriteLock {
             if let existing = state.k, existing != k {
                 throw CompresSAEError.invalid("the index holds codes with k = \(existing); these have k = \(k)")
@@ -157,8 +177,16 @@ public final class SparseIndex: @unchecked Sendable {
             case .sparse:
                 try reserveGrowth(of: state.pendingValues.count, by: nonzeros, Float.self, "the items to be indexed")
                 try reserveGrowth(of: state.pendingIndices.count, by: nonzeros, Int32.self, "the items to be indexed")
+                if storage.levelBits != nil {
+                    try reserveGrowth(of: state.itemScales.count, by: rows, Float.self, "the items' scales")
+                }
             case .reconstructed:
-                if storage == .standard {
+                if let bits = storage.levelBits {
+                    try reserveGrowth(of: state.rowIndices16.count, by: nonzeros, UInt16.self, "the index's codes")
+                    try reserveGrowth(of: state.rowLevels.count, by: try Size.product(rows, Self.levelRowBytes(k: k, bits: bits), what: "the index's codes"),
+                                      UInt8.self, "the index's codes")
+                    try reserveGrowth(of: state.itemScales.count, by: rows, Float.self, "the items' scales")
+                } else if storage == .standard {
                     try reserveGrowth(of: state.rowValues.count, by: nonzeros, Float.self, "the index's codes")
                     try reserveGrowth(of: state.rowIndices.count, by: nonzeros, Int32.self, "the index's codes")
                 } else {
@@ -266,6 +294,9 @@ public final class SparseIndex: @unchecked Sendable {
     }
 
     private func appendRows(indices: UnsafePointer<Int32>, values: UnsafePointer<Float>, scales: [Float], rows: Int, k: Int) {
+        if let bits = storage.levelBits {
+            return appendPackedRows(indices: indices, levels: values, scales: scales, rows: rows, k: k, bits: bits)
+        }
         for i in 0..<rows {
             for t in 0..<k {
                 let value = values[i * k + t] * scales[i]
@@ -276,18 +307,23 @@ public final class SparseIndex: @unchecked Sendable {
                 case .compact:
                     state.rowIndices16.append(UInt16(indices[i * k + t]))
                     state.rowValues16.append(HalfPrecision.encode(value))
+                case .packed8, .packed4:
+                    preconditionFailure("packed rows are appended by appendPackedRows")
                 }
             }
         }
     }
 
     private func appendPending(indices: UnsafePointer<Int32>, values: UnsafePointer<Float>, scales: [Float], rows: Int, k: Int) {
+        // Packed: the levels as they are, the scale apart.
+        let packed = storage.levelBits != nil
         for i in 0..<rows {
             for t in 0..<k {
                 state.pendingIndices.append(indices[i * k + t])
-                state.pendingValues.append(values[i * k + t] * scales[i])
+                state.pendingValues.append(packed ? values[i * k + t] : values[i * k + t] * scales[i])
             }
         }
+        if packed { state.itemScales.append(contentsOf: scales) }
         state.pendingCount += rows
     }
 
@@ -314,11 +350,15 @@ public final class SparseIndex: @unchecked Sendable {
         var cursor = newStart
         var standardValues = storage == .standard ? try [Float].fallible(repeating: 0, count: total, what) : []
         var compactValues = storage == .compact ? try [UInt16].fallible(repeating: 0, count: total, what) : []
+        let levelBits = storage.levelBits
+        var levels: [UInt8] = []
+        if let levelBits { levels = try [UInt8].fallible(repeating: 0, count: Self.levelBytes(total, bits: levelBits), what) }
         // Old entries first (lower ids), then the new ones in id order.
         for j in 0..<h {
             for e in state.postingStart[j]..<state.postingStart[j + 1] {
                 ids[cursor[j]] = oldIDs[e]
-                if storage == .standard { standardValues[cursor[j]] = state.postingValues[e] }
+                if let levelBits { Self.setLevel(&levels, cursor[j], Self.level(state.postingLevels, e, bits: levelBits), bits: levelBits) }
+                else if storage == .standard { standardValues[cursor[j]] = state.postingValues[e] }
                 else { compactValues[cursor[j]] = state.postingValues16[e] }
                 cursor[j] += 1
             }
@@ -328,7 +368,8 @@ public final class SparseIndex: @unchecked Sendable {
                 let j = Int(state.pendingIndices[i * k + t])
                 ids[cursor[j]] = Int32(firstNewID + i)
                 let value = state.pendingValues[i * k + t]
-                if storage == .standard { standardValues[cursor[j]] = value }
+                if let levelBits { Self.setLevel(&levels, cursor[j], Int8(value), bits: levelBits) }
+                else if storage == .standard { standardValues[cursor[j]] = value }
                 else { compactValues[cursor[j]] = HalfPrecision.encode(value) }
                 cursor[j] += 1
             }
@@ -336,6 +377,7 @@ public final class SparseIndex: @unchecked Sendable {
         state.postingStart = newStart
         state.postingValues = standardValues
         state.postingValues16 = compactValues
+        state.postingLevels = levels
         state.pendingIndices = []
         state.pendingValues = []
         state.pendingCount = 0

@@ -344,6 +344,11 @@ enum Safetensors {
             of(name, dtype: dtype, shape: shape, values)
         }
 
+        /// A byte tensor: `dtype` is "U8" or "I8" (bytes as two's complement).
+        static func bytes(_ name: String, dtype: String, shape: [Int], _ values: [UInt8]) -> OutputTensor {
+            of(name, dtype: dtype, shape: shape, values)
+        }
+
         static func float32(_ name: String, shape: [Int], _ values: [Float]) -> OutputTensor {
             OutputTensor(name: name, dtype: "F32", shape: shape, byteCount: values.count * 4) { body in
                 #if _endian(big)

@@ -40,8 +40,13 @@ extension CompresSAEModel {
 extension SparseIndex {
     /// The tensors of an index file of `mode` and `storage`, in the order the
     /// writer puts them.
-    static func tensorNames(mode: Mode) -> [String] {
-        mode == .reconstructed ? ["indices", "values"] : ["posting_start", "posting_ids", "posting_values"]
+    static func tensorNames(mode: Mode, storage: Storage) -> [String] {
+        switch (mode, storage.levelBits != nil) {
+        case (.reconstructed, false): return ["indices", "values"]
+        case (.reconstructed, true): return ["indices", "levels", "item_scales"]
+        case (.sparse, false): return ["posting_start", "posting_ids", "posting_values"]
+        case (.sparse, true): return ["posting_start", "posting_ids", "posting_levels", "item_scales"]
+        }
     }
 
     /// Saves the index (its codes in the layout of its mode and storage, the
@@ -77,6 +82,18 @@ extension SparseIndex {
             case (.reconstructed, .compact):
                 tensors = [.uint16("indices", dtype: "U16", shape: [s.count, k], try .fallibleCopy(of: s.rowIndices16, "index save")),
                            .uint16("values", dtype: "F16", shape: [s.count, k], try .fallibleCopy(of: s.rowValues16, "index save"))]
+            case (.reconstructed, .packed8), (.reconstructed, .packed4):
+                tensors = [.uint16("indices", dtype: "U16", shape: [s.count, k], try .fallibleCopy(of: s.rowIndices16, "index save")),
+                           Self.levelTensor("levels", bits: storage.levelBits!,
+                                            shape: [s.count, Self.levelRowBytes(k: k, bits: storage.levelBits!)],
+                                            try .fallibleCopy(of: s.rowLevels, "index save")),
+                           .float32("item_scales", shape: [s.count], try .fallibleCopy(of: s.itemScales, "index save"))]
+            case (.sparse, .packed8), (.sparse, .packed4):
+                tensors = [.int64("posting_start", shape: [s.postingStart.count], s.postingStart.map(Int64.init)),
+                           .int32("posting_ids", shape: [s.postingLocalIDs.count], globalPostingIDs(listedItems: s.count)),
+                           Self.levelTensor("posting_levels", bits: storage.levelBits!, shape: [s.postingLevels.count],
+                                            try .fallibleCopy(of: s.postingLevels, "index save")),
+                           .float32("item_scales", shape: [s.count], try .fallibleCopy(of: s.itemScales, "index save"))]
             case (.sparse, _):
                 tensors = [.int64("posting_start", shape: [s.postingStart.count], s.postingStart.map(Int64.init)),
                            .int32("posting_ids", shape: [s.postingLocalIDs.count],
@@ -117,7 +134,7 @@ extension SparseIndex {
             throw fail("index format version \(meta["format_version"] ?? "?"); this library reads version \(indexFormatVersion)")
         }
         guard let mode = meta["mode"].flatMap({ $0 == "sparse" ? Mode.sparse : $0 == "reconstructed" ? Mode.reconstructed : nil }),
-              let storage = meta["storage"].flatMap({ $0 == "standard" ? Storage.standard : $0 == "compact" ? Storage.compact : nil })
+              let storage = meta["storage"].flatMap({ name in (0...3).lazy.compactMap { Storage(rawValue: Int32($0)) }.first { $0.name == name } })
         else { throw fail("unknown mode or storage") }
         guard let k = meta["k"].flatMap(Int.init), let count = meta["count"].flatMap(Int.init),
               let d = meta["input_dim"].flatMap(Int.init), let h = meta["latent_dim"].flatMap(Int.init),
@@ -126,7 +143,7 @@ extension SparseIndex {
         guard d == model.inputDim && h == model.latentDim else {
             throw CompresSAEError.invalid("'\(path)' indexes codes of a \(d) -> \(h) model; this model is \(model.inputDim) -> \(model.latentDim)")
         }
-        let names = tensorNames(mode: mode)
+        let names = tensorNames(mode: mode, storage: storage)
         guard file.tensors.count == names.count, names.allSatisfy({ file.tensors[$0] != nil }) else {
             throw fail("holds tensors \(file.tensors.keys.sorted().prefix(8)); an index of this mode holds exactly \(names)")
         }
@@ -146,6 +163,19 @@ extension SparseIndex {
         case (.reconstructed, .compact):
             codes.rowIndices16 = try file.readUInt16("indices", dtype: "U16", shape: [count, k], digest: &digest)
             codes.rowValues16 = try file.readUInt16("values", dtype: "F16", shape: [count, k], digest: &digest)
+        case (.reconstructed, .packed8), (.reconstructed, .packed4):
+            let bits = storage.levelBits!
+            codes.rowIndices16 = try file.readUInt16("indices", dtype: "U16", shape: [count, k], digest: &digest)
+            codes.rowLevels = try file.read("levels", dtype: bits == 8 ? "I8" : "U8",
+                                            shape: [count, levelRowBytes(k: k, bits: bits)], as: UInt8.self, digest: &digest)
+            codes.itemScales = try file.readFloat32("item_scales", shape: [count], digest: &digest)
+        case (.sparse, .packed8), (.sparse, .packed4):
+            let bits = storage.levelBits!
+            codes.postingStart = try file.readInt64("posting_start", shape: [h + 1], digest: &digest)
+            codes.postingIDs = try file.readInt32("posting_ids", shape: [nonzeros], digest: &digest)
+            codes.postingLevels = try file.read("posting_levels", dtype: bits == 8 ? "I8" : "U8",
+                                                shape: [levelBytes(nonzeros, bits: bits)], as: UInt8.self, digest: &digest)
+            codes.itemScales = try file.readFloat32("item_scales", shape: [count], digest: &digest)
         case (.sparse, _):
             codes.postingStart = try file.readInt64("posting_start", shape: [h + 1], digest: &digest)
             codes.postingIDs = try file.readInt32("posting_ids", shape: [nonzeros], digest: &digest)
@@ -171,6 +201,9 @@ extension SparseIndex {
         s.rowValues = codes.rowValues
         s.rowIndices16 = codes.rowIndices16
         s.rowValues16 = codes.rowValues16
+        s.rowLevels = codes.rowLevels
+        s.postingLevels = codes.postingLevels
+        s.itemScales = codes.itemScales
         if mode == .sparse {
             s.postingStart = codes.postingStart.map(Int.init)
             s.postingValues = codes.postingValues

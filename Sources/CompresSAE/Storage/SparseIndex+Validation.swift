@@ -14,6 +14,9 @@ extension SparseIndex {
         var postingIDs: [Int32] = []
         var postingValues: [Float] = []
         var postingValues16: [UInt16] = []
+        var rowLevels: [UInt8] = []
+        var postingLevels: [UInt8] = []
+        var itemScales: [Float] = []
 
         /// How far a stored unit vector's norm may be from 1, relative to the
         /// scale of the sum that makes it: float32 rounding (standard), half
@@ -22,12 +25,19 @@ extension SparseIndex {
         /// 1000) is far outside.
         var normTolerance: Float { storage == .standard ? 1e-3 : 1e-2 }
 
-        func value(_ position: Int, posting: Bool) -> Float {
+        func value(_ position: Int, posting: Bool, item: Int) -> Float {
+            if let bits = storage.levelBits {
+                let level = SparseIndex.level(posting ? postingLevels : rowLevels,
+                                              posting ? position : item * SparseIndex.levelRowBytes(k: k, bits: bits) * 8 / bits + position % k,
+                                              bits: bits)
+                return Float(level) * itemScales[item]
+            }
             switch (storage, posting) {
             case (.standard, false): return rowValues[position]
             case (.compact, false): return HalfPrecision.decode(rowValues16[position])
             case (.standard, true): return postingValues[position]
             case (.compact, true): return HalfPrecision.decode(postingValues16[position])
+            default: return 0
             }
         }
 
@@ -48,10 +58,12 @@ extension SparseIndex {
         /// - Complexity: O(count k) in sparse mode; O(count k d) in
         ///   reconstructed mode (every row decoded, on all cores).
         func validate(model: CompresSAEModel, weightsVersion: Int) throws {
+            if storage.levelBits != nil { try validateLevels() }
             switch mode {
             case .reconstructed: try validateRows(model: model, weightsVersion: weightsVersion)
             case .sparse: try validatePostings()
             }
+            if storage.levelBits != nil { try validateLevelMaxima(model: model) }
         }
 
         private func validateRows(model: CompresSAEModel, weightsVersion: Int) throws {
@@ -62,9 +74,11 @@ extension SparseIndex {
                     throw CompresSAEError.format("stored code row \(e / k): value at position \(e % k) is not finite")
                 }
                 try checkRows(rowIndices, model: model, weightsVersion: weightsVersion)
-            case .compact:
-                guard rowValues16.allSatisfy(HalfPrecision.isStorable) else {
-                    throw CompresSAEError.format("a stored value is not a finite zero or normal half")
+            case .compact, .packed8, .packed4:
+                if storage == .compact {
+                    guard rowValues16.allSatisfy(HalfPrecision.isStorable) else {
+                        throw CompresSAEError.format("a stored value is not a finite zero or normal half")
+                    }
                 }
                 let widened = try [Int32].fallible(count: nonzeros, "the index's latent indices") { out in
                     for e in 0..<nonzeros { out[e] = Int32(rowIndices16[e]) }
@@ -85,7 +99,7 @@ extension SparseIndex {
                 throw CompresSAEError.format(e.message)
             }
             let values = try [Float].fallible(count: count * k, "the index's values") { out in
-                for e in 0..<(count * k) { out[e] = value(e, posting: false) }
+                for e in 0..<(count * k) { out[e] = value(e, posting: false, item: e / k) }
             }
             let tolerance = normTolerance
             // Half precision flushes magnitudes below its smallest normal to zero.
@@ -161,7 +175,7 @@ extension SparseIndex {
                             throw CompresSAEError.format("a stored value is not a finite zero or normal half")
                         }
                     }
-                    let v = value(e, posting: true)
+                    let v = value(e, posting: true, item: Int(id))
                     guard v.isFinite else { throw CompresSAEError.format("posting list \(j) holds a non-finite value") }
                     let item = Int(id)
                     entries[item] += 1
