@@ -3,7 +3,8 @@
 enum InputValidation {
     /// Verifies that `x` holds `rows` finite, non-zero rows of `dim` floats.
     /// Rows of extreme scale (whose plain sum of squares under- or overflows)
-    /// are accepted: normalisation uses `robustNorm`.
+    /// are accepted: normalisation uses `robustNorm`; a row whose norm itself
+    /// exceeds the float range is refused.
     ///
     /// - Throws: `CompresSAEError` naming the first offending row (counted
     ///   from `firstRow`) and column.
@@ -21,7 +22,14 @@ enum InputValidation {
                 throw CompresSAEError.invalid(
                     "\(what) row \(firstRow + i) is all zeros: it has no direction, so it cannot be normalised or encoded")
             }
-            // Finite, non-zero, but of extreme scale: robustNorm handles it.
+            // Finite, non-zero, but of extreme scale: robustNorm handles it,
+            // as long as the norm itself is a float.
+            var wide = 0.0
+            for j in 0..<dim { wide += Double(row[j]) * Double(row[j]) }
+            guard wide.squareRoot() <= Double(Float.greatestFiniteMagnitude) else {
+                throw CompresSAEError.invalid(
+                    "\(what) row \(i) has norm \(wide.squareRoot()), beyond the float range: scale the rows down")
+            }
         }
     }
 

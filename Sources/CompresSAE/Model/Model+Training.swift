@@ -404,12 +404,12 @@ extension CompresSAEModel {
                     local.cosine4k += Double(1 - terms4k.cos)
                     // |r - x|^2 = |r|^2 - 2 r.x + |x|^2 from the dot products already taken;
                     // rows whose squares overflow float take the direct sum.
-                    if xSquared.isFinite && termsK.rr.isFinite && terms4k.rr.isFinite {
+                    if xSquared.isFinite && termsK.rr.isFinite && terms4k.rr.isFinite && termsK.xr.isFinite && terms4k.xr.isFinite {
                         local.l2 += Double(termsK.rr) - 2 * Double(termsK.xr) + Double(xSquared)
                         local.l2_4k += Double(terms4k.rr) - 2 * Double(terms4k.xr) + Double(xSquared)
                     } else {
                         for c in 0..<d {
-                            let e = Double(reconK[c] - xi[c]), e4 = Double(recon4k[c] - xi[c])
+                            let e = Double(reconK[c]) - Double(xi[c]), e4 = Double(recon4k[c]) - Double(xi[c])
                             local.l2 += e * e
                             local.l2_4k += e4 * e4
                         }
@@ -513,6 +513,34 @@ private func cosineGradient(
     let rr = squaredNorm(recon, d), xr = dot(x, recon, d)
     let rNorm = max(rr.squareRoot(), cosineNormFloor)
     let cos = xr / (xNorm * rNorm)
-    csae_k_axpby(out, -weight / (xNorm * rNorm), x, weight * cos / (rNorm * rNorm), recon, Int64(d))
+    let alpha = -weight / (xNorm * rNorm), beta = weight * cos / (rNorm * rNorm)
+    // Rows of huge scale (or reconstructions of huge norm) overflow these
+    // float products, or leave `alpha` subnormal; they take the double path.
+    guard rr.isFinite && xr.isFinite && cos.isFinite && beta.isFinite
+            && abs(alpha) >= Float.leastNormalMagnitude else {
+        return wideCosineGradient(x: x, recon: recon, d: d, weight: weight, into: out)
+    }
+    csae_k_axpby(out, alpha, x, beta, recon, Int64(d))
     return (cos, rr, xr)
+}
+
+/// `cosineGradient` in double precision, for rows whose float products
+/// overflow: any finite `x` and `recon` give finite results. Returns `rr` and
+/// `xr` rounded to float (possibly infinite; the caller then sums `|r - x|^2` directly).
+private func wideCosineGradient(
+    x: UnsafePointer<Float>, recon: UnsafePointer<Float>, d: Int, weight: Float, into out: UnsafeMutablePointer<Float>
+) -> (cos: Float, rr: Float, xr: Float) {
+    var xx = 0.0, rr = 0.0, xr = 0.0
+    for c in 0..<d {
+        let xc = Double(x[c]), rc = Double(recon[c])
+        xx += xc * xc
+        rr += rc * rc
+        xr += xc * rc
+    }
+    let floor = Double(cosineNormFloor)
+    let xNorm = max(xx.squareRoot(), floor), rNorm = max(rr.squareRoot(), floor)
+    let cos = xr / (xNorm * rNorm)
+    let alpha = -Double(weight) / (xNorm * rNorm), beta = Double(weight) * cos / (rNorm * rNorm)
+    for c in 0..<d { out[c] = Float(alpha * Double(x[c]) + beta * Double(recon[c])) }
+    return (Float(cos), Float(rr), Float(xr))
 }
