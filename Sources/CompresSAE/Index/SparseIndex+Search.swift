@@ -45,9 +45,7 @@ extension SparseIndex {
             // only rise, so codes made before `checkSearchable` passes belong
             // to the version the index's items were made with.
             try model.encode(queries, rows: rows, k: kk, indices: indices.buffer, values: values.buffer, threads: threads)
-            try prepareForSearch()
-            try lock.withReadLock {
-                try checkSearchable()
+            try withMergedPostings {
                 try searchSparse(indices: indices.base, values: values.base, rows: rows, k: kk, n: n,
                                  scores: scores.baseAddress!, ids: ids.baseAddress!, threads: threads)
             }
@@ -78,9 +76,7 @@ extension SparseIndex {
                                latentDim: h, what: "query")
         switch mode {
         case .sparse:
-            try prepareForSearch()
-            try lock.withReadLock {
-                try checkSearchable()
+            try withMergedPostings {
                 try searchSparse(indices: indices.baseAddress!, values: values.baseAddress!, rows: rows, k: k, n: n,
                                  scores: scores.baseAddress!, ids: ids.baseAddress!, threads: threads)
             }
@@ -116,10 +112,29 @@ extension SparseIndex {
         try checkModelVersion()
     }
 
-    /// Builds the posting lists of items added since the last search.
-    func prepareForSearch() throws {
-        let pending = lock.withReadLock { state.pendingCount }
-        if pending > 0 { try lock.withWriteLock { try mergePending() } }
+    /// Runs `body` under the read lock on posting lists that hold every item
+    /// added before this call began: items still pending are merged first
+    /// (under the write lock), and should adds from other threads land between
+    /// that merge and the read lock, the merge is done again. One search thus
+    /// reads one state, whatever adds run meanwhile.
+    ///
+    /// After a few rounds lost to a stream of adds, `body` runs on the lists
+    /// as they are (every item added before the call began is in them, the
+    /// later ones are not), so that a search cannot starve.
+    func withMergedPostings<R>(_ body: () throws -> R) throws -> R {
+        var round = 0
+        while true {
+            let pending = lock.withReadLock { state.pendingCount }
+            if pending > 0 { try lock.withWriteLock { try mergePending() } }
+            round += 1
+            let result: R? = try lock.withReadLock {
+                try checkSearchable()
+                let listed = state.count - state.pendingCount
+                guard state.pendingCount == 0 || (round >= 4 && listed > 0) else { return nil }
+                return try body()
+            }
+            if let result { return result }
+        }
     }
 
     // MARK: - Sparse mode
@@ -135,10 +150,13 @@ extension SparseIndex {
     /// - Complexity: per query O(sum of its posting-list lengths + count).
     func searchSparse(indices: UnsafePointer<Int32>, values: UnsafePointer<Float>, rows: Int, k: Int, n: Int,
                       scores: UnsafeMutablePointer<Float>, ids: UnsafeMutablePointer<Int64>, threads: Int) throws {
-        // The items in the posting lists: an add from another thread between
-        // the caller's merge and its read lock leaves items pending, which
-        // this search does not see (the lists and tile offsets know nothing of them).
+        // The items in the posting lists (`withMergedPostings`); items still
+        // pending, added by other threads after this search began, are not
+        // seen (the lists and tile offsets know nothing of them).
         let itemCount = state.count - state.pendingCount
+        guard itemCount > 0, state.tileOffsets.count > 0, state.postingLocalIDs.count > 0 else {
+            throw CompresSAEError.invalid("the index is empty: add items before searching")
+        }
         // Nothing is sized by n beyond the items there are; slots past them are padding.
         let kept = min(n, itemCount)
         let workers = max(1, min(Parallel.threadCount(requested: threads), rows))
