@@ -81,8 +81,9 @@ enum Safetensors {
                 try reader.read(into: out.baseAddress!, count: length, at: 8)
             }
             rawHeader = header
-            // Writers pad the header with spaces to an 8-byte boundary.
-            while let last = header.last, last == 0x20 || last == 0 { header.removeLast() }
+            // Writers pad the header with spaces (0x20) to an 8-byte boundary;
+            // nothing else is padding (a NUL there is damage the JSON parser reports).
+            while let last = header.last, last == 0x20 { header.removeLast() }
             let json: JSONValue
             do { json = try JSONParser.parse(header) } catch let e as CompresSAEError {
                 throw bad(e.message)
