@@ -39,6 +39,9 @@ struct FallibleAllocationTests {
         zeros.base[999] = 7
         #expect(try zeros.toArray("copy").last == 7)
         #expect(try FallibleBuffer<Float>(count: 0, "empty").count == 0)
+        // Empty buffers and arrays copy to empty arrays.
+        #expect(try FallibleBuffer<Float>(count: 0, "empty").toArray("copy") == [])
+        #expect(try [Float].fallibleCopy(of: [], "copy") == [])
         let filled = try [UInt16].fallible(repeating: 3, count: 17, "a")
         #expect(filled == [UInt16](repeating: 3, count: 17))
     }

@@ -83,7 +83,8 @@ final class FallibleBuffer<Element: BitwiseCopyable>: @unchecked Sendable {
     /// Complexity: O(`count`).
     func toArray(_ what: @autoclosure () -> String) throws(CompresSAEError) -> [Element] {
         try [Element].fallible(count: count, what()) { out in
-            out.baseAddress!.update(from: base, count: count)
+            // (An empty buffer may have no base address.)
+            out.baseAddress?.update(from: base, count: count)
         }
     }
 }
@@ -123,7 +124,9 @@ extension Array where Element: BitwiseCopyable {
     /// - Complexity: O(`source.count`).
     static func fallibleCopy(of source: [Element], _ what: @autoclosure () -> String) throws(CompresSAEError) -> [Element] {
         try source.withUnsafeBufferPointer { (src) throws(CompresSAEError) -> [Element] in
-            try fallible(count: src.count, what()) { out in out.baseAddress!.update(from: src.baseAddress!, count: src.count) }
+            try fallible(count: src.count, what()) { out in
+                if let to = out.baseAddress, let from = src.baseAddress { to.update(from: from, count: src.count) }
+            }
         }
     }
 

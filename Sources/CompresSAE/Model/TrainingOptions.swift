@@ -96,10 +96,10 @@ public struct TrainingOptions: Sendable {
 
     /// The learning rate of `step` (1-based) out of `total` planned steps.
     public func learningRate(step: Int, total: Int) -> Double {
-        if step <= warmupSteps { return learningRate * Double(step) / Double(warmupSteps + 1) }
+        if step <= warmupSteps { return learningRate * Double(step) / (Double(warmupSteps) + 1) }
         let span = total - warmupSteps
         guard decay != .constant && decay != .plateau, span > 1 else { return learningRate }
-        let progress = Double(step - warmupSteps - 1) / Double(span - 1)
+        let progress = (Double(step) - Double(warmupSteps) - 1) / (Double(span) - 1)
         let floor = learningRate * minLearningRateRatio
         switch decay {
         case .constant, .plateau: return learningRate
@@ -110,15 +110,19 @@ public struct TrainingOptions: Sendable {
 
     /// Rows held out for validation out of `rows`.
     public func validationRows(rows: Int) -> Int {
-        validationFraction > 0 && rows >= 20
-            ? min(rows - 1, max(1, Int((Double(rows) * validationFraction).rounded()))) : 0
+        guard validationFraction > 0 && rows >= 20 else { return 0 }
+        // Clamped as a double: an unvalidated fraction (huge, or NaN) must not trap in the conversion.
+        let wanted = (Double(rows) * validationFraction).rounded()
+        if wanted.isNaN { return 0 }
+        return wanted >= Double(rows - 1) ? rows - 1 : max(1, Int(max(1, wanted)))
     }
 
     /// Number of optimiser steps for `rows` rows (at most: early stopping may end sooner).
     public func totalSteps(rows: Int) -> Int {
         let trainingRows = rows - validationRows(rows: rows)
-        let batch = min(batchSize, trainingRows)
-        return epochs * ((trainingRows + batch - 1) / batch)
+        let batch = max(1, min(batchSize, trainingRows))
+        let (steps, overflow) = max(0, epochs).multipliedReportingOverflow(by: (trainingRows + batch - 1) / batch)
+        return overflow ? Int.max : steps
     }
 
     func validate(rows: Int) throws {
@@ -166,7 +170,9 @@ public struct TrainingOptions: Sendable {
         guard similarityRows >= 2 && similarityRows <= 16384 else {
             throw CompresSAEError.invalid("similarity_rows must be in 2...16384, got \(similarityRows)")
         }
-        let (steps, overflow) = epochs.multipliedReportingOverflow(by: (rows + batchSize - 1) / batchSize)
+        // (batch_size may be as large as Int.max: the steps are counted from the rows.)
+        let batch = min(batchSize, rows)
+        let (steps, overflow) = epochs.multipliedReportingOverflow(by: (rows + batch - 1) / batch)
         guard !overflow, steps <= 1 << 40 else {
             throw CompresSAEError.invalid("epochs x steps per epoch is too large")
         }
