@@ -23,8 +23,9 @@ class InterruptGuard:
     Use as a context manager around an operation; poll :attr:`pending` (or
     call :meth:`check`) at safe points. On exit the previous handler is
     restored and a recorded interrupt is raised (unless another exception
-    is already propagating). Re-entrant: a guard opened inside another
-    shares the outer one's record. Off the main thread (where Python never
+    is already propagating), but only if the handler is still this guard's:
+    one installed meanwhile by someone else is left in place. Re-entrant: a
+    guard opened inside another shares the outer one's record. Off the main thread (where Python never
     runs signal handlers) and when SIGINT is not handled by Python, the
     guard does nothing.
     """
@@ -84,7 +85,13 @@ class InterruptGuard:
 
     def __exit__(self, exc_type, exc, tb) -> None:
         if self._installed:
-            signal.signal(signal.SIGINT, self._previous)
             self._installed = False
+            # Only our own handler is put back: one that the application
+            # installed meanwhile stays (and so does a guard's that is not ours).
+            try:
+                if signal.getsignal(signal.SIGINT) == self._record:
+                    signal.signal(signal.SIGINT, self._previous)
+            except ValueError:  # pragma: no cover - left on another thread
+                pass
         if self._outer is None and exc_type is None:
             self.check()

@@ -338,12 +338,15 @@ class _ProgressBridge:
         self.c_callback = _ffi.csae_progress_fn(self._trampoline)
 
     def _trampoline(self, user_data, step, total, loss) -> int:
+        # The library calls again with the last step's values between the
+        # batches of a validation pass (so that it can be stopped): no new report.
+        repeated = step == self.steps
         self.steps = step
         guard = self._guard
         if guard is not None and guard.pending:
             self.interrupted = True
             return 1
-        if self.report is None:
+        if self.report is None or repeated:
             return 0
         try:
             result = self.report(int(step), int(total), float(loss))

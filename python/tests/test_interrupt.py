@@ -58,6 +58,36 @@ CHILD = textwrap.dedent(r"""
         model.fit(X[:256], batch_size=64, epochs=1)
         print("ok", flush=True)
 
+    elif case == "fit-validation":
+        # 5 steps of 1024 rows per epoch, then a validation pass over 95,000
+        # rows (about 90 batches of the step's forward pass): SIGINT arrives
+        # during that pass, which must stop within a batch or so.
+        X = rng.standard_normal((100_000, 512), dtype=np.float32)
+        model = compressae.CompresSAE(512, latent_dim=4096, k=4, seed=5)
+        reports = []
+
+        def progress(step, total, loss):
+            reports.append(step)
+            if step == 5:
+                ready()  # the epoch's last step: the validation pass starts now
+
+        try:
+            model.fit(X, batch_size=1024, epochs=3, validation_fraction=0.95, patience=0,
+                      lr_decay="constant", warmup_steps=0, sparse_similarity_weight=0.0,
+                      num_threads=1, progress=progress)
+        except KeyboardInterrupt:
+            print("interrupted", len(model.history_), flush=True)
+        else:
+            print("finished", flush=True)
+            sys.exit(1)
+        # The pass was cut: no validation loss recorded, the 5 steps kept,
+        # and the progress callable saw each step once.
+        assert len(model.history_) == 5, model.history_
+        assert len(model.validation_loss_) == 0, model.validation_loss_
+        assert reports == [1, 2, 3, 4, 5], reports
+        model.encode(X[:10])
+        print("ok", flush=True)
+
     elif case == "encode":
         model = compressae.CompresSAE(512, latent_dim=4096, k=4)
         # float32 C-contiguous: no conversion, the time is in the library.
@@ -110,7 +140,7 @@ def _readline(proc, timeout):
 
 
 @pytest.mark.skipif(sys.platform == "win32", reason="SIGINT to a child process")
-@pytest.mark.parametrize("case", ["fit", "fit-progress", "encode", "add", "search"])
+@pytest.mark.parametrize("case", ["fit", "fit-progress", "fit-validation", "encode", "add", "search"])
 def test_sigint_raises_keyboard_interrupt_promptly(case, tmp_path):
     script = tmp_path / "child.py"
     script.write_text(CHILD)
@@ -196,3 +226,54 @@ def test_guard_is_inert_off_the_main_thread():
     thread.start()
     thread.join()
     assert seen == [(False, signal.default_int_handler)]
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="os.kill SIGINT")
+def test_guard_leaves_a_handler_installed_meanwhile():
+    """The guard puts its predecessor back only if the handler is still its
+    own: an application that installs a handler during the operation keeps it."""
+    calls = []
+
+    def handler(signum, frame):
+        calls.append(signum)
+
+    try:
+        with InterruptGuard():
+            signal.signal(signal.SIGINT, handler)
+        assert signal.getsignal(signal.SIGINT) is handler
+        _deliver_sigint()
+        assert calls == [signal.SIGINT]
+    finally:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="os.kill SIGINT")
+def test_guards_nested_and_on_other_threads():
+    import threading
+
+    with pytest.raises(KeyboardInterrupt):
+        with InterruptGuard() as outer:
+            installed = signal.getsignal(signal.SIGINT)
+            assert installed is not signal.default_int_handler
+
+            def run():
+                # Off the main thread: inert, and it leaves the main thread's guard alone.
+                with InterruptGuard() as guard:
+                    assert not guard.pending
+
+            threads = [threading.Thread(target=run) for _ in range(4)]
+            for t in threads:
+                t.start()
+            for t in threads:
+                t.join()
+            assert signal.getsignal(signal.SIGINT) == installed
+            with InterruptGuard() as inner:
+                with InterruptGuard():
+                    pass
+                # The inner guards installed nothing and removed nothing.
+                assert signal.getsignal(signal.SIGINT) == installed
+                _deliver_sigint()
+                assert inner.pending and outer.pending
+            assert signal.getsignal(signal.SIGINT) == installed
+            assert outer.pending
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler

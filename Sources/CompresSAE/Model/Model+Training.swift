@@ -20,9 +20,10 @@ extension CompresSAEModel {
     ///   - x: `rows * d` floats; finite, no all-zero row.
     ///   - rows: number of rows, `>= 1`.
     ///   - options: batch size, epochs, Adam settings, shuffle seed, threads.
-    ///   - progress: called after every step with (step, total, loss); return
-    ///     `false` to stop (then `CompresSAEError.cancelled` is thrown and the
-    ///     steps done so far are kept).
+    ///   - progress: called after every step with (step, total, loss), and
+    ///     again with the same values between the batches of each
+    ///     end-of-epoch validation pass; return `false` to stop (then
+    ///     `CompresSAEError.cancelled` is thrown and the steps done so far are kept).
     /// - Returns: the loss of every step, before its update (also in `lossHistory`).
     /// - Complexity: per step O(b d h) for the encoder GEMM, O(b h) for the
     ///   selection, O(b k d) for the sparse forward and backward, O(h d) for Adam.
@@ -235,8 +236,9 @@ extension CompresSAEModel {
                 }
             }
             guard batches.validationRows > 0 else { continue }
-            let validationLoss = try meanValidationLoss(&batches, k: kk, batch: batch.base, batchSize: batchSize,
-                                                        buffers: buffers, workers: workers)
+            let validationLoss = try meanValidationLoss(
+                &batches, k: kk, batch: batch.base, batchSize: batchSize, buffers: buffers, workers: workers,
+                lastStep: step, total: total, lastLoss: history.last ?? 0, progress: progress)
             lock.withWriteLock { storedValidationHistory.append(validationLoss) }
             if Double(validationLoss) < bestValidation * (1 - options.tolerance) {
                 bestValidation = Double(validationLoss)
@@ -258,15 +260,28 @@ extension CompresSAEModel {
     /// The objective at `k` averaged over the held-out rows of `batches`, in
     /// batches of `batchSize` (the same arithmetic as a training step;
     /// nothing is updated). `k` is the one `buffers` were sized for.
+    ///
+    /// Each batch runs under the read lock on its own (training is this
+    /// call's alone, so the weights do not change in between), and between
+    /// batches `progress` is called again with the last step's
+    /// `(lastStep, total, lastLoss)`: a callback can stop a long pass (Ctrl-C
+    /// in Python) the way it stops training, and may call the model meanwhile.
+    ///
+    /// - Throws: `cancelled` when `progress` returns false.
+    /// - Complexity: the forward pass of a training step per batch.
     private func meanValidationLoss<Batches: TrainingBatches>(
         _ batches: inout Batches, k: Int, batch: UnsafeMutablePointer<Float>, batchSize: Int,
-        buffers: StepBuffers, workers: Int
+        buffers: StepBuffers, workers: Int, lastStep: Int, total: Int, lastLoss: Float,
+        progress: ((Int, Int, Float) -> Bool)?
     ) throws -> Float {
         var sum = 0.0, rows = 0, index = 0
         while true {
             let count = try batches.validationBatch(index, into: batch, capacity: batchSize)
             guard count > 0 else { break }
-            let report = lock.withWriteLock {
+            if index > 0, let progress, !progress(lastStep, total, lastLoss) {
+                throw CompresSAEError(.cancelled, "training cancelled by the progress callback during the validation pass after step \(lastStep) of \(total)")
+            }
+            let report = lock.withReadLock {
                 forwardBackward(batch, rows: count, k: k, buffers: buffers, workers: workers)
             }
             sum += Double(report.loss) * Double(count)
