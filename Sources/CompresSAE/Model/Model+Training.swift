@@ -350,8 +350,9 @@ extension CompresSAEModel {
 
     /// The latent phase indexes the `b * 4k` selected entries of a batch with Int32.
     static func checkBatchEntries(rows: Int, k: Int) throws {
-        guard rows * 4 * k < Int(Int32.max) else {
-            throw CompresSAEError.invalid("batch of \(rows) rows x 4k = \(4 * k) selected entries is too large (limit 2^31); use a smaller batch_size")
+        let (entries, overflow) = rows.multipliedReportingOverflow(by: 4 &* min(k, Int(Int32.max)))
+        guard !overflow, entries < Int(Int32.max) else {
+            throw CompresSAEError.invalid("batch of \(rows) rows x 4k (k = \(k)) selected entries is too large (limit 2^31); use a smaller batch_size")
         }
     }
 
