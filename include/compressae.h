@@ -377,7 +377,7 @@ int32_t csae_model_copy_history(const csae_model *model, float *out, int64_t cap
 int32_t csae_model_copy_dead_latent_history(const csae_model *model, float *out, int64_t capacity);
 
 /// Number of validation losses recorded by the last csae_model_train call
-/// (one per epoch when validation_fraction > 0, else 0).
+/// (one per validation, see validation_steps, when validation_fraction > 0, else 0).
 int32_t csae_model_validation_history_length(const csae_model *model, int64_t *length);
 
 /// Copies the per-epoch validation losses of the last csae_model_train call.

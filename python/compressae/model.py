@@ -677,7 +677,7 @@ class CompresSAE:
         validation_fraction : float, default 0.05
             Fraction of the rows (a seeded random choice) held out of
             training to measure the validation loss (the reconstruction
-            objective) after every epoch or ``validation_steps`` steps. Inputs of fewer than 20 rows are
+            objective) after epochs at least ``validation_steps`` steps apart. Inputs of fewer than 20 rows are
             not split.
         patience : int, default 2
             Validations (see ``validation_steps``) without a relative improvement of ``tol`` that make a

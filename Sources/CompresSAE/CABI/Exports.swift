@@ -305,7 +305,7 @@ func trainingOptions(_ p: csae_train_params) throws -> TrainingOptions {
 }
 
 /// Number of validation losses recorded by the last csae_model_train call
-/// (one per epoch when validation_fraction > 0, else 0).
+/// (one per validation, see validation_steps, when validation_fraction > 0, else 0).
 @c public func csae_model_validation_history_length(
     _ model: ConstModelHandle?, _ length: UnsafeMutablePointer<Int64>?
 ) -> Int32 {
