@@ -130,7 +130,7 @@ typedef int32_t (*csae_progress_fn)(void *user_data, int64_t step, int64_t total
  *  recipe) or csae_train_reference_params() (the PyTorch reference's recipe). */
 typedef struct csae_train_params {
     int64_t batch_size;       /**< rows per optimiser step (default 4096) */
-    int64_t epochs;           /**< most passes over the data; early stopping may end sooner (default 100) */
+    int64_t epochs;           /**< most passes over the data; early stopping may end sooner (default 400) */
     double learning_rate;     /**< Adam step size (default 1e-2) */
     double beta1;             /**< Adam first-moment decay (default 0.9) */
     double beta2;             /**< Adam second-moment decay (default 0.999) */
@@ -146,8 +146,8 @@ typedef struct csae_train_params {
     int32_t lr_decay;         /**< a csae_lr_decay value (default CSAE_LR_PLATEAU) */
     double min_lr_ratio;      /**< final rate of a decay, as a fraction of learning_rate, in [0, 1] (default 0) */
     double validation_fraction;/**< fraction of rows held out to measure the validation loss after
-                                    every epoch (csae_model_copy_validation_history), in [0, 1); inputs under 20 rows are not split (default 0.05) */
-    int64_t patience;         /**< epochs without a relative improvement of tolerance in the validation
+                                    every epoch or validation_steps steps (csae_model_copy_validation_history), in [0, 1); inputs under 20 rows are not split (default 0.05) */
+    int64_t patience;         /**< validations without a relative improvement of tolerance in the validation
                                     loss that make a plateau: it stops training (CSAE_LR_PLATEAU: after
                                     plateau_reductions cuts); 0 = never (default 2) */
     double tolerance;         /**< relative improvement that counts (default 5e-3) */
@@ -157,6 +157,10 @@ typedef struct csae_train_params {
                                                  like input cosines (sparse mode); 0 = off (default 0.03) */
     double similarity_temperature;          /**< softmax temperature of that term, > 0 (default 0.05) */
     int64_t similarity_rows;  /**< rows of each batch it compares pairwise, 2..16384 (default 1024) */
+    int64_t validation_steps; /**< fewest steps between validations: the loss is measured after
+                                   the first epoch that ends this many steps after the last
+                                   measurement; patience counts measurements; 0 = after every
+                                   epoch (default 25) */
 } csae_train_params;
 
 /** Training data read through callbacks (csae_model_train_source): data
@@ -251,7 +255,7 @@ const char *csae_blas_name(void);
 const char *csae_vector_isa(void);
 
 /// Default training settings, the recipe chosen by measurement (docs/quality.md):
-/// batch_size 4096, up to 100 epochs, learning_rate 1e-2 after 50
+/// batch_size 4096, up to 400 epochs (validation_steps 25), learning_rate 1e-2 after 50
 /// warm-up steps, CSAE_LR_PLATEAU on a 5% validation split (patience 2,
 /// tolerance 5e-3, two cuts by 0.2, then stop), sparse_similarity_weight 0.03;
 /// Adam beta1 0.9, beta2 0.999, eps 1e-8; seed 0, shuffle 1, num_threads 0
@@ -260,7 +264,7 @@ csae_train_params csae_train_default_params(void);
 
 /// The PyTorch reference's recipe: the defaults with epochs 1, learning_rate
 /// 1e-3 constant (no warm-up, CSAE_LR_CONSTANT), no validation split, no early
-/// stopping and no similarity terms.
+/// stopping, no similarity terms, and validation_steps 0.
 csae_train_params csae_train_reference_params(void);
 
 /// Creates a model: zero bias, a kaiming-uniform decoder with unit rows (PyTorch's
@@ -373,7 +377,7 @@ int32_t csae_model_copy_history(const csae_model *model, float *out, int64_t cap
 int32_t csae_model_copy_dead_latent_history(const csae_model *model, float *out, int64_t capacity);
 
 /// Number of validation losses recorded by the last csae_model_train call
-/// (one per epoch when validation_fraction > 0, else 0).
+/// (one per validation, see validation_steps, when validation_fraction > 0, else 0).
 int32_t csae_model_validation_history_length(const csae_model *model, int64_t *length);
 
 /// Copies the per-epoch validation losses of the last csae_model_train call.

@@ -62,6 +62,35 @@ struct TrainingScheduleTests {
         #expect(error?.message.contains("plateau needs patience") == true)
     }
 
+    @Test("validation_steps spaces validations when epochs are short; patience counts validations")
+    func validationSteps() throws {
+        let (x, d) = try Fixtures.realEmbeddings(rows: 1000)
+        let model = try CompresSAEModel(inputDim: d, latentDim: 512, k: 8, seed: 2, initialization: .tied)
+        var options = TrainingOptions.reference
+        options.batchSize = 100
+        options.epochs = 5
+        options.learningRate = 2e-3
+        options.validationFraction = 0.2
+        options.validationSteps = 12
+        // 8 steps per epoch, 40 steps: validations after the epochs ending at steps 16 and 32.
+        #expect(try model.train(x, rows: 1000, options: options).count == 40)
+        #expect(model.validationHistory.count == 2)
+        // Epochs longer than validation_steps keep one validation per epoch.
+        options.validationSteps = 5
+        _ = try model.train(x, rows: 1000, options: options)
+        #expect(model.validationHistory.count == 5)
+        // An unmeetable tolerance stops `patience` validations after the first: at step 3 x 16.
+        options.validationSteps = 12
+        options.epochs = 50
+        options.patience = 2
+        options.tolerance = 0.99
+        #expect(try model.train(x, rows: 1000, options: options).count == 48)
+        #expect(model.validationHistory.count == 3)
+        // The reference recipe validates after every epoch.
+        #expect(TrainingOptions.reference.validationSteps == 0)
+        #expect(TrainingOptions().validationSteps == 25)
+    }
+
     @Test("tied initialisation starts the encoder as the decoder's transpose")
     func tiedInitialisation() throws {
         let model = try CompresSAEModel(inputDim: 12, latentDim: 40, k: 4, seed: 5, initialization: .tied)
@@ -84,6 +113,7 @@ struct TrainingScheduleTests {
             #expect(error?.message.contains(text) == true, "\(error?.message ?? "")")
         }
         refuse({ $0.warmupSteps = -1 }, "warmup_steps")
+        refuse({ $0.validationSteps = -1 }, "validation_steps")
         refuse({ $0.minLearningRateRatio = 1.5 }, "min_lr_ratio")
         refuse({ $0.minLearningRateRatio = .nan }, "min_lr_ratio")
         refuse({ $0.validationFraction = 1 }, "validation_fraction")

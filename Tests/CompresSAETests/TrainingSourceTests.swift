@@ -52,6 +52,7 @@ struct TrainingSourceTests {
         options.batchSize = 100
         options.epochs = 3
         options.seed = 9
+        options.validationSteps = 0   // one validation per epoch
         let a = try CompresSAEModel(inputDim: d, latentDim: 512, k: 8, seed: 4)
         let b = try CompresSAEModel(inputDim: d, latentDim: 512, k: 8, seed: 4)
         let ha = try a.train(x, rows: 1200, options: options)
@@ -125,6 +126,7 @@ struct TrainingSourceTests {
         options.batchSize = 128
         options.epochs = 3
         options.validationFraction = 0.1
+        options.validationSteps = 0   // one validation per epoch
         let model = try CompresSAEModel(inputDim: d, latentDim: 256, k: 8, seed: 1)
         let stream = ArrayStream(x, d: d, piece: 77)
         var totals: [Int] = []

@@ -124,6 +124,7 @@ class csae_train_params(Structure):
         ('sparse_similarity_weight', c_double),
         ('similarity_temperature', c_double),
         ('similarity_rows', c_int64),
+        ('validation_steps', c_int64),
     ]
 
 

@@ -31,7 +31,8 @@ _LOSS_FIELDS = ("l2", "l2_4k", "l1", "l0", "cosine", "cosine_4k", "loss")
 #: ``model.fit(X, **REFERENCE_TRAINING)`` (with ``init="reference"`` at
 #: construction, the reference's model and training, faithfully).
 REFERENCE_TRAINING = dict(epochs=1, lr=1e-3, warmup_steps=0, lr_decay="constant",
-                          validation_fraction=0.0, patience=0, sparse_similarity_weight=0.0)
+                          validation_fraction=0.0, patience=0, sparse_similarity_weight=0.0,
+                          validation_steps=0)
 _INIT_KINDS = {"tied": _ffi.CSAE_INIT_TIED, "reference": _ffi.CSAE_INIT_REFERENCE}
 _LR_DECAYS = {"constant": _ffi.CSAE_LR_CONSTANT, "cosine": _ffi.CSAE_LR_COSINE, "linear": _ffi.CSAE_LR_LINEAR,
               "plateau": _ffi.CSAE_LR_PLATEAU}
@@ -431,7 +432,7 @@ class CompresSAE:
         #: Per-step training losses of the last ``fit`` call (float32).
         self.history_ = np.zeros(0, dtype=np.float32)
         self.dead_latents_ = np.zeros(0, dtype=np.float32)
-        #: Validation loss after every epoch of the last ``fit`` (with ``validation_fraction``).
+        #: Validation loss at every validation (``validation_steps``) of the last ``fit`` (with ``validation_fraction``).
         self.validation_loss_ = np.zeros(0, dtype=np.float32)
         d, h, k = ctypes.c_int64(), ctypes.c_int64(), ctypes.c_int64()
         self._handle.call(_ffi.csae_model_get_shape, ctypes.byref(d), ctypes.byref(h),
@@ -584,7 +585,7 @@ class CompresSAE:
 
     # ------------------------------------------------------------ training
 
-    def fit(self, X, y=None, *, batch_size: int = 4096, epochs: int = 100, lr: float = 1e-2,
+    def fit(self, X, y=None, *, batch_size: int = 4096, epochs: int = 400, lr: float = 1e-2,
             seed: int | None = None, progress=None, shuffle: bool = True,
             num_threads: int = 0, beta1: float = 0.9, beta2: float = 0.999,
             eps: float = 1e-8, dead_latent_window: int = 0, warmup_steps: int = 50,
@@ -592,14 +593,15 @@ class CompresSAE:
             validation_fraction: float = 0.05, patience: int = 2, tol: float = 5e-3,
             plateau_factor: float = 0.2, plateau_reductions: int = 2,
             sparse_similarity_weight: float = 0.03,
-            similarity_temperature: float = 0.05, similarity_rows: int = 1024) -> "CompresSAE":
+            similarity_temperature: float = 0.05, similarity_rows: int = 1024,
+            validation_steps: int = 25) -> "CompresSAE":
         """Train on ``X`` with Adam, updating the model in place.
 
         The defaults are the recipe chosen by measurement on real data (see
         the README's quality section): a learning rate of 1e-2 after a
         50-step warm-up, held constant until the loss on a 5% validation
         split stops improving, then cut by 5x twice, stopping at the third
-        plateau (or after 100 epochs); the objective adds a small similarity
+        plateau (or after 400 epochs); the objective adds a small similarity
         term that makes sparse-code cosines rank like the input cosines.
         ``fit(X, **compressae.REFERENCE_TRAINING)`` runs the PyTorch
         reference's recipe instead (one epoch at a constant 1e-3, the
@@ -633,7 +635,7 @@ class CompresSAE:
         batch_size : int, default 4096
             Rows per optimiser step (the last batch of an epoch may be
             smaller).
-        epochs : int, default 100
+        epochs : int, default 400
             Passes over the training rows; with early stopping, a maximum.
         lr : float, default 1e-2
             Adam learning rate (after the warm-up, before any cut or decay).
@@ -678,10 +680,10 @@ class CompresSAE:
         validation_fraction : float, default 0.05
             Fraction of the rows (a seeded random choice) held out of
             training to measure the validation loss (the reconstruction
-            objective) after every epoch. Inputs of fewer than 20 rows are
+            objective) after epochs at least ``validation_steps`` steps apart. Inputs of fewer than 20 rows are
             not split.
         patience : int, default 2
-            Epochs without a relative improvement of ``tol`` that make a
+            Validations (see ``validation_steps``) without a relative improvement of ``tol`` that make a
             plateau. With ``lr_decay`` other than ``"plateau"``, the first
             plateau stops training; 0 never stops early. Needs
             ``validation_fraction > 0``.
@@ -699,6 +701,13 @@ class CompresSAE:
             sparse-mode search ranks like dense search. 0 turns it off.
         similarity_temperature : float, default 0.05
         similarity_rows : int, default 1024
+        validation_steps : int, default 25
+            Fewest steps between two validations: the loss is measured after
+            the first epoch that ends at least this many steps after the last
+            measurement (every epoch when epochs are longer), so that
+            ``patience`` counts work, not
+            passes over a small set (a set of 1,700 rows is one step per
+            epoch); 0 measures it after every epoch.
 
         Returns
         -------
@@ -752,6 +761,7 @@ class CompresSAE:
         params.sparse_similarity_weight = float(sparse_similarity_weight)
         params.similarity_temperature = float(similarity_temperature)
         params.similarity_rows = _size(similarity_rows, "similarity_rows", minimum=0)
+        params.validation_steps = _size(validation_steps, "validation_steps", minimum=0)
         self.history_ = np.zeros(0, dtype=np.float32)
         self.dead_latents_ = np.zeros(0, dtype=np.float32)
         self.validation_loss_ = np.zeros(0, dtype=np.float32)

@@ -82,7 +82,7 @@ def test_python_defaults_are_the_c_defaults():
     signature = inspect.signature(compressae.CompresSAE.fit)
     defaults = {n: p.default for n, p in signature.parameters.items()
                 if p.default is not inspect.Parameter.empty and n not in ("y", "seed", "progress")}
-    assert len(defaults) == 20
+    assert len(defaults) == 21
     c_default = compressae._ffi.csae_train_default_params()
     for name, value in defaults.items():
         assert _c_value(c_default, name) == pytest.approx(value), name

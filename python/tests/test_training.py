@@ -182,6 +182,12 @@ def test_validation_loss_and_early_stopping(wordnet):
         fit_ref(m, data, batch_size=100, epochs=50, seed=0, validation_fraction=0.2, patience=1, tol=0.99,
               lr_decay="plateau")
         assert m.validation_loss_.shape == (4,)
+        # validation_steps: 8 steps per epoch, validations 12+ steps apart (after steps 16 and 32 of 40).
+        fit_ref(m, data, batch_size=100, epochs=5, seed=0, validation_fraction=0.2, validation_steps=12)
+        assert m.history_.shape == (40,)
+        assert m.validation_loss_.shape == (2,)
+        with pytest.raises(compressae.InvalidArgumentError, match="validation_steps"):
+            m.fit(data, validation_steps=-1)
         # Without validation the history is empty again.
         fit_ref(m, data[:200], batch_size=100)
         assert m.validation_loss_.shape == (0,)

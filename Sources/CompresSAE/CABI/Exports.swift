@@ -37,7 +37,7 @@ public typealias ConstModelHandle = OpaquePointer
 }
 
 /// Default training settings, the recipe chosen by measurement (docs/quality.md):
-/// batch_size 4096, up to 100 epochs, learning_rate 1e-2 after 50
+/// batch_size 4096, up to 400 epochs (validation_steps 25), learning_rate 1e-2 after 50
 /// warm-up steps, CSAE_LR_PLATEAU on a 5% validation split (patience 2,
 /// tolerance 5e-3, two cuts by 0.2, then stop), sparse_similarity_weight 0.03;
 /// Adam beta1 0.9, beta2 0.999, eps 1e-8; seed 0, shuffle 1, num_threads 0
@@ -48,7 +48,7 @@ public typealias ConstModelHandle = OpaquePointer
 
 /// The PyTorch reference's recipe: the defaults with epochs 1, learning_rate
 /// 1e-3 constant (no warm-up, CSAE_LR_CONSTANT), no validation split, no early
-/// stopping and no similarity terms.
+/// stopping, no similarity terms, and validation_steps 0.
 @c public func csae_train_reference_params() -> csae_train_params {
     trainParams(TrainingOptions.reference)
 }
@@ -64,7 +64,7 @@ func trainParams(_ o: TrainingOptions) -> csae_train_params {
         plateau_factor: o.plateauFactor, plateau_reductions: Int64(o.plateauReductions),
         sparse_similarity_weight: o.sparseSimilarityWeight,
         similarity_temperature: o.similarityTemperature,
-        similarity_rows: Int64(o.similarityRows))
+        similarity_rows: Int64(o.similarityRows), validation_steps: Int64(o.validationSteps))
 }
 
 /// Creates a model: zero bias, a kaiming-uniform decoder with unit rows (PyTorch's
@@ -275,6 +275,7 @@ func trainingOptions(_ p: csae_train_params) throws -> TrainingOptions {
     options.sparseSimilarityWeight = p.sparse_similarity_weight
     options.similarityTemperature = p.similarity_temperature
     options.similarityRows = try nonNegative(p.similarity_rows, "similarity_rows")
+    options.validationSteps = try nonNegative(p.validation_steps, "validation_steps")
     return options
 }
 
@@ -304,7 +305,7 @@ func trainingOptions(_ p: csae_train_params) throws -> TrainingOptions {
 }
 
 /// Number of validation losses recorded by the last csae_model_train call
-/// (one per epoch when validation_fraction > 0, else 0).
+/// (one per validation, see validation_steps, when validation_fraction > 0, else 0).
 @c public func csae_model_validation_history_length(
     _ model: ConstModelHandle?, _ length: UnsafeMutablePointer<Int64>?
 ) -> Int32 {

@@ -150,7 +150,8 @@ extension CompresSAEModel {
 
     /// The training loop, the same for every kind of data: the learning-rate
     /// schedule, the steps, the dead-latent counts, the validation pass after
-    /// every epoch and early stopping. `batches` gives the rows; `rng` is the
+    /// an epoch (the first to end `validationSteps` steps or more after the
+    /// previous one) and early stopping. `batches` gives the rows; `rng` is the
     /// generator it chose its held-out rows with, which goes on to shuffle.
     private func runTraining<Batches: TrainingBatches>(
         _ batches: inout Batches, k kk: Int, options: TrainingOptions, rng: inout SeededGenerator,
@@ -182,7 +183,10 @@ extension CompresSAEModel {
         // Until the rows of an epoch are known, no window is complete.
         var window = options.deadLatentWindow > 0 ? options.deadLatentWindow : batches.trainingRows ?? Int.max
         var rowsSeen = 0
-        var bestValidation = Double.infinity, epochsWithoutImprovement = 0
+        var bestValidation = Double.infinity, validationsWithoutImprovement = 0
+        // Steps at the last validation: a small set's epoch is a single step,
+        // and the plateau rule has to count work, not passes.
+        var stepAtValidation = 0
         // `.plateau`: the factor applied so far, and how many times it was cut.
         var plateauScale = 1.0, reductions = 0
         let sparseSimilarity = options.sparseSimilarityWeight > 0
@@ -235,22 +239,23 @@ extension CompresSAEModel {
                     throw CompresSAEError(.cancelled, "training cancelled by the progress callback after step \(step) of \(total)")
                 }
             }
-            guard batches.validationRows > 0 else { continue }
+            guard batches.validationRows > 0, step - stepAtValidation >= options.validationSteps else { continue }
+            stepAtValidation = step
             let validationLoss = try meanValidationLoss(
                 &batches, k: kk, batch: batch.base, batchSize: batchSize, buffers: buffers, workers: workers,
                 lastStep: step, total: total, lastLoss: history.last ?? 0, progress: progress)
             lock.withWriteLock { storedValidationHistory.append(validationLoss) }
             if Double(validationLoss) < bestValidation * (1 - options.tolerance) {
                 bestValidation = Double(validationLoss)
-                epochsWithoutImprovement = 0
+                validationsWithoutImprovement = 0
             } else {
                 bestValidation = min(bestValidation, Double(validationLoss))
-                epochsWithoutImprovement += 1
-                if options.patience > 0 && epochsWithoutImprovement >= options.patience {
+                validationsWithoutImprovement += 1
+                if options.patience > 0 && validationsWithoutImprovement >= options.patience {
                     guard options.decay == .plateau && reductions < options.plateauReductions else { break }
                     plateauScale *= options.plateauFactor
                     reductions += 1
-                    epochsWithoutImprovement = 0
+                    validationsWithoutImprovement = 0
                 }
             }
         }

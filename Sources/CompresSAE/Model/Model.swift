@@ -86,7 +86,7 @@ public final class CompresSAEModel: @unchecked Sendable {
     /// been seen.
     public var deadLatentHistory: [Float] { lock.withReadLock { storedDeadHistory } }
 
-    /// The validation loss after every epoch of the last `train` call (empty
+    /// The validation loss at every validation (`TrainingOptions.validationSteps`) of the last `train` call (empty
     /// without `TrainingOptions.validationFraction`).
     public var validationHistory: [Float] { lock.withReadLock { storedValidationHistory } }
 

@@ -22,14 +22,15 @@ public enum LearningRateDecay: Int32, Sendable {
 ///
 /// The defaults are the recipe chosen by measurement (docs/quality.md):
 /// Adam at 1e-2 after a 50-step warm-up, cut on validation plateaus until
-/// convergence (at most 100 epochs), with the sparse similarity term.
+/// convergence (validated after epochs at least 25 steps apart, at most 400 epochs), with the sparse similarity term.
 /// `TrainingOptions.reference` is the PyTorch reference's recipe: one epoch
 /// at a constant 1e-3, the reconstruction objective alone.
 public struct TrainingOptions: Sendable {
     /// Rows per optimiser step.
     public var batchSize: Int = 4096
-    /// Passes over the data.
-    public var epochs: Int = 100
+    /// Passes over the data, at most (early stopping usually ends sooner;
+    /// a small set, one step per epoch, needs hundreds of them).
+    public var epochs: Int = 400
     /// Adam step size.
     public var learningRate: Double = 1e-2
     /// Adam first-moment decay.
@@ -54,11 +55,17 @@ public struct TrainingOptions: Sendable {
     /// Final learning rate of a decaying schedule, as a fraction of `learningRate`.
     public var minLearningRateRatio: Double = 0
     /// Fraction of the rows held out (a seeded random choice) to measure the
-    /// validation loss after every epoch; 0 trains on every row, and so do
+    /// validation loss (see `validationSteps`); 0 trains on every row, and so do
     /// inputs of fewer than 20 rows.
     public var validationFraction: Double = 0.05
+    /// Fewest steps between two validations: the validation loss is
+    /// measured at the end of the first epoch that ends at least this many
+    /// steps after the previous measurement (after every epoch when epochs
+    /// are longer), so that the plateau rule counts work, not passes over a
+    /// small set. 0 validates after every epoch.
+    public var validationSteps: Int = 25
     /// Stop when the validation loss has not improved on its best by a
-    /// relative `tolerance` for this many epochs in a row; 0 never stops early.
+    /// relative `tolerance` for this many validations in a row; 0 never stops early.
     /// Needs `validationFraction > 0`.
     public var patience: Int = 2
     /// Relative improvement of the validation loss that resets `patience`.
@@ -91,6 +98,7 @@ public struct TrainingOptions: Sendable {
         o.validationFraction = 0
         o.patience = 0
         o.sparseSimilarityWeight = 0
+        o.validationSteps = 0
         return o
     }
 
@@ -127,6 +135,9 @@ public struct TrainingOptions: Sendable {
 
     func validate(rows: Int) throws {
         guard batchSize >= 1 else { throw CompresSAEError.invalid("batch_size must be >= 1, got \(batchSize)") }
+        guard validationSteps >= 0 else {
+            throw CompresSAEError.invalid("validation_steps must be >= 0, got \(validationSteps)")
+        }
         guard epochs >= 1 else { throw CompresSAEError.invalid("epochs must be >= 1, got \(epochs)") }
         guard learningRate.isFinite && learningRate > 0 else {
             throw CompresSAEError.invalid("learning_rate must be finite and > 0, got \(learningRate)")
