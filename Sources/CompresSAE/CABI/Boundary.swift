@@ -18,10 +18,14 @@ func withStatus(_ body: () throws -> Void) -> Int32 {
     }
 }
 
-/// Checks a pointer argument and its element count (`count * multiplier`).
+/// The largest element count a size argument may give: a count of 8-byte
+/// elements whose byte size still fits in an Int.
+let maxElementCount = Int64(Int.max / 8)
+
+/// Checks a pointer argument and its element count.
 func requireBuffer<T>(_ pointer: UnsafePointer<T>?, _ name: String, count: Int64, _ what: String) throws -> UnsafeBufferPointer<T> {
     guard let pointer else { throw CompresSAEError.invalid("\(name) is NULL") }
-    guard count >= 0, count <= Int64(Int.max / 8) else {
+    guard count >= 0, count <= maxElementCount else {
         throw CompresSAEError.invalid("\(name): invalid size \(count) (\(what))")
     }
     return UnsafeBufferPointer(start: pointer, count: Int(count))
@@ -29,7 +33,7 @@ func requireBuffer<T>(_ pointer: UnsafePointer<T>?, _ name: String, count: Int64
 
 func requireMutableBuffer<T>(_ pointer: UnsafeMutablePointer<T>?, _ name: String, count: Int64, _ what: String) throws -> UnsafeMutableBufferPointer<T> {
     guard let pointer else { throw CompresSAEError.invalid("\(name) is NULL") }
-    guard count >= 0, count <= Int64(Int.max / 8) else {
+    guard count >= 0, count <= maxElementCount else {
         throw CompresSAEError.invalid("\(name): invalid size \(count) (\(what))")
     }
     return UnsafeMutableBufferPointer(start: pointer, count: Int(count))
@@ -40,7 +44,7 @@ func elementCount(rows: Int64, cols: Int64, rowsName: String = "n", colsName: St
     guard rows >= 1 else { throw CompresSAEError.invalid("\(rowsName) must be >= 1, got \(rows)") }
     guard cols >= 1 else { throw CompresSAEError.invalid("\(colsName) must be >= 1, got \(cols)") }
     let (product, overflow) = rows.multipliedReportingOverflow(by: cols)
-    guard !overflow, product <= Int64(Int.max / 8) else {
+    guard !overflow, product <= maxElementCount else {
         throw CompresSAEError.invalid("\(rowsName) x \(colsName) = \(rows) x \(cols) is too large")
     }
     return product
