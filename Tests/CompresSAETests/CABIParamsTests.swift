@@ -35,6 +35,22 @@ struct CABIParamsTests {
                 && reference.learning_rate_decay == Int32(CSAE_LR_CONSTANT.rawValue))
     }
 
+    @Test("every TrainingOptions option has a csae_train_params field and a line in TrainParamField.all")
+    func oneMappingCoversEveryOption() throws {
+        // The C fields that are no option: struct_size, and the callback's progress and user_data.
+        let cFields = Mirror(reflecting: csae_train_params()).children.compactMap(\.label)
+        let options = Mirror(reflecting: TrainingOptions()).children.compactMap(\.label)
+        #expect(cFields.count == options.count + 3, "C fields \(cFields), options \(options)")
+        #expect(TrainParamField.all.count == options.count)
+        // Names: each option is the lowerCamelCase of its C field.
+        func camel(_ name: String) -> String {
+            let parts = name.split(separator: "_")
+            return parts.enumerated().map { $0 == 0 ? String($1) : $1.prefix(1).uppercased() + $1.dropFirst() }.joined()
+        }
+        let mapped = Set(cFields.filter { !["struct_size", "progress", "user_data"].contains($0) }.map(camel))
+        #expect(mapped == Set(options), "\(mapped.symmetricDifference(Set(options)))")
+    }
+
     @Test("struct_size: too small, not a multiple of 8 or larger than this library's struct is refused")
     func structSize() throws {
         var model: OpaquePointer?

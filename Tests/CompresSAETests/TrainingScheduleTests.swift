@@ -84,8 +84,8 @@ struct TrainingScheduleTests {
             #expect(error?.message.contains(text) == true, "\(error?.message ?? "")")
         }
         refuse({ $0.warmupSteps = -1 }, "warmup_steps")
-        refuse({ $0.minLearningRateRatio = 1.5 }, "min_lr_ratio")
-        refuse({ $0.minLearningRateRatio = .nan }, "min_lr_ratio")
+        refuse({ $0.minLearningRateRatio = 1.5 }, "min_learning_rate_ratio")
+        refuse({ $0.minLearningRateRatio = .nan }, "min_learning_rate_ratio")
         refuse({ $0.validationFraction = 1 }, "validation_fraction")
         refuse({ $0.validationFraction = -0.1 }, "validation_fraction")
         refuse({ $0.patience = 3 }, "needs validation_fraction")
