@@ -37,19 +37,19 @@ def main():
     ap.add_argument("--steps", type=int, help="about this many Adam steps (whole epochs; sets epochs)")
     ap.add_argument("--epochs", type=int)
     ap.add_argument("--batch", type=int, dest="batch_size")
-    ap.add_argument("--lr", type=float)
-    ap.add_argument("--decay", dest="lr_decay", choices=("plateau", "constant", "cosine", "linear"))
+    ap.add_argument("--lr", type=float, dest="learning_rate")
+    ap.add_argument("--decay", dest="learning_rate_decay", choices=("plateau", "constant", "cosine", "linear"))
     ap.add_argument("--warmup", type=int, dest="warmup_steps")
-    ap.add_argument("--min-lr-ratio", type=float, dest="min_lr_ratio")
+    ap.add_argument("--min-lr-ratio", type=float, dest="min_learning_rate_ratio")
     ap.add_argument("--validation", type=float, dest="validation_fraction")
     ap.add_argument("--patience", type=int)
-    ap.add_argument("--tol", type=float)
+    ap.add_argument("--tol", type=float, dest="tolerance")
     ap.add_argument("--similarity", type=float, dest="sparse_similarity_weight")
     ap.add_argument("--similarity-temperature", type=float, dest="similarity_temperature")
     ap.add_argument("--similarity-rows", type=int, dest="similarity_rows")
     a = ap.parse_args()
-    fit_names = ("epochs", "batch_size", "lr", "lr_decay", "warmup_steps", "min_lr_ratio", "validation_fraction",
-                 "patience", "tol", "sparse_similarity_weight",
+    fit_names = ("epochs", "batch_size", "learning_rate", "learning_rate_decay", "warmup_steps",
+                 "min_learning_rate_ratio", "validation_fraction", "patience", "tolerance", "sparse_similarity_weight",
                  "similarity_temperature", "similarity_rows")
     fit = dict(compressae.REFERENCE_TRAINING) if a.reference else {}
     fit.update({n: getattr(a, n) for n in fit_names if getattr(a, n) is not None})

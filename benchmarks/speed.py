@@ -202,7 +202,7 @@ def worker_agree(cfg):
     model = compressae.CompresSAE(cfg["d"], H, cfg["k"], seed=0, init="reference")
     ref = ReferenceSAE(cfg["d"], H, cfg["k"],
                        weights=(model.encoder_w, model.encoder_b, model.decoder_w))
-    model.fit(rows, **{**compressae.REFERENCE_TRAINING, "lr": cfg["lr"]}, batch_size=b, shuffle=False,
+    model.fit(rows, **{**compressae.REFERENCE_TRAINING, "learning_rate": cfg["lr"]}, batch_size=b, shuffle=False,
               num_threads=cfg["threads"])
     ours = [float(v) for v in model.history_]
     opt = torch.optim.Adam(ref.parameters(), lr=cfg["lr"])

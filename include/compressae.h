@@ -31,7 +31,7 @@ extern "C" {
 
 /** ABI version of this header. Bumped on every incompatible change;
  *  compare with csae_abi_version() at load time. */
-#define CSAE_ABI_VERSION 5
+#define CSAE_ABI_VERSION 6
 
 /** Version of the library, as csae_version() returns it. The one place it
  *  is written: the Python package's version is read from here when it is
@@ -51,11 +51,19 @@ enum csae_status {
     CSAE_ERR_BUSY = 7              /**< the model is being trained (by csae_model_train) */
 };
 
-/* Threads. Every function may be called from any thread, on any handle, at
- * any time: a call either completes or returns a status, and never touches
- * freed or foreign memory. What runs concurrently on one handle:
+/* Threads.
+ * Worker threads: every call that runs on worker threads takes a num_threads
+ * (a field of its params struct, or an argument): >= 1 for that many, 0 for
+ * the process-wide default, csae_get_num_threads() (set by
+ * csae_set_num_threads). That is train, encode, refit, decode,
+ * preactivations, loss_and_gradients, index add_dense and the two searches;
+ * the other calls run on the calling thread alone.
+ *
+ * Concurrency: every function may be called from any thread, on any handle,
+ * at any time: a call either completes or returns a status, and never
+ * touches freed or foreign memory. What runs concurrently on one handle:
  *  - a model: encode, decode, refit, preactivations, loss_and_gradients,
- *    copy_weights, get_shape, save and the history copies run side by side;
+ *    copy_weights, get_shape, save and copy_history run side by side;
  *    csae_model_train runs alone (a second one returns CSAE_ERR_BUSY), and
  *    each of its steps holds the weights exclusively, so other calls wait for
  *    the step in progress (not for the whole training) and see the weights as
@@ -68,9 +76,25 @@ enum csae_status {
  *    calls already running finish on the object, later calls with the handle
  *    return CSAE_ERR_INVALID_HANDLE.
  * Each call reads the values it depends on (k, shapes, the item count) once,
- * at its start, and uses them throughout. Buffers the caller passes are sized
- * by the caller: when another thread may change the model's k, pass k
- * explicitly rather than 0 ("the model's k"). */
+ * at its start, and uses them throughout; output buffers come with their
+ * capacity, checked against the values read (never a write past it). */
+
+/* Params structs (csae_train_params, csae_encode_params, csae_search_params).
+ * Get one from csae_train_default_params(), csae_encode_default_params() or
+ * csae_search_default_params() (static inline helpers at the end of this
+ * header, over the exported csae_*_params_init) and change fields; a NULL
+ * params pointer means the defaults. Each struct begins with
+ *   uint32_t struct_size;  sizeof(the struct) in the caller's header
+ *   int32_t num_threads;   worker threads, 0 = csae_get_num_threads()
+ * so that fields can be appended without breaking programs built against
+ * an older header: the library reads and writes only the first struct_size
+ * bytes and takes the defaults for the fields beyond them. struct_size must
+ * be a multiple of 8, at least the size of the struct in ABI version 6 (the
+ * first with this field) and at most the size this library knows; anything
+ * else is CSAE_ERR_INVALID_ARGUMENT (a program built against a newer header
+ * than the library: upgrade the library). The structs have no padding
+ * (8-byte fields, 4-byte fields in pairs): a field appended later never
+ * lands in bytes an older caller left unset. */
 
 /** Retrieval modes of a csae_index. */
 enum csae_index_mode {
@@ -100,11 +124,25 @@ enum csae_init {
     CSAE_INIT_TIED = 1            /**< encoder = decoder transposed: no latent starts dead */
 };
 
-/** Learning-rate shape after the warm-up (csae_train_params.lr_decay). */
-enum csae_lr_decay {
+/** Training recipes of csae_train_params_init. */
+enum csae_train_recipe {
+    CSAE_RECIPE_DEFAULT = 0,      /**< the recipe chosen by measurement (docs/quality.md) */
+    CSAE_RECIPE_REFERENCE = 1     /**< the PyTorch reference's recipe */
+};
+
+/** The per-step or per-epoch series of csae_model_copy_history. */
+enum csae_history {
+    CSAE_HISTORY_TRAINING_LOSS = 0,  /**< training loss of every step of the last csae_model_train call */
+    CSAE_HISTORY_VALIDATION_LOSS = 1,/**< validation loss after every epoch (empty when validation_fraction = 0) */
+    CSAE_HISTORY_DEAD_LATENTS = 2    /**< per step, the fraction of latents in no row's k-code during the last
+                                          dead_latent_window training rows (0 until a full window was seen) */
+};
+
+/** Learning-rate shape after the warm-up (csae_train_params.learning_rate_decay). */
+enum csae_learning_rate_decay {
     CSAE_LR_CONSTANT = 0,         /**< the same rate at every step */
-    CSAE_LR_COSINE = 1,           /**< half a cosine down to learning_rate * min_lr_ratio */
-    CSAE_LR_LINEAR = 2,           /**< a straight line down to learning_rate * min_lr_ratio */
+    CSAE_LR_COSINE = 1,           /**< half a cosine down to learning_rate * min_learning_rate_ratio */
+    CSAE_LR_LINEAR = 2,           /**< a straight line down to learning_rate * min_learning_rate_ratio */
     CSAE_LR_PLATEAU = 3           /**< constant until the validation loss plateaus (patience), then cut by
                                        plateau_factor, at most plateau_reductions times; the next plateau stops */
 };
@@ -126,27 +164,30 @@ typedef struct csae_model csae_model;
  *          the steps done so far are kept). */
 typedef int32_t (*csae_progress_fn)(void *user_data, int64_t step, int64_t total, float loss);
 
-/** Training settings. Always start from csae_train_default_params() (the measured
+/** Training settings. Start from csae_train_default_params() (the measured
  *  recipe) or csae_train_reference_params() (the PyTorch reference's recipe). */
 typedef struct csae_train_params {
+    uint32_t struct_size;     /**< sizeof(csae_train_params) of the caller's header (see Params structs) */
+    int32_t num_threads;      /**< worker threads; 0 = csae_get_num_threads() (default 0) */
     int64_t batch_size;       /**< rows per optimiser step (default 4096) */
     int64_t epochs;           /**< most passes over the data; early stopping may end sooner (default 400) */
     double learning_rate;     /**< Adam step size (default 1e-2) */
     double beta1;             /**< Adam first-moment decay (default 0.9) */
     double beta2;             /**< Adam second-moment decay (default 0.999) */
     double eps;               /**< Adam epsilon (default 1e-8) */
-    uint64_t seed;            /**< seed of the per-epoch shuffle (default 0) */
+    uint64_t seed;            /**< seed of the validation split and the per-epoch shuffle (default 0) */
     int32_t shuffle;          /**< 1: shuffle rows every epoch; 0: fixed order (default 1) */
-    int32_t num_threads;      /**< worker threads; 0 = the default count, csae_get_num_threads (default 0) */
+    int32_t learning_rate_decay;/**< a csae_learning_rate_decay value (default CSAE_LR_PLATEAU) */
     csae_progress_fn progress;/**< optional progress callback (default NULL) */
     void *user_data;          /**< passed to progress unchanged */
     int64_t dead_latent_window;/**< rows after which a latent absent from every k-code counts
-                                    as dead (csae_model_copy_dead_latent_history); 0 = one epoch */
+                                    as dead (CSAE_HISTORY_DEAD_LATENTS); 0 = one epoch (default 0) */
     int64_t warmup_steps;     /**< steps of linear learning-rate warm-up (default 50) */
-    int32_t lr_decay;         /**< a csae_lr_decay value (default CSAE_LR_PLATEAU) */
-    double min_lr_ratio;      /**< final rate of a decay, as a fraction of learning_rate, in [0, 1] (default 0) */
+    double min_learning_rate_ratio;/**< final rate of a decay, as a fraction of learning_rate,
+                                        in [0, 1] (default 0) */
     double validation_fraction;/**< fraction of rows held out to measure the validation loss after
-                                    every epoch or validation_steps steps (csae_model_copy_validation_history), in [0, 1); inputs under 20 rows are not split (default 0.05) */
+                                    every epoch or validation_steps steps (CSAE_HISTORY_VALIDATION_LOSS), in [0, 1);
+                                    inputs under 20 rows are not split (default 0.05) */
     int64_t patience;         /**< validations without a relative improvement of tolerance in the validation
                                     loss that make a plateau: it stops training (CSAE_LR_PLATEAU: after
                                     plateau_reductions cuts); 0 = never (default 2) */
@@ -162,6 +203,26 @@ typedef struct csae_train_params {
                                    measurement; patience counts measurements; 0 = after every
                                    epoch (default 25) */
 } csae_train_params;
+
+/** Settings of csae_model_encode and csae_model_refit. Start from
+ *  csae_encode_default_params(). */
+typedef struct csae_encode_params {
+    uint32_t struct_size;     /**< sizeof(csae_encode_params) of the caller's header (see Params structs) */
+    int32_t num_threads;      /**< worker threads; 0 = csae_get_num_threads() (default 0) */
+    int64_t k;                /**< nonzeros per code, 1 <= k <= h, or 0 for the model's k, read once at the
+                                   start of the call and reported back (default 0) */
+} csae_encode_params;
+
+/** Settings of csae_index_search_dense and csae_index_search_codes. Start
+ *  from csae_search_default_params(). */
+typedef struct csae_search_params {
+    uint32_t struct_size;     /**< sizeof(csae_search_params) of the caller's header (see Params structs) */
+    int32_t num_threads;      /**< worker threads; 0 = csae_get_num_threads() (default 0) */
+    int64_t n;                /**< results per query, >= 1 (default 100); the results of a query are
+                                   min(n, item count) */
+    int64_t query_k;          /**< dense queries in sparse mode: nonzeros of the query codes, 1 <= query_k <= h,
+                                   or 0 for min(h, 4k); ignored otherwise (default 0) */
+} csae_search_params;
 
 /** Training data read through callbacks (csae_model_train_source): data
  *  larger than memory, or in a form the caller converts a batch at a time.
@@ -233,7 +294,7 @@ typedef struct csae_losses {
 extern "C" {
 #endif
 
-/* -- CABI/Exports.swift -- */
+/* -- CABI/LibraryExports.swift -- */
 
 /// Version of the C ABI implemented by this library; equals CSAE_ABI_VERSION
 /// of the header it was built with. Check it once at load time.
@@ -254,21 +315,25 @@ const char *csae_blas_name(void);
 /// from the CPU: "avx2+fma" or "baseline" (x86-64 SSE2). Static string.
 const char *csae_vector_isa(void);
 
-/// Default training settings, the recipe chosen by measurement (docs/quality.md):
-/// batch_size 4096, up to 400 epochs (validation_steps 25), learning_rate 1e-2 after 50
-/// warm-up steps, CSAE_LR_PLATEAU on a 5% validation split (patience 2,
-/// tolerance 5e-3, two cuts by 0.2, then stop), sparse_similarity_weight 0.03;
-/// Adam beta1 0.9, beta2 0.999, eps 1e-8; seed 0, shuffle 1, num_threads 0
-/// (the default count), no progress callback, dead_latent_window 0 (one epoch).
-csae_train_params csae_train_default_params(void);
+/// Sets the process-wide default number of worker threads: what every call
+/// given num_threads = 0 uses. Calls already running keep their count.
+/// @param num_threads  >= 1, or 0 to restore the default: the environment's
+///                     CSAE_NUM_THREADS, else OMP_NUM_THREADS (its first
+///                     entry), else the CPUs this process may use (its
+///                     affinity mask, capped by its cgroup's CPU quota),
+///                     read once per process
+/// @return CSAE_OK, or CSAE_ERR_INVALID_ARGUMENT for a negative count
+int32_t csae_set_num_threads(int32_t num_threads);
 
-/// The PyTorch reference's recipe: the defaults with epochs 1, learning_rate
-/// 1e-3 constant (no warm-up, CSAE_LR_CONSTANT), no validation split, no early
-/// stopping, no similarity terms, and validation_steps 0.
-csae_train_params csae_train_reference_params(void);
+/// Number of worker threads a call given num_threads = 0 uses (see
+/// csae_set_num_threads).
+int32_t csae_get_num_threads(void);
+
+/* -- CABI/ModelExports.swift -- */
 
 /// Creates a model: zero bias, a kaiming-uniform decoder with unit rows (PyTorch's
 /// default initialisation), and an encoder chosen by initialization.
+/// Runs on the calling thread.
 /// @param input_dim  dense dimension d >= 1
 /// @param latent_dim sparse dimension h >= 1
 /// @param k          nonzeros per code, 1 <= k <= h (training also needs 4k <= h)
@@ -307,7 +372,7 @@ void csae_model_free(csae_model *model);
 /// @param out   receives the new handle
 /// @return CSAE_OK, CSAE_ERR_IO (cannot open/read), CSAE_ERR_FORMAT (truncated,
 ///         bad header, wrong dtype or shape, non-finite weights),
-///         CSAE_ERR_INVALID_ARGUMENT (bad k, NULL)
+///         CSAE_ERR_INVALID_ARGUMENT (bad k, NULL), CSAE_ERR_OUT_OF_MEMORY
 int32_t csae_model_load(const char *path, int64_t k, csae_model **out);
 
 /// Saves the model as safetensors (encoder_w, encoder_b, decoder_w, and k in
@@ -323,8 +388,8 @@ int32_t csae_model_save(const csae_model *model, const char *path);
 int32_t csae_model_get_shape(const csae_model *model, int64_t *input_dim, int64_t *latent_dim,
                              int64_t *k);
 
-/// Sets the number of nonzeros per code used by encode and train (1 <= k <= h).
-/// Calls already running keep the k they read at their start.
+/// Sets the number of nonzeros per code used by encode (k = 0) and train
+/// (1 <= k <= h). Calls already running keep the k they read at their start.
 /// @return CSAE_OK, CSAE_ERR_INVALID_ARGUMENT, or CSAE_ERR_BUSY while
 ///         csae_model_train runs on the model (also from its progress
 ///         callback): a training run keeps one k from start to end
@@ -340,13 +405,36 @@ int32_t csae_model_copy_weights(const csae_model *model, float *encoder_w, int64
                                 float *encoder_b, int64_t encoder_b_len, float *decoder_w,
                                 int64_t decoder_w_len);
 
+/* -- CABI/TrainingExports.swift -- */
+
+/// Fills a caller's csae_train_params (its first struct_size bytes) with a
+/// recipe. csae_train_default_params() and csae_train_reference_params()
+/// call it with the caller's sizeof.
+/// CSAE_RECIPE_DEFAULT, the recipe chosen by measurement (docs/quality.md):
+/// batch_size 4096, up to 100 epochs, learning_rate 1e-2 after 50
+/// warm-up steps, CSAE_LR_PLATEAU on a 5% validation split (patience 2,
+/// tolerance 5e-3, two cuts by 0.2, then stop), sparse_similarity_weight 0.03;
+/// Adam beta1 0.9, beta2 0.999, eps 1e-8; seed 0, shuffle 1, num_threads 0
+/// (the default count), no progress callback, dead_latent_window 0 (one
+/// epoch). CSAE_RECIPE_REFERENCE, the PyTorch reference's recipe: the
+/// defaults with epochs 1, learning_rate 1e-3 constant (no warm-up,
+/// CSAE_LR_CONSTANT), no validation split, no early stopping and no
+/// similarity terms.
+/// @param params       the struct to fill
+/// @param struct_size  sizeof(csae_train_params) in the caller's header
+/// @param recipe       CSAE_RECIPE_DEFAULT or CSAE_RECIPE_REFERENCE
+/// @return CSAE_OK, or CSAE_ERR_INVALID_ARGUMENT (NULL, a struct_size this
+///         library cannot fill, an unknown recipe)
+int32_t csae_train_params_init(csae_train_params *params, uint32_t struct_size, int32_t recipe);
+
 /// Trains the model on x with Adam (from the current weights, fresh optimiser
 /// state). Steps = epochs * ceil(n / batch_size); the loss of every step is
 /// kept (csae_model_copy_history). Needs 4k <= h.
 /// @param x       n*d floats, row-major; finite, no all-zero row
 /// @param n       rows >= 1
 /// @param d       must equal the model's input_dim
-/// @param params  settings, or NULL for csae_train_default_params()
+/// @param params  settings (num_threads among them), or NULL for
+///                csae_train_default_params()
 /// The model's k is read once at the start; every step and validation pass
 /// uses it (csae_model_set_k returns CSAE_ERR_BUSY until this call returns).
 /// Other calls on the model may run from any thread, the progress callback's
@@ -361,44 +449,67 @@ int32_t csae_model_copy_weights(const csae_model *model, float *encoder_w, int64
 int32_t csae_model_train(csae_model *model, const float *x, int64_t n, int64_t d,
                          const csae_train_params *params);
 
-/// Number of losses recorded by the last csae_model_train call.
-int32_t csae_model_history_length(const csae_model *model, int64_t *length);
+/// Loss values of a batch at the current weights and, optionally, the
+/// gradients of the objective (cosine + cosine_4k / 8); nothing is updated.
+/// Needs 4k <= h.
+/// @param x               n*d floats (the batch)
+/// @param num_threads     worker threads, 0 for csae_get_num_threads()
+/// @param losses          receives the seven losses, or NULL
+/// @param grad_encoder_w  receives d*h floats ([d,h]), or NULL
+/// @param grad_encoder_b  receives h floats, or NULL
+/// @param grad_decoder_w  receives h*d floats ([h,d]), or NULL
+int32_t csae_model_loss_and_gradients(const csae_model *model, const float *x, int64_t n, int64_t d,
+                                      int32_t num_threads, csae_losses *losses,
+                                      float *grad_encoder_w, float *grad_encoder_b,
+                                      float *grad_decoder_w);
 
-/// Copies the per-step losses of the last csae_model_train call.
-/// @param out       receives min(capacity, history length) floats
+/* -- CABI/HistoryExports.swift -- */
+
+/// Copies one of the series the last csae_model_train call recorded.
+/// The length and the values are read together (a training call running
+/// meanwhile appends to the series between its steps).
+/// @param which     a csae_history value: CSAE_HISTORY_TRAINING_LOSS (one per
+///                  step), CSAE_HISTORY_VALIDATION_LOSS (one per epoch when
+///                  validation_fraction > 0) or CSAE_HISTORY_DEAD_LATENTS
+///                  (one per step)
+/// @param out       receives the first min(capacity, length) values; may be
+///                  NULL when capacity is 0 (to ask for the length alone)
 /// @param capacity  size of out in floats (>= 0)
-int32_t csae_model_copy_history(const csae_model *model, float *out, int64_t capacity);
+/// @param length    receives the series' full length (may be NULL)
+/// @return CSAE_OK, CSAE_ERR_INVALID_HANDLE, or CSAE_ERR_INVALID_ARGUMENT
+///         (unknown which, negative capacity, NULL out with capacity > 0)
+int32_t csae_model_copy_history(const csae_model *model, int32_t which, float *out,
+                                int64_t capacity, int64_t *length);
 
-/// Copies, for each step of the last csae_model_train call, the fraction of
-/// latents that were in no row's k-code during the last dead_latent_window
-/// training rows (0 until a full window has been seen).
-/// @param out       receives min(capacity, history length) floats
-/// @param capacity  size of out in floats (>= 0)
-int32_t csae_model_copy_dead_latent_history(const csae_model *model, float *out, int64_t capacity);
+/* -- CABI/EncodingExports.swift -- */
 
-/// Number of validation losses recorded by the last csae_model_train call
-/// (one per validation, see validation_steps, when validation_fraction > 0, else 0).
-int32_t csae_model_validation_history_length(const csae_model *model, int64_t *length);
-
-/// Copies the per-epoch validation losses of the last csae_model_train call.
-/// @param out       receives min(capacity, validation history length) floats
-/// @param capacity  size of out in floats (>= 0)
-int32_t csae_model_copy_validation_history(const csae_model *model, float *out, int64_t capacity);
+/// Fills a caller's csae_encode_params (its first struct_size bytes) with
+/// the defaults: k = 0 (the model's k), num_threads = 0 (the default
+/// count). csae_encode_default_params() calls it with the caller's sizeof.
+/// @param params       the struct to fill
+/// @param struct_size  sizeof(csae_encode_params) in the caller's header
+/// @return CSAE_OK, or CSAE_ERR_INVALID_ARGUMENT (NULL, a struct_size this
+///         library cannot fill)
+int32_t csae_encode_params_init(csae_encode_params *params, uint32_t struct_size);
 
 /// Encodes n dense rows into k-sparse codes: per row, the k latents of
 /// largest |pre-activation| with their signed values, ordered by decreasing
-/// |value| (ties: lower index first).
-/// @param x        n*d floats, row-major; finite, no all-zero row
-/// @param k        nonzeros per code (1 <= k <= h), or 0 for the model's k,
-///                 read once at the start of the call; when another thread
-///                 may call csae_model_set_k, pass k explicitly (buffers sized
-///                 from a k read earlier may be too small for the current one)
-/// @param indices  receives n*k latent indices
-/// @param values   receives n*k values
-/// @return CSAE_OK, CSAE_ERR_INVALID_ARGUMENT, CSAE_ERR_INVALID_HANDLE, or
-///         CSAE_ERR_OUT_OF_MEMORY (per-thread scratch)
-int32_t csae_model_encode(const csae_model *model, const float *x, int64_t n, int64_t d, int64_t k,
-                          int32_t *indices, float *values);
+/// |value| (ties: lower index first). Codes are written as n rows of k.
+/// @param x         n*d floats, row-major; finite, no all-zero row
+/// @param params    k (0: the model's k) and num_threads, or NULL for
+///                  csae_encode_default_params()
+/// @param indices   receives n*k latent indices
+/// @param values    receives n*k values
+/// @param capacity  size of indices and of values, in elements (each)
+/// @param k_used    receives the k of the codes (may be NULL)
+/// k = 0 reads the model's k once, at the start of the call, and checks it
+/// against capacity: a csae_model_set_k from another thread can make the
+/// call fail with CSAE_ERR_INVALID_ARGUMENT, never write past the buffers.
+/// @return CSAE_OK, CSAE_ERR_INVALID_ARGUMENT (also n*k > capacity),
+///         CSAE_ERR_INVALID_HANDLE, or CSAE_ERR_OUT_OF_MEMORY (per-thread scratch)
+int32_t csae_model_encode(const csae_model *model, const float *x, int64_t n, int64_t d,
+                          const csae_encode_params *params, int32_t *indices, float *values,
+                          int64_t capacity, int64_t *k_used);
 
 /// Refits codes' values by least squares: per row, the values that make the
 /// decoded vector closest to the row x over the same k latents (with a small
@@ -406,51 +517,45 @@ int32_t csae_model_encode(const csae_model *model, const float *x, int64_t n, in
 /// values on its support, which raises reconstructed-mode recall; sparse-mode
 /// cosines rank better with the encoder's values. Each row is reordered by
 /// decreasing |value| (ties: lower index first).
-/// @param x        n*d floats, the rows that were encoded; finite, no all-zero row
-/// @param k        nonzeros per code (1 <= k <= h)
-/// @param indices  n*k latent indices in [0, h), none twice in a row; reordered in place
-/// @param values   n*k values, replaced by the refitted ones
-int32_t csae_model_refit(const csae_model *model, const float *x, int64_t n, int64_t d, int64_t k,
-                         int32_t *indices, float *values);
+/// @param x         n*d floats, the rows that were encoded; finite, no all-zero row
+/// @param params    k of the codes (0: the model's k, read once and checked
+///                  against capacity as in csae_model_encode) and num_threads,
+///                  or NULL for csae_encode_default_params()
+/// @param indices   n*k latent indices in [0, h), none twice in a row; reordered in place
+/// @param values    n*k values, replaced by the refitted ones
+/// @param capacity  size of indices and of values, in elements (each)
+/// @param k_used    receives the k of the codes (may be NULL)
+/// @return as csae_model_encode
+int32_t csae_model_refit(const csae_model *model, const float *x, int64_t n, int64_t d,
+                         const csae_encode_params *params, int32_t *indices, float *values,
+                         int64_t capacity, int64_t *k_used);
 
 /// Decodes n k-sparse codes: out[i] = sum_t values[i,t] * decoder_w[indices[i,t]].
-/// @param indices  n*k latent indices in [0, h)
-/// @param values   n*k finite values
-/// @param out      receives n*d floats
+/// @param indices      n*k latent indices in [0, h)
+/// @param values       n*k finite values
+/// @param num_threads  worker threads, 0 for csae_get_num_threads()
+/// @param out          receives n*d floats
 int32_t csae_model_decode(const csae_model *model, const int32_t *indices, const float *values,
-                          int64_t n, int64_t k, float *out);
+                          int64_t n, int64_t k, int32_t num_threads, float *out);
 
 /// Writes the pre-activations normalize(x) @ encoder_w + encoder_b.
-/// @param x    n*d floats
-/// @param out  receives n*h floats
+/// @param x            n*d floats
+/// @param num_threads  worker threads, 0 for csae_get_num_threads()
+/// @param out          receives n*h floats
 int32_t csae_model_preactivations(const csae_model *model, const float *x, int64_t n, int64_t d,
-                                  float *out);
-
-/// Loss values of a batch at the current weights and, optionally, the
-/// gradients of the objective (cosine + cosine_4k / 8); nothing is updated.
-/// Needs 4k <= h.
-/// @param x               n*d floats (the batch)
-/// @param losses          receives the seven losses, or NULL
-/// @param grad_encoder_w  receives d*h floats ([d,h]), or NULL
-/// @param grad_encoder_b  receives h floats, or NULL
-/// @param grad_decoder_w  receives h*d floats ([h,d]), or NULL
-int32_t csae_model_loss_and_gradients(const csae_model *model, const float *x, int64_t n, int64_t d,
-                                      csae_losses *losses, float *grad_encoder_w,
-                                      float *grad_encoder_b, float *grad_decoder_w);
+                                  int32_t num_threads, float *out);
 
 /* -- CABI/IndexExports.swift -- */
 
-/// Sets the number of worker threads used by calls that take no thread count
-/// (encode, decode, search with num_threads = 0, train with num_threads = 0).
-/// @param num_threads  >= 1, or 0 for the default: the environment's
-///                     CSAE_NUM_THREADS, else OMP_NUM_THREADS (its first
-///                     entry), else the CPUs this process may use (its
-///                     affinity mask, capped by its cgroup's CPU quota),
-///                     read once per process
-int32_t csae_set_num_threads(int32_t num_threads);
-
-/// Number of worker threads calls use by default (see csae_set_num_threads).
-int32_t csae_get_num_threads(void);
+/// Fills a caller's csae_search_params (its first struct_size bytes) with
+/// the defaults: n = 100 results per query, query_k = 0 (min(h, 4k)),
+/// num_threads = 0 (the default count). csae_search_default_params() calls
+/// it with the caller's sizeof.
+/// @param params       the struct to fill
+/// @param struct_size  sizeof(csae_search_params) in the caller's header
+/// @return CSAE_OK, or CSAE_ERR_INVALID_ARGUMENT (NULL, a struct_size this
+///         library cannot fill)
+int32_t csae_search_params_init(csae_search_params *params, uint32_t struct_size);
 
 /// Creates an empty index over the codes of a model. The index keeps the
 /// model alive; freeing the model handle first is safe.
@@ -462,7 +567,7 @@ int32_t csae_get_num_threads(void);
 ///                 reconstructed mode), CSAE_STORAGE_PACKED8 / CSAE_STORAGE_PACKED4
 ///                 (8- or 4-bit value levels with a scale per item)
 /// @param out      receives the new handle; release it with csae_index_free
-int32_t csae_index_create(csae_model *model, int32_t mode, int32_t storage, csae_index **out);
+int32_t csae_index_create(const csae_model *model, int32_t mode, int32_t storage, csae_index **out);
 
 /// Releases an index. NULL is a no-op; a handle already freed is ignored.
 /// Safe while other threads use the index: calls already running finish on
@@ -470,8 +575,9 @@ int32_t csae_index_create(csae_model *model, int32_t mode, int32_t storage, csae
 void csae_index_free(csae_index *index);
 
 /// Adds n codes of k nonzeros (as csae_model_encode writes them). Items get
-/// the ids count, count+1, ... in order. The first add fixes k. Adds and
-/// searches may run concurrently from several threads.
+/// the ids count, count+1, ... in order. The first add fixes k. Runs on the
+/// calling thread (the codes are copied; sparse mode files them in its
+/// posting lists at the next search).
 /// @param indices  n*k latent indices in [0, h), no index twice in a row
 /// @param values   n*k finite values
 /// @return CSAE_OK, CSAE_ERR_INVALID_ARGUMENT (also when the model was
@@ -486,41 +592,51 @@ int32_t csae_index_add_codes(csae_index *index, const int32_t *indices, const fl
 /// keeps the encoder's values. The rows are encoded with one version of the
 /// weights: if the model is trained (in another thread) before their codes
 /// are added, the call fails with CSAE_ERR_INVALID_ARGUMENT and adds nothing.
-/// @param x  n*d floats; finite, no all-zero row
+/// @param x            n*d floats; finite, no all-zero row
+/// @param num_threads  worker threads of the encoding, 0 for csae_get_num_threads()
 /// @return CSAE_OK, CSAE_ERR_INVALID_ARGUMENT, CSAE_ERR_INVALID_HANDLE, or
 ///         CSAE_ERR_OUT_OF_MEMORY
-int32_t csae_index_add_dense(csae_index *index, const float *x, int64_t n, int64_t d);
+int32_t csae_index_add_dense(csae_index *index, const float *x, int64_t n, int64_t d,
+                             int32_t num_threads);
 
 /// Searches with nq dense queries. Sparse mode encodes them with the model,
 /// with query_k nonzeros (more than the items' k keeps more of the query;
 /// the default 4k is the code the training objective also reconstructs from);
 /// reconstructed mode uses them as they are (asymmetric search).
-/// @param queries      nq*d floats; finite, no all-zero row
-/// @param n            results per query (>= 1)
-/// @param query_k      nonzeros of the query codes in sparse mode (1 <= query_k <= h),
-///                     or 0 for min(h, 4k); ignored in reconstructed mode
-/// @param num_threads  worker threads, 0 for the default
-/// @param scores       receives nq*n cosines, best first, -INFINITY as padding
-/// @param ids          receives nq*n item ids, -1 as padding (n above the
-///                     item count is only padding: the search's own memory
-///                     and work are bounded by the item count)
-/// @return CSAE_OK, CSAE_ERR_INVALID_ARGUMENT (also when the index is empty,
-///         or its model was trained after its items were added),
-///         CSAE_ERR_INVALID_HANDLE, or CSAE_ERR_OUT_OF_MEMORY
-int32_t csae_index_search_dense(csae_index *index, const float *queries, int64_t nq, int64_t d,
-                                int64_t n, int64_t query_k, int32_t num_threads, float *scores,
-                                int64_t *ids);
+/// Results are written as nq rows of params->n: row q holds its
+/// *n_results = min(n, item count) best items, best first (equal scores:
+/// lower id first), and the columns past *n_results hold score -INFINITY and
+/// id -1. An empty index is an empty result: CSAE_OK with *n_results = 0.
+/// Memory and work are bounded by the item count, whatever n.
+/// @param queries     nq*d floats; finite, no all-zero row
+/// @param params      n, query_k (0: min(h, 4k)) and num_threads, or NULL
+///                    for csae_search_default_params()
+/// @param scores      receives nq*n cosines
+/// @param ids         receives nq*n item ids
+/// @param capacity    size of scores and of ids, in elements (each), >= nq*n
+/// @param n_results   receives the results per query (may be NULL)
+/// @return CSAE_OK, CSAE_ERR_INVALID_ARGUMENT (also when the model was
+///         trained after the index's items were added), CSAE_ERR_INVALID_HANDLE,
+///         or CSAE_ERR_OUT_OF_MEMORY
+int32_t csae_index_search_dense(const csae_index *index, const float *queries, int64_t nq,
+                                int64_t d, const csae_search_params *params, float *scores,
+                                int64_t *ids, int64_t capacity, int64_t *n_results);
 
 /// Searches with nq sparse queries of k nonzeros (k may differ from the
-/// index's). Reconstructed mode decodes them first.
-/// @param indices  nq*k latent indices in [0, h), no index twice in a row
-/// @param values   nq*k finite values
-/// @param scores   receives nq*n cosines, best first, -INFINITY as padding
-/// @param ids      receives nq*n item ids, -1 as padding
+/// index's). Reconstructed mode decodes them first. Outputs, padding and
+/// the empty index as csae_index_search_dense; params->query_k is not used.
+/// @param indices    nq*k latent indices in [0, h), no index twice in a row
+/// @param values     nq*k finite values
+/// @param params     n and num_threads, or NULL for csae_search_default_params()
+/// @param scores     receives nq*n cosines
+/// @param ids        receives nq*n item ids
+/// @param capacity   size of scores and of ids, in elements (each), >= nq*n
+/// @param n_results  receives the results per query (may be NULL)
 /// @return as csae_index_search_dense
-int32_t csae_index_search_codes(csae_index *index, const int32_t *indices, const float *values,
-                                int64_t nq, int64_t k, int64_t n, int32_t num_threads,
-                                float *scores, int64_t *ids);
+int32_t csae_index_search_codes(const csae_index *index, const int32_t *indices,
+                                const float *values, int64_t nq, int64_t k,
+                                const csae_search_params *params, float *scores, int64_t *ids,
+                                int64_t capacity, int64_t *n_results);
 
 /// Reads the index's state. Each output pointer may be NULL.
 /// @param count    receives the number of items
@@ -532,17 +648,18 @@ int32_t csae_index_get_info(const csae_index *index, int64_t *count, int64_t *k,
                             int32_t *mode, int32_t *storage);
 
 /// Saves the index as safetensors (codes, mode, storage, and the model's
-/// fingerprint), atomically.
+/// fingerprint), atomically. Runs on the calling thread.
 /// @return CSAE_OK, CSAE_ERR_IO, CSAE_ERR_INVALID_HANDLE, or
 ///         CSAE_ERR_INVALID_ARGUMENT (NULL path, or the model was trained
 ///         after the items were added: the codes no longer match its weights
 ///         and nothing is written)
-int32_t csae_index_save(csae_index *index, const char *path);
+int32_t csae_index_save(const csae_index *index, const char *path);
 
 /// Loads an index saved by csae_index_save. The model must be the one the
 /// index was built with (same shape and weights), else CSAE_ERR_INVALID_ARGUMENT.
-/// @param out  receives the new handle
-int32_t csae_index_load(const char *path, csae_model *model, csae_index **out);
+/// @param model  the model the index was built with; the index keeps it alive
+/// @param out    receives the new handle
+int32_t csae_index_load(const char *path, const csae_model *model, csae_index **out);
 
 /* -- CABI/PackedExports.swift -- */
 
@@ -638,6 +755,49 @@ int32_t csae_model_train_source(csae_model *model, const csae_row_source *source
 
 #ifdef __cplusplus
 } /* extern "C" */
+#endif
+
+/* ---- inline helpers (Sources/CCompresSAE/compressae_inline.h) ---- */
+
+/* Params structs by value, sized by the caller's own header: each helper
+ * passes sizeof(the struct) as the caller's compiler sees it, so a library
+ * that knows more fields writes only the ones the caller has (and a struct
+ * returned by value never depends on the library's layout). */
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/** csae_train_params holding the default recipe (csae_train_params_init). */
+static inline csae_train_params csae_train_default_params(void) {
+    csae_train_params params;
+    csae_train_params_init(&params, (uint32_t)sizeof params, CSAE_RECIPE_DEFAULT);
+    return params;
+}
+
+/** csae_train_params holding the PyTorch reference's recipe (csae_train_params_init). */
+static inline csae_train_params csae_train_reference_params(void) {
+    csae_train_params params;
+    csae_train_params_init(&params, (uint32_t)sizeof params, CSAE_RECIPE_REFERENCE);
+    return params;
+}
+
+/** csae_encode_params holding the defaults (csae_encode_params_init). */
+static inline csae_encode_params csae_encode_default_params(void) {
+    csae_encode_params params;
+    csae_encode_params_init(&params, (uint32_t)sizeof params);
+    return params;
+}
+
+/** csae_search_params holding the defaults (csae_search_params_init). */
+static inline csae_search_params csae_search_default_params(void) {
+    csae_search_params params;
+    csae_search_params_init(&params, (uint32_t)sizeof params);
+    return params;
+}
+
+#ifdef __cplusplus
+}
 #endif
 
 #endif /* COMPRESSAE_H */

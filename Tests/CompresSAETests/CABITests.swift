@@ -22,11 +22,12 @@ struct CABITests {
         params.epochs = 2
         #expect(csae_model_train(model, x, 20, 16, &params) == 0)
         var length: Int64 = 0
-        #expect(csae_model_history_length(model, &length) == 0 && length == 4)
+        #expect(csae_model_copy_history(model, Int32(CSAE_HISTORY_TRAINING_LOSS.rawValue), nil, 0, &length) == 0 && length == 4)
         var indices = [Int32](repeating: 0, count: 20 * 4), values = [Float](repeating: 0, count: 20 * 4)
-        #expect(csae_model_encode(model, x, 20, 16, 0, &indices, &values) == 0)
+        var kUsed: Int64 = 0
+        #expect(csae_model_encode(model, x, 20, 16, nil, &indices, &values, 80, &kUsed) == 0 && kUsed == 4)
         var out = [Float](repeating: 0, count: 20 * 16)
-        #expect(csae_model_decode(model, indices, values, 20, 4, &out) == 0)
+        #expect(csae_model_decode(model, indices, values, 20, 4, 0, &out) == 0)
         #expect(out.contains { $0 != 0 })
         csae_model_free(model)
         csae_model_free(nil)
@@ -41,31 +42,38 @@ struct CABITests {
         #expect(csae_model_create(16, 64, 4, 1, 0, nil) == CSAE_ERR_INVALID_ARGUMENT.rawValue)
         #expect(csae_model_create(0, 64, 4, 1, 0, &model) == CSAE_ERR_INVALID_ARGUMENT.rawValue)
         #expect(csae_model_create(16, 64, 4, 1, 7, &model) == CSAE_ERR_INVALID_ARGUMENT.rawValue)
-        #expect(lastError().contains("init must be"))
+        #expect(lastError().contains("initialization must be"))
         #expect(csae_model_create(16, 64, 4, 1, 0, &model) == 0)
         let x = [Float](repeating: 1, count: 16)
         var indices = [Int32](repeating: 0, count: 4), values = [Float](repeating: 0, count: 4)
-        #expect(csae_model_encode(model, nil, 1, 16, 0, &indices, &values) == CSAE_ERR_INVALID_ARGUMENT.rawValue)
+        var k65 = csae_encode_default_params()
+        k65.k = 65
+        #expect(csae_model_encode(model, nil, 1, 16, nil, &indices, &values, 4, nil) == CSAE_ERR_INVALID_ARGUMENT.rawValue)
         #expect(lastError() == "x is NULL")
-        #expect(csae_model_encode(model, x, 1, 15, 0, &indices, &values) == CSAE_ERR_INVALID_ARGUMENT.rawValue)
-        #expect(csae_model_encode(model, x, -1, 16, 0, &indices, &values) == CSAE_ERR_INVALID_ARGUMENT.rawValue)
-        #expect(csae_model_encode(model, x, 1, 16, 65, &indices, &values) == CSAE_ERR_INVALID_ARGUMENT.rawValue)
-        #expect(csae_model_encode(model, x, 1, 16, 0, nil, &values) == CSAE_ERR_INVALID_ARGUMENT.rawValue)
-        #expect(csae_model_encode(model, x, 1, 16, 0, &indices, &values) == 0)
+        #expect(csae_model_encode(model, x, 1, 15, nil, &indices, &values, 4, nil) == CSAE_ERR_INVALID_ARGUMENT.rawValue)
+        #expect(csae_model_encode(model, x, -1, 16, nil, &indices, &values, 4, nil) == CSAE_ERR_INVALID_ARGUMENT.rawValue)
+        #expect(csae_model_encode(model, x, 1, 16, &k65, &indices, &values, 4, nil) == CSAE_ERR_INVALID_ARGUMENT.rawValue)
+        #expect(csae_model_encode(model, x, 1, 16, nil, nil, &values, 4, nil) == CSAE_ERR_INVALID_ARGUMENT.rawValue)
+        #expect(csae_model_encode(model, x, 1, 16, nil, &indices, &values, 3, nil) == CSAE_ERR_INVALID_ARGUMENT.rawValue)
+        #expect(lastError().contains("capacity 3 is too small"))
+        #expect(csae_model_encode(model, x, 1, 16, nil, &indices, &values, 4, nil) == 0)
         #expect(lastError() == "")
         // n * k beyond Int64 is refused before any buffer is touched (it used to trap).
         var narrow: OpaquePointer?
         #expect(csae_model_create(1, 16, 16, 1, 0, &narrow) == 0)
-        #expect(csae_model_encode(narrow, x, 1 << 59, 1, 16, &indices, &values) == CSAE_ERR_INVALID_ARGUMENT.rawValue)
+        var k16 = csae_encode_default_params()
+        k16.k = 16
+        #expect(csae_model_encode(narrow, x, 1 << 59, 1, &k16, &indices, &values, Int64.max, nil)
+                == CSAE_ERR_INVALID_ARGUMENT.rawValue)
         #expect(lastError().contains("too large"))
         csae_model_free(narrow)
         csae_model_free(model)
         // A freed handle is refused, however often it is used or freed again.
-        #expect(csae_model_encode(model, x, 1, 16, 0, &indices, &values) == CSAE_ERR_INVALID_HANDLE.rawValue)
+        #expect(csae_model_encode(model, x, 1, 16, nil, &indices, &values, 4, nil) == CSAE_ERR_INVALID_HANDLE.rawValue)
         #expect(lastError().contains("not valid"))
         csae_model_free(model)
         #expect(csae_model_save(model, "/tmp/never") == CSAE_ERR_INVALID_HANDLE.rawValue)
-        #expect(csae_model_encode(OpaquePointer(bitPattern: 0x1234_5671), x, 1, 16, 0, &indices, &values)
+        #expect(csae_model_encode(OpaquePointer(bitPattern: 0x1234_5671), x, 1, 16, nil, &indices, &values, 4, nil)
                 == CSAE_ERR_INVALID_HANDLE.rawValue)
         #expect(csae_model_load(nil, 0, &model) == CSAE_ERR_INVALID_ARGUMENT.rawValue)
         #expect(csae_model_load("/nonexistent", 0, &model) == CSAE_ERR_IO.rawValue)
@@ -82,6 +90,7 @@ struct CABITests {
         params.progress = { _, step, _, _ in step >= 2 ? 1 : 0 }
         #expect(csae_model_train(model, x, 40, 8, &params) == CSAE_ERR_CANCELLED.rawValue)
         var length: Int64 = 0
-        #expect(csae_model_history_length(model, &length) == 0 && length == 2)
+        #expect(csae_model_copy_history(model, Int32(CSAE_HISTORY_TRAINING_LOSS.rawValue), nil, 0, &length) == 0
+                && length == 2)
     }
 }

@@ -37,7 +37,7 @@ struct CapturedValuesTests {
         options.epochs = 3
         options.batchSize = 32
         options.validationFraction = 0.2
-        options.threads = 2
+        options.numThreads = 2
         var refusals: [CompresSAEError.Kind] = []
         try model.train(rows(n, d), rows: n, options: options) { _, _, _ in
             do { try model.setK(16); refusals.append(.invalidArgument) } catch let e as CompresSAEError {
@@ -88,7 +88,7 @@ struct CapturedValuesTests {
         options.epochs = 6
         options.batchSize = 16
         options.validationFraction = 0.1
-        options.threads = 1
+        options.numThreads = 1
         let group = DispatchGroup()
         let trainer = UnsafeSendableBox(model), fixedOptions = options
         DispatchQueue.global().async(group: group) {
@@ -157,7 +157,7 @@ struct BoundedResourcesTests {
             try x.withUnsafeBufferPointer { xb in
                 try scores.withUnsafeMutableBufferPointer { sb in
                     try ids.withUnsafeMutableBufferPointer { ib in
-                        try index.search(dense: UnsafeBufferPointer(rebasing: xb[0..<d]), rows: 1, n: n,
+                        _ = try index.search(dense: UnsafeBufferPointer(rebasing: xb[0..<d]), rows: 1, n: n,
                                          scores: sb, ids: ib, threads: 2)
                     }
                 }
@@ -270,7 +270,7 @@ struct IndexStalenessTests {
         var options = TrainingOptions.reference
         options.epochs = 200
         options.batchSize = 10
-        options.threads = 1
+        options.numThreads = 1
         let group = DispatchGroup()
         let trainer = UnsafeSendableBox(model), fixedOptions = options
         DispatchQueue.global().async(group: group) {
@@ -314,7 +314,7 @@ struct HandleLifetimeTests {
             var model: OpaquePointer?, index: OpaquePointer?
             #expect(csae_model_create(d, 64, 4, UInt64(round), 0, &model) == 0)
             #expect(csae_index_create(model, Int32(round % 2), 0, &index) == 0)
-            #expect(csae_index_add_dense(index, x, 32, d) == 0)
+            #expect(csae_index_add_dense(index, x, 32, d, 0) == 0)
             let handles = UnsafeSendableBox((model, index))
             let statuses = Mutex<[Int32]>([])
             DispatchQueue.concurrentPerform(iterations: 3) { worker in
@@ -326,15 +326,18 @@ struct HandleLifetimeTests {
                 }
                 var indices = [Int32](repeating: 0, count: 32 * 4), values = [Float](repeating: 0, count: 32 * 4)
                 var scores = [Float](repeating: 0, count: 5), ids = [Int64](repeating: 0, count: 5)
+                var search = csae_search_default_params()
+                search.n = 5
+                search.num_threads = 1
                 for _ in 0..<50 {
-                    let a = csae_model_encode(model, x, 32, d, 4, &indices, &values)
-                    let b = csae_index_search_dense(index, x, 1, d, 5, 0, 1, &scores, &ids)
+                    let a = csae_model_encode(model, x, 32, d, nil, &indices, &values, 32 * 4, nil)
+                    let b = csae_index_search_dense(index, x, 1, d, &search, &scores, &ids, 5, nil)
                     statuses.withLock { $0 += [a, b] }
                 }
             }
             let seen = statuses.withLock { $0 }
             #expect(seen.allSatisfy { $0 == 0 || $0 == CSAE_ERR_INVALID_HANDLE.rawValue })
-            #expect(csae_model_encode(model, x, 32, d, 4, nil, nil) == CSAE_ERR_INVALID_HANDLE.rawValue)
+            #expect(csae_model_encode(model, x, 32, d, nil, nil, nil, 0, nil) == CSAE_ERR_INVALID_HANDLE.rawValue)
         }
     }
 }

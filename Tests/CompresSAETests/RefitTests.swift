@@ -134,12 +134,12 @@ struct RefitTests {
                 try codes.values.withUnsafeBufferPointer { vb in
                     try s1.withUnsafeMutableBufferPointer { sb in
                         try i1.withUnsafeMutableBufferPointer { idb in
-                            try fromDense.search(indices: ib, values: vb, rows: 64, k: 8, n: 5, scores: sb, ids: idb)
+                            _ = try fromDense.search(indices: ib, values: vb, rows: 64, k: 8, n: 5, scores: sb, ids: idb)
                         }
                     }
                     try s2.withUnsafeMutableBufferPointer { sb in
                         try i2.withUnsafeMutableBufferPointer { idb in
-                            try fromCodes.search(indices: ib, values: vb, rows: 64, k: 8, n: 5, scores: sb, ids: idb)
+                            _ = try fromCodes.search(indices: ib, values: vb, rows: 64, k: 8, n: 5, scores: sb, ids: idb)
                         }
                     }
                 }

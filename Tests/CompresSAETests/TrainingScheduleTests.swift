@@ -12,13 +12,13 @@ struct TrainingScheduleTests {
         #expect(abs(o.learningRate(step: 9, total: 100) - 9e-3) < 1e-12)
         #expect(o.learningRate(step: 10, total: 100) == 1e-2)
         #expect(o.learningRate(step: 100, total: 100) == 1e-2)   // constant
-        o.decay = .cosine
+        o.learningRateDecay = .cosine
         o.minLearningRateRatio = 0.1
         #expect(abs(o.learningRate(step: 10, total: 100) - 1e-2) < 1e-12)
         #expect(abs(o.learningRate(step: 100, total: 100) - 1e-3) < 1e-12)
         // Halfway through the decay, a cosine is at the mean of its ends.
         #expect(abs(o.learningRate(step: 55, total: 100) - 5.5e-3) < 1e-12)
-        o.decay = .linear
+        o.learningRateDecay = .linear
         #expect(abs(o.learningRate(step: 100, total: 100) - 1e-3) < 1e-12)
         #expect(abs(o.learningRate(step: 55, total: 100) - 5.5e-3) < 1e-12)
         let rates = (10...100).map { o.learningRate(step: $0, total: 100) }
@@ -53,7 +53,7 @@ struct TrainingScheduleTests {
 
         // Plateau decay: each plateau cuts the rate (twice), the third one stops.
         options.patience = 1
-        options.decay = .plateau
+        options.learningRateDecay = .plateau
         let plateau = try model.train(x, rows: 1000, options: options)
         #expect(model.validationHistory.count == 4)
         #expect(plateau.count == 4 * 8)
@@ -114,8 +114,8 @@ struct TrainingScheduleTests {
         }
         refuse({ $0.warmupSteps = -1 }, "warmup_steps")
         refuse({ $0.validationSteps = -1 }, "validation_steps")
-        refuse({ $0.minLearningRateRatio = 1.5 }, "min_lr_ratio")
-        refuse({ $0.minLearningRateRatio = .nan }, "min_lr_ratio")
+        refuse({ $0.minLearningRateRatio = 1.5 }, "min_learning_rate_ratio")
+        refuse({ $0.minLearningRateRatio = .nan }, "min_learning_rate_ratio")
         refuse({ $0.validationFraction = 1 }, "validation_fraction")
         refuse({ $0.validationFraction = -0.1 }, "validation_fraction")
         refuse({ $0.patience = 3 }, "needs validation_fraction")
@@ -176,7 +176,7 @@ struct SimilarityTermTests {
         func run(_ threads: Int) throws -> [Float] {
             let model = try CompresSAEModel(inputDim: d, latentDim: 256, k: 8, seed: 3, initialization: .tied)
             var o = options
-            o.threads = threads
+            o.numThreads = threads
             try model.train(x, rows: 600, options: o)
             return model.encoderWeights
         }

@@ -50,7 +50,7 @@ int main(int argc, char **argv) {
         if (csae_index_create(m, CSAE_INDEX_SPARSE, CSAE_STORAGE_STANDARD, &ix) != CSAE_OK) die("index create");
         for (unsigned b = 0; b < 20; b++) {
             rows(x, ROWS, b);
-            if (csae_index_add_dense(ix, x, ROWS, D) != CSAE_OK) die("index add");
+            if (csae_index_add_dense(ix, x, ROWS, D, 0) != CSAE_OK) die("index add");
         }
         if (csae_model_save(m, model_path) != CSAE_OK) die("model save");
         if (csae_index_save(ix, index_path) != CSAE_OK) die("index save");
@@ -62,7 +62,7 @@ int main(int argc, char **argv) {
             if (csae_model_set_k(m, i % 2 ? K : K / 2) != CSAE_OK) die("set_k");
             if (csae_model_save(m, model_path) != CSAE_OK) die("model save");
             rows(x, 1, 1000 + i);
-            if (csae_index_add_dense(ix, x, 1, D) != CSAE_OK) die("index add");
+            if (csae_index_add_dense(ix, x, 1, D, 0) != CSAE_OK) die("index add");
             if (csae_index_save(ix, index_path) != CSAE_OK) die("index save");
             if (once) break;
         }

@@ -131,6 +131,14 @@ static void check_ids(const char *what, const int64_t *ids, int64_t count) {
     }
 }
 
+/* Encode settings of k nonzeros (0: the model's k). */
+static csae_encode_params encode_params(int64_t k, int32_t num_threads) {
+    csae_encode_params p = csae_encode_default_params();
+    p.k = k;
+    p.num_threads = num_threads;
+    return p;
+}
+
 static void *worker(void *arg) {
     int id = (int)(intptr_t)arg;
     uint64_t s = 0x1234u + (uint64_t)id * 7919u;
@@ -139,6 +147,7 @@ static void *worker(void *arg) {
     float values[ROWS * H];
     float scores[ROWS * 10];
     int64_t ids[ROWS * 10];
+    const int64_t code_capacity = ROWS * H, result_capacity = ROWS * 10;
     char model_path[300], index_path[300];
     snprintf(model_path, sizeof model_path, "%s/model-%d.safetensors", directory, id % 3);
     snprintf(index_path, sizeof index_path, "%s/index-%d.safetensors", directory, id % 3);
@@ -155,22 +164,30 @@ static void *worker(void *arg) {
         if ((no_k0 && op == 2) || (no_setk && (op == 3 || op == 4)) || (no_train && op == 5)
             || (no_save && (op == 11 || op == 12)) || (no_free && op >= 14)) continue;
         switch (op) {
-        case 0: case 1: /* encode with an explicit k, then refit and decode the codes */
-            st = csae_model_encode(m, x, n, D, k, indices, values);
+        case 0: case 1: { /* encode with an explicit k, then refit and decode the codes */
+            csae_encode_params p = encode_params(k, (int32_t)(next(&s) % 3));
+            st = csae_model_encode(m, x, n, D, &p, indices, values, code_capacity, NULL);
             check("encode", st, 0);
             if (st == CSAE_OK) {
                 check_codes("encode", indices, values, n * k);
-                st = csae_model_refit(m, x, n, D, k, indices, values);
+                st = csae_model_refit(m, x, n, D, &p, indices, values, code_capacity, NULL);
                 check("refit", st, 0);
                 if (st == CSAE_OK) check_codes("refit", indices, values, n * k);
-                check("decode", csae_model_decode(m, indices, values, n, k, out), 0);
+                check("decode", csae_model_decode(m, indices, values, n, k, 0, out), 0);
             }
             break;
-        case 2: /* encode with the model's k (k = 0) while others change it:
-                   buffers for the largest k set_k uses, H allowed by the API */
-            st = csae_model_encode(m, x, n, D, 0, indices, values);
+        }
+        case 2: { /* encode with the model's k (k = 0) while others change it,
+                     into buffers whose capacity is checked against the k read */
+            int64_t used = 0;
+            st = csae_model_encode(m, x, n, D, NULL, indices, values, n * MAX_K, &used);
             check("encode k=0", st, 0);
+            if (st == CSAE_OK && (used < 1 || used > MAX_K)) {
+                fprintf(stderr, "stress: encode k=0 reported k %lld\n", (long long)used);
+                atomic_store(&failed, 1);
+            }
             break;
+        }
         case 3: case 4:
             check("set_k", csae_model_set_k(m, k), 0);
             break;
@@ -183,23 +200,30 @@ static void *worker(void *arg) {
             break;
         }
         case 6: case 7:
-            check("index add_dense", csae_index_add_dense(ix, x, n, D), 0);
+            check("index add_dense", csae_index_add_dense(ix, x, n, D, (int32_t)(next(&s) % 3)), 0);
             break;
-        case 8:
-            st = csae_model_encode(m, x, n, D, 4, indices, values);
+        case 8: {
+            csae_encode_params p = encode_params(4, 0);
+            st = csae_model_encode(m, x, n, D, &p, indices, values, code_capacity, NULL);
             check("encode for add", st, 0);
             if (st == CSAE_OK) check("index add_codes", csae_index_add_codes(ix, indices, values, n, 4), 0);
             break;
+        }
         case 9: case 10: {
-            int64_t top = 1 + (int64_t)(next(&s) % 10);
-            st = csae_index_search_dense(ix, x, n, D, top, 0, (int32_t)(next(&s) % 3), scores, ids);
+            csae_search_params sp = csae_search_default_params();
+            sp.n = 1 + (int64_t)(next(&s) % 10);
+            sp.num_threads = (int32_t)(next(&s) % 3);
+            int64_t found = -1;
+            st = csae_index_search_dense(ix, x, n, D, &sp, scores, ids, result_capacity, &found);
             check("index search_dense", st, 0);
-            if (st == CSAE_OK) check_ids("search_dense", ids, n * top);
-            st = csae_model_encode(m, x, n, D, k, indices, values);
+            if (st == CSAE_OK) check_ids("search_dense", ids, n * sp.n);
+            csae_encode_params p = encode_params(k, 0);
+            st = csae_model_encode(m, x, n, D, &p, indices, values, code_capacity, NULL);
             if (st == CSAE_OK) {
-                st = csae_index_search_codes(ix, indices, values, n, k, top, 1, scores, ids);
+                sp.num_threads = 1;
+                st = csae_index_search_codes(ix, indices, values, n, k, &sp, scores, ids, result_capacity, &found);
                 check("index search_codes", st, 0);
-                if (st == CSAE_OK) check_ids("search_codes", ids, n * top);
+                if (st == CSAE_OK) check_ids("search_codes", ids, n * sp.n);
             }
             break;
         }
@@ -226,8 +250,8 @@ static void *worker(void *arg) {
             check("get_info", csae_index_get_info(ix, &count, &kk, &nbytes, &mode, &storage), 0);
             int64_t len;
             float history[8];
-            check("history_length", csae_model_history_length(m, &len), 0);
-            check("copy_history", csae_model_copy_history(m, history, 8), 0);
+            check("history length", csae_model_copy_history(m, CSAE_HISTORY_VALIDATION_LOSS, NULL, 0, &len), 0);
+            check("copy_history", csae_model_copy_history(m, CSAE_HISTORY_TRAINING_LOSS, history, 8, &len), 0);
             break;
         }
         case 14: /* free a model others use, put a new one in its place */

@@ -140,8 +140,10 @@ static double cosine(const float *a, const float *b, int64_t d) {
 /* Encodes and decodes rows, returns the mean cosine(x, decode(encode(x))). */
 static double mean_recon_cosine(csae_model *model, const float *x, int64_t n, int64_t d, int64_t k,
                                 int32_t *indices, float *values, float *recon) {
-    if (!check(csae_model_encode(model, x, n, d, k, indices, values), "csae_model_encode") ||
-        !check(csae_model_decode(model, indices, values, n, k, recon), "csae_model_decode")) {
+    csae_encode_params params = csae_encode_default_params();
+    params.k = k;
+    if (!check(csae_model_encode(model, x, n, d, &params, indices, values, n * k, NULL), "csae_model_encode") ||
+        !check(csae_model_decode(model, indices, values, n, k, 0, recon), "csae_model_decode")) {
         return 0.0;
     }
     double sum = 0;
@@ -208,7 +210,7 @@ int main(int argc, char **argv) {
      *    stopping); this example counts steps, so it starts from the reference's
      *    plain recipe: every row trains, constant learning rate, fixed epochs. */
     csae_train_params defaults = csae_train_default_params();
-    expect(defaults.batch_size == 4096 && defaults.epochs == 100 && defaults.lr_decay == CSAE_LR_PLATEAU,
+    expect(defaults.batch_size == 4096 && defaults.epochs == 100 && defaults.learning_rate_decay == CSAE_LR_PLATEAU,
            "default params");
     csae_train_params params = csae_train_reference_params();
     expect(params.epochs == 1 && params.validation_fraction == 0.0, "reference params");
@@ -225,18 +227,25 @@ int main(int argc, char **argv) {
     check(csae_model_train(model, x, n_train, d, &params), "csae_model_train");
     expect(progress_calls == steps, "progress callback called once per step");
 
+    /* The loss of every step: ask for the length (NULL, 0), then copy. */
     int64_t hist_len = 0;
-    check(csae_model_history_length(model, &hist_len), "csae_model_history_length");
+    check(csae_model_copy_history(model, CSAE_HISTORY_TRAINING_LOSS, NULL, 0, &hist_len), "csae_model_copy_history");
     expect(hist_len == steps, "history length == steps");
     float *history = malloc((size_t)(hist_len > 0 ? hist_len : 1) * sizeof *history);
-    if (hist_len > 0 && check(csae_model_copy_history(model, history, hist_len), "csae_model_copy_history")) {
+    if (hist_len > 0 && check(csae_model_copy_history(model, CSAE_HISTORY_TRAINING_LOSS, history, hist_len, &hist_len),
+                              "csae_model_copy_history")) {
         printf("loss: first step %.4f, last step %.4f\n", (double)history[0], (double)history[hist_len - 1]);
         expect(history[hist_len - 1] < history[0], "training lowers the loss");
     }
     free(history);
 
-    /* 3. Encode held-out rows: k (index, value) pairs per row. */
-    check(csae_model_encode(model, x_eval, n_eval, d, 0, indices, values), "csae_model_encode");
+    /* 3. Encode held-out rows: k (index, value) pairs per row. NULL params:
+     *    the defaults, k = 0 (the model's k, reported in k_used), every
+     *    default thread; the capacity guards the buffers whatever k is. */
+    int64_t k_used = 0;
+    check(csae_model_encode(model, x_eval, n_eval, d, NULL, indices, values, n_eval * k, &k_used),
+          "csae_model_encode");
+    expect(k_used == k, "encode reports the model's k");
     int ok_codes = 1;
     for (int64_t i = 0; i < n_eval * k; i++) {
         if (indices[i] < 0 || indices[i] >= h || !isfinite(values[i])) ok_codes = 0;
@@ -252,7 +261,7 @@ int main(int argc, char **argv) {
     printf("...\n");
 
     /* 4. Decode and measure the reconstruction. */
-    check(csae_model_decode(model, indices, values, n_eval, k, recon), "csae_model_decode");
+    check(csae_model_decode(model, indices, values, n_eval, k, 0, recon), "csae_model_decode");
     double mean_cos = 0;
     for (int64_t r = 0; r < n_eval; r++) mean_cos += cosine(x_eval + r * d, recon + r * d, d);
     mean_cos /= (double)n_eval;
@@ -274,7 +283,8 @@ int main(int argc, char **argv) {
             int32_t *indices2 = malloc((size_t)(n_eval * k) * sizeof *indices2);
             float *values2 = malloc((size_t)(n_eval * k) * sizeof *values2);
             if (indices2 && values2 &&
-                check(csae_model_encode(loaded, x_eval, n_eval, d, 0, indices2, values2), "encode(loaded)")) {
+                check(csae_model_encode(loaded, x_eval, n_eval, d, NULL, indices2, values2, n_eval * k, NULL),
+                      "encode(loaded)")) {
                 expect(memcmp(indices, indices2, (size_t)(n_eval * k) * sizeof *indices) == 0 &&
                            memcmp(values, values2, (size_t)(n_eval * k) * sizeof *values) == 0,
                        "loaded model gives identical codes");
@@ -293,7 +303,9 @@ int main(int argc, char **argv) {
     {
         const int64_t nq = 5, top = 10;
         float scores[5 * 10];
-        int64_t ids[5 * 10];
+        int64_t ids[5 * 10], found = 0;
+        csae_search_params search = csae_search_default_params();
+        search.n = top; /* rows of the results: nq x n */
         csae_index *sparse = NULL, *recon = NULL;
         if (check(csae_index_create(model, CSAE_INDEX_SPARSE, CSAE_STORAGE_STANDARD, &sparse), "csae_index_create")) {
             check(csae_index_add_codes(sparse, indices, values, n_eval, k), "csae_index_add_codes");
@@ -301,8 +313,9 @@ int main(int argc, char **argv) {
             check(csae_index_get_info(sparse, &count, NULL, &nbytes, NULL, NULL), "csae_index_get_info");
             expect(count == n_eval, "index holds every added code");
             /* the first nq items' own codes as queries: each finds itself first */
-            if (check(csae_index_search_codes(sparse, indices, values, nq, k, top, 0, scores, ids),
+            if (check(csae_index_search_codes(sparse, indices, values, nq, k, &search, scores, ids, nq * top, &found),
                       "csae_index_search_codes")) {
+                expect(found == top, "n_results = min(n, items)");
                 int self_first = 1;
                 for (int64_t q = 0; q < nq; q++) {
                     if (ids[q * top] != q || fabsf(scores[q * top] - 1.0f) > 1e-4f) self_first = 0;
@@ -319,8 +332,9 @@ int main(int argc, char **argv) {
         }
         if (check(csae_index_create(model, CSAE_INDEX_RECONSTRUCTED, CSAE_STORAGE_STANDARD, &recon),
                   "csae_index_create(reconstructed)")) {
-            check(csae_index_add_dense(recon, x_eval, n_eval, d), "csae_index_add_dense");
-            if (check(csae_index_search_dense(recon, x_eval, nq, d, top, 0, 0, scores, ids), "csae_index_search_dense")) {
+            check(csae_index_add_dense(recon, x_eval, n_eval, d, 0), "csae_index_add_dense");
+            if (check(csae_index_search_dense(recon, x_eval, nq, d, &search, scores, ids, nq * top, &found),
+                      "csae_index_search_dense")) {
                 int64_t hits = 0;
                 for (int64_t q = 0; q < nq; q++) hits += (ids[q * top] == q);
                 printf("reconstructed index, dense queries: %lld of %lld find themselves first\n",
@@ -328,6 +342,23 @@ int main(int argc, char **argv) {
                 expect(ids[0] >= 0 && ids[0] < n_eval && scores[0] <= 1.0f + 1e-4f, "reconstructed search returns valid ids");
             }
             csae_index_free(recon);
+        }
+        /* More results asked than items: n_results says how many are real;
+         * the columns past it hold id -1 and score -INFINITY. An empty index
+         * is an empty result (n_results = 0), not an error. */
+        csae_index *few = NULL;
+        if (check(csae_index_create(model, CSAE_INDEX_SPARSE, CSAE_STORAGE_COMPACT, &few), "csae_index_create(few)")) {
+            check(csae_index_search_dense(few, x_eval, nq, d, &search, scores, ids, nq * top, &found),
+                  "csae_index_search_dense(empty)");
+            expect(found == 0 && ids[0] == -1 && isinf(scores[0]), "an empty index gives no results");
+            check(csae_index_add_codes(few, indices, values, 3, k), "csae_index_add_codes(3)");
+            check(csae_index_search_dense(few, x_eval, nq, d, &search, scores, ids, nq * top, &found),
+                  "csae_index_search_dense(3 items)");
+            expect(found == 3 && ids[3] == -1 && ids[top + 3] == -1 && ids[0] >= 0, "3 items: 3 results, then padding");
+            printf("index of 3 items, n = %lld: n_results = %lld, ids of query 0: %lld %lld %lld %lld ...\n",
+                   (long long)top, (long long)found, (long long)ids[0], (long long)ids[1], (long long)ids[2],
+                   (long long)ids[3]);
+            csae_index_free(few);
         }
     }
 
@@ -339,7 +370,7 @@ int main(int argc, char **argv) {
     expect(st == CSAE_ERR_INVALID_ARGUMENT && bad == NULL && strlen(csae_last_error()) > 0,
            "k=0 is refused with a message");
 
-    st = csae_model_encode(model, x_eval, 1, d + 1, 0, indices, values); /* wrong width */
+    st = csae_model_encode(model, x_eval, 1, d + 1, NULL, indices, values, k, NULL); /* wrong width */
     printf("encode with d=%lld -> status %d: %s\n", (long long)(d + 1), (int)st, csae_last_error());
     expect(st == CSAE_ERR_INVALID_ARGUMENT, "wrong input width is refused");
 

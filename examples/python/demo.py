@@ -132,7 +132,7 @@ def main() -> int:
                                   init="reference" if args.reference else "tied")
     fit = dict(compressae.REFERENCE_TRAINING, epochs=20) if args.reference else {}
     fit.update({name: value for name, value in (("epochs", args.epochs), ("batch_size", args.batch_size),
-                                                ("lr", args.lr)) if value is not None})
+                                                ("learning_rate", args.lr)) if value is not None})
     print(f"training CompresSAE: h={args.latent_dim}, k={args.k}, "
           + ("the reference's recipe" if args.reference else "the library's default recipe")
           + (f" with {fit}" if fit else "") + " (compressae.CompresSAE.fit)")

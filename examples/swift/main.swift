@@ -158,7 +158,7 @@ do {
         try Array(codes.values[0..<(queries * 16)]).withUnsafeBufferPointer { vb in
             try scores.withUnsafeMutableBufferPointer { sb in
                 try ids.withUnsafeMutableBufferPointer { idb in
-                    try index.search(indices: ib, values: vb, rows: queries, k: 16, n: top, scores: sb, ids: idb)
+                    _ = try index.search(indices: ib, values: vb, rows: queries, k: 16, n: top, scores: sb, ids: idb)
                 }
             }
         }

@@ -10,7 +10,7 @@ from ctypes import (
 )
 
 # ---- #define constants
-CSAE_ABI_VERSION = 5
+CSAE_ABI_VERSION = 6
 
 # ---- enum csae_status
 CSAE_OK = 0
@@ -70,12 +70,30 @@ CSAE_INIT_NAMES = {
     1: 'CSAE_INIT_TIED',
 }
 
-# ---- enum csae_lr_decay
+# ---- enum csae_train_recipe
+CSAE_RECIPE_DEFAULT = 0
+CSAE_RECIPE_REFERENCE = 1
+CSAE_TRAIN_RECIPE_NAMES = {
+    0: 'CSAE_RECIPE_DEFAULT',
+    1: 'CSAE_RECIPE_REFERENCE',
+}
+
+# ---- enum csae_history
+CSAE_HISTORY_TRAINING_LOSS = 0
+CSAE_HISTORY_VALIDATION_LOSS = 1
+CSAE_HISTORY_DEAD_LATENTS = 2
+CSAE_HISTORY_NAMES = {
+    0: 'CSAE_HISTORY_TRAINING_LOSS',
+    1: 'CSAE_HISTORY_VALIDATION_LOSS',
+    2: 'CSAE_HISTORY_DEAD_LATENTS',
+}
+
+# ---- enum csae_learning_rate_decay
 CSAE_LR_CONSTANT = 0
 CSAE_LR_COSINE = 1
 CSAE_LR_LINEAR = 2
 CSAE_LR_PLATEAU = 3
-CSAE_LR_DECAY_NAMES = {
+CSAE_LEARNING_RATE_DECAY_NAMES = {
     0: 'CSAE_LR_CONSTANT',
     1: 'CSAE_LR_COSINE',
     2: 'CSAE_LR_LINEAR',
@@ -101,6 +119,8 @@ class csae_train_params(Structure):
     """``csae_train_params`` of include/compressae.h."""
 
     _fields_ = [
+        ('struct_size', c_uint32),
+        ('num_threads', c_int32),
         ('batch_size', c_int64),
         ('epochs', c_int64),
         ('learning_rate', c_double),
@@ -109,13 +129,12 @@ class csae_train_params(Structure):
         ('eps', c_double),
         ('seed', c_uint64),
         ('shuffle', c_int32),
-        ('num_threads', c_int32),
+        ('learning_rate_decay', c_int32),
         ('progress', csae_progress_fn),
         ('user_data', c_void_p),
         ('dead_latent_window', c_int64),
         ('warmup_steps', c_int64),
-        ('lr_decay', c_int32),
-        ('min_lr_ratio', c_double),
+        ('min_learning_rate_ratio', c_double),
         ('validation_fraction', c_double),
         ('patience', c_int64),
         ('tolerance', c_double),
@@ -125,6 +144,27 @@ class csae_train_params(Structure):
         ('similarity_temperature', c_double),
         ('similarity_rows', c_int64),
         ('validation_steps', c_int64),
+    ]
+
+
+class csae_encode_params(Structure):
+    """``csae_encode_params`` of include/compressae.h."""
+
+    _fields_ = [
+        ('struct_size', c_uint32),
+        ('num_threads', c_int32),
+        ('k', c_int64),
+    ]
+
+
+class csae_search_params(Structure):
+    """``csae_search_params`` of include/compressae.h."""
+
+    _fields_ = [
+        ('struct_size', c_uint32),
+        ('num_threads', c_int32),
+        ('n', c_int64),
+        ('query_k', c_int64),
     ]
 
 
@@ -179,8 +219,10 @@ FUNCTIONS = {
     'csae_last_error': (c_char_p, []),
     'csae_blas_name': (c_char_p, []),
     'csae_vector_isa': (c_char_p, []),
-    'csae_train_default_params': (csae_train_params, []),
-    'csae_train_reference_params': (csae_train_params, []),
+    'csae_set_num_threads': (c_int32, [
+        ('num_threads', c_int32),
+    ]),
+    'csae_get_num_threads': (c_int32, []),
     'csae_model_create': (c_int32, [
         ('input_dim', c_int64),
         ('latent_dim', c_int64),
@@ -229,6 +271,11 @@ FUNCTIONS = {
         ('decoder_w', POINTER(c_float)),
         ('decoder_w_len', c_int64),
     ]),
+    'csae_train_params_init': (c_int32, [
+        ('params', POINTER(csae_train_params)),
+        ('struct_size', c_uint32),
+        ('recipe', c_int32),
+    ]),
     'csae_model_train': (c_int32, [
         ('model', c_void_p),
         ('x', POINTER(c_float)),
@@ -236,46 +283,49 @@ FUNCTIONS = {
         ('d', c_int64),
         ('params', POINTER(csae_train_params)),
     ]),
-    'csae_model_history_length': (c_int32, [
+    'csae_model_loss_and_gradients': (c_int32, [
         ('model', c_void_p),
-        ('length', POINTER(c_int64)),
+        ('x', POINTER(c_float)),
+        ('n', c_int64),
+        ('d', c_int64),
+        ('num_threads', c_int32),
+        ('losses', POINTER(csae_losses)),
+        ('grad_encoder_w', POINTER(c_float)),
+        ('grad_encoder_b', POINTER(c_float)),
+        ('grad_decoder_w', POINTER(c_float)),
     ]),
     'csae_model_copy_history': (c_int32, [
         ('model', c_void_p),
+        ('which', c_int32),
         ('out', POINTER(c_float)),
         ('capacity', c_int64),
-    ]),
-    'csae_model_copy_dead_latent_history': (c_int32, [
-        ('model', c_void_p),
-        ('out', POINTER(c_float)),
-        ('capacity', c_int64),
-    ]),
-    'csae_model_validation_history_length': (c_int32, [
-        ('model', c_void_p),
         ('length', POINTER(c_int64)),
     ]),
-    'csae_model_copy_validation_history': (c_int32, [
-        ('model', c_void_p),
-        ('out', POINTER(c_float)),
-        ('capacity', c_int64),
+    'csae_encode_params_init': (c_int32, [
+        ('params', POINTER(csae_encode_params)),
+        ('struct_size', c_uint32),
     ]),
     'csae_model_encode': (c_int32, [
         ('model', c_void_p),
         ('x', POINTER(c_float)),
         ('n', c_int64),
         ('d', c_int64),
-        ('k', c_int64),
+        ('params', POINTER(csae_encode_params)),
         ('indices', POINTER(c_int32)),
         ('values', POINTER(c_float)),
+        ('capacity', c_int64),
+        ('k_used', POINTER(c_int64)),
     ]),
     'csae_model_refit': (c_int32, [
         ('model', c_void_p),
         ('x', POINTER(c_float)),
         ('n', c_int64),
         ('d', c_int64),
-        ('k', c_int64),
+        ('params', POINTER(csae_encode_params)),
         ('indices', POINTER(c_int32)),
         ('values', POINTER(c_float)),
+        ('capacity', c_int64),
+        ('k_used', POINTER(c_int64)),
     ]),
     'csae_model_decode': (c_int32, [
         ('model', c_void_p),
@@ -283,6 +333,7 @@ FUNCTIONS = {
         ('values', POINTER(c_float)),
         ('n', c_int64),
         ('k', c_int64),
+        ('num_threads', c_int32),
         ('out', POINTER(c_float)),
     ]),
     'csae_model_preactivations': (c_int32, [
@@ -290,22 +341,13 @@ FUNCTIONS = {
         ('x', POINTER(c_float)),
         ('n', c_int64),
         ('d', c_int64),
+        ('num_threads', c_int32),
         ('out', POINTER(c_float)),
     ]),
-    'csae_model_loss_and_gradients': (c_int32, [
-        ('model', c_void_p),
-        ('x', POINTER(c_float)),
-        ('n', c_int64),
-        ('d', c_int64),
-        ('losses', POINTER(csae_losses)),
-        ('grad_encoder_w', POINTER(c_float)),
-        ('grad_encoder_b', POINTER(c_float)),
-        ('grad_decoder_w', POINTER(c_float)),
+    'csae_search_params_init': (c_int32, [
+        ('params', POINTER(csae_search_params)),
+        ('struct_size', c_uint32),
     ]),
-    'csae_set_num_threads': (c_int32, [
-        ('num_threads', c_int32),
-    ]),
-    'csae_get_num_threads': (c_int32, []),
     'csae_index_create': (c_int32, [
         ('model', c_void_p),
         ('mode', c_int32),
@@ -327,17 +369,18 @@ FUNCTIONS = {
         ('x', POINTER(c_float)),
         ('n', c_int64),
         ('d', c_int64),
+        ('num_threads', c_int32),
     ]),
     'csae_index_search_dense': (c_int32, [
         ('index', c_void_p),
         ('queries', POINTER(c_float)),
         ('nq', c_int64),
         ('d', c_int64),
-        ('n', c_int64),
-        ('query_k', c_int64),
-        ('num_threads', c_int32),
+        ('params', POINTER(csae_search_params)),
         ('scores', POINTER(c_float)),
         ('ids', POINTER(c_int64)),
+        ('capacity', c_int64),
+        ('n_results', POINTER(c_int64)),
     ]),
     'csae_index_search_codes': (c_int32, [
         ('index', c_void_p),
@@ -345,10 +388,11 @@ FUNCTIONS = {
         ('values', POINTER(c_float)),
         ('nq', c_int64),
         ('k', c_int64),
-        ('n', c_int64),
-        ('num_threads', c_int32),
+        ('params', POINTER(csae_search_params)),
         ('scores', POINTER(c_float)),
         ('ids', POINTER(c_int64)),
+        ('capacity', c_int64),
+        ('n_results', POINTER(c_int64)),
     ]),
     'csae_index_get_info': (c_int32, [
         ('index', c_void_p),

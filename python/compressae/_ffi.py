@@ -167,6 +167,36 @@ if csae_abi_version() != ABI_VERSION:
     )
 
 
+def _params(struct, init, *extra):
+    params = struct()
+    status = init(ctypes.byref(params), ctypes.sizeof(struct), *extra)
+    if status != CSAE_OK:
+        raise ImportError(f"{init.__name__} failed ({STATUS_NAMES.get(status, status)}): {last_error()}")
+    return params
+
+
+# The header's static inline helpers, over csae_*_params_init with this
+# module's struct sizes (the library fills the fields these structs have).
+def csae_train_default_params() -> csae_train_params:
+    """``csae_train_params`` of the default recipe, as the C helper of that name."""
+    return _params(csae_train_params, csae_train_params_init, CSAE_RECIPE_DEFAULT)
+
+
+def csae_train_reference_params() -> csae_train_params:
+    """``csae_train_params`` of the PyTorch reference's recipe."""
+    return _params(csae_train_params, csae_train_params_init, CSAE_RECIPE_REFERENCE)
+
+
+def csae_encode_default_params() -> csae_encode_params:
+    """``csae_encode_params`` holding the defaults (k = 0: the model's k)."""
+    return _params(csae_encode_params, csae_encode_params_init)
+
+
+def csae_search_default_params() -> csae_search_params:
+    """``csae_search_params`` holding the defaults (n = 100)."""
+    return _params(csae_search_params, csae_search_params_init)
+
+
 def last_error() -> str:
     """This thread's last error message from the library ('' if none)."""
     raw = csae_last_error()

@@ -33,7 +33,7 @@ from .errors import InvalidArgumentError
 from ._args import _choice, _path
 from ._chunks import CHUNK_WORK, RowSource, empty, encode_chunk_rows, offset_rows
 from ._interrupt import InterruptGuard
-from .model import _INT32_MAX, CompresSAE, SparseCodes, _size
+from .model import CompresSAE, SparseCodes, _size, _threads
 
 #: Code entries (rows x k) per chunk of ``add`` given codes: appending an
 #: entry costs a few operations, so a chunk of 2**24 takes well under a second.
@@ -48,18 +48,12 @@ _MODE_NAMES = {v: k for k, v in _MODES.items()}
 _STORAGE_NAMES = {v: k for k, v in _STORAGES.items()}
 
 
-def _threads(num_threads) -> int:
-    num_threads = _size(num_threads, "num_threads", minimum=0)
-    if num_threads > _INT32_MAX:
-        raise InvalidArgumentError(f"num_threads = {num_threads} is too large")
-    return num_threads
-
-
 def set_num_threads(num_threads: int) -> None:
     """Set the number of worker threads of calls given no thread count.
 
-    Applies to ``encode``, ``decode``, :meth:`SparseIndex.search` with
-    ``num_threads=0`` and ``fit`` with ``num_threads=0``, process-wide.
+    Applies to every call given ``num_threads=0`` (the default of ``fit``,
+    ``encode``, ``refit``, ``decode``, :meth:`SparseIndex.add` and
+    :meth:`SparseIndex.search`), process-wide.
 
     Parameters
     ----------
@@ -255,7 +249,7 @@ class SparseIndex:
 
     # ------------------------------------------------------------ adding
 
-    def add(self, items) -> None:
+    def add(self, items, *, num_threads: int = 0) -> None:
         """Add items; they get the next ids (``len(self)``, ``len(self) + 1``, ...).
 
         Parameters
@@ -269,6 +263,9 @@ class SparseIndex:
             by least squares, which rank better by decoded cosine),
             ``model.encode(X)`` in sparse mode. The first add fixes ``k``;
             later codes must have the same ``k``.
+        num_threads : int, default 0
+            Worker threads encoding dense items, 0 for the default
+            (:func:`set_num_threads`); codes are added on the calling thread.
 
         Raises
         ------
@@ -277,6 +274,7 @@ class SparseIndex:
             ``[0, latent_dim)`` or repeated in a row, NaN/Inf, a zero dense
             row, or a model trained since the first add.
         """
+        num_threads = _threads(num_threads)
         from .packed import PackedCodes
         if isinstance(items, PackedCodes):
             items = items.unpack()
@@ -292,11 +290,12 @@ class SparseIndex:
             model = self._model
             k = self.k or model.k
             rows = encode_chunk_rows(self._d, self._h, k, self._mode == "reconstructed",
-                                     _ffi.csae_get_num_threads())
+                                     num_threads or _ffi.csae_get_num_threads())
 
             def add_dense(a, b):
                 X = source.chunk(a, b)
-                self._handle.call(_ffi.csae_index_add_dense, _ffi.f32_ptr(X), b - a, X.shape[1])
+                self._handle.call(_ffi.csae_index_add_dense, _ffi.f32_ptr(X), b - a, X.shape[1],
+                                  num_threads)
                 source.done(b)
 
             self._add_chunks(source.rows, rows, add_dense)
@@ -350,17 +349,18 @@ class SparseIndex:
 
         Returns
         -------
-        scores : numpy.ndarray of float32, shape (q, n)
-            Cosine similarities, best first; ``-inf`` where the index holds
-            fewer than ``n`` items.
-        ids : numpy.ndarray of int64, shape (q, n)
-            Item ids, ``-1`` as padding. Equal scores are ordered by id.
+        scores : numpy.ndarray of float32, shape (q, min(n, len(index)))
+            Cosine similarities, best first. No padding: an index of fewer
+            than ``n`` items gives every item, an empty index ``(q, 0)``
+            arrays, and a large ``n`` allocates nothing beyond the items.
+        ids : numpy.ndarray of int64, shape (q, min(n, len(index)))
+            Item ids. Equal scores are ordered by id.
 
         Raises
         ------
         InvalidArgumentError
-            Empty index, ``n < 1``, wrong dimension, NaN/Inf or a zero dense
-            query, bad codes, or a model trained since the items were added.
+            ``n < 1``, wrong dimension, NaN/Inf or a zero dense query, bad
+            codes, or a model trained since the items were added.
         """
         n = _size(n, "n")
         num_threads = _threads(num_threads)
@@ -377,16 +377,23 @@ class SparseIndex:
             source = RowSource(queries, self._d, name="queries")
             nq = source.rows
         count, item_k, _ = self._info()
-        if count == 0:
-            raise InvalidArgumentError("the index is empty: add items before searching")
-        scores = empty((nq, n), np.float32, "the search scores")
-        ids = empty((nq, n), np.int64, "the search ids")
+        # Columns: the items there are (items only get added meanwhile, so
+        # the library finds at least these); one for an empty index, whose
+        # queries the library still checks, then no column is kept.
+        columns = max(1, min(n, count))
+        params = _ffi.csae_search_default_params()
+        params.n = columns
+        params.query_k = query_k
+        params.num_threads = num_threads
+        scores = empty((nq, columns), np.float32, "the search scores")
+        ids = empty((nq, columns), np.int64, "the search ids")
+        kept = min(n, count)
         if nq == 0:
-            return scores, ids
+            return scores[:, :kept], ids[:, :kept]
         workers = num_threads or _ffi.csae_get_num_threads()
         # A query costs its encoding (sparse mode, dense queries: d h) plus
         # scoring the items (about k operations each) and keeping the n best.
-        per_query = count * max(1, item_k) + min(n, count)
+        per_query = count * max(1, item_k) + columns
         if not sparse:
             per_query += (self._d + 8) * self._h
         rows = max(1, CHUNK_WORK // per_query) * max(1, workers)
@@ -394,22 +401,27 @@ class SparseIndex:
             for start in range(0, nq, rows):
                 stop = min(nq, start + rows)
                 out_scores, out_ids = scores[start:stop], ids[start:stop]
+                found = ctypes.c_int64()
                 try:
                     if sparse:
                         self._handle.call(
                             _ffi.csae_index_search_codes, _ffi.i32_ptr(indices[start:stop]),
-                            _ffi.f32_ptr(values[start:stop]), stop - start, k, n,
-                            num_threads, _ffi.f32_ptr(out_scores), _ffi.i64_ptr(out_ids))
+                            _ffi.f32_ptr(values[start:stop]), stop - start, k, ctypes.byref(params),
+                            _ffi.f32_ptr(out_scores), _ffi.i64_ptr(out_ids), out_ids.size,
+                            ctypes.byref(found))
                     else:
                         X = source.chunk(start, stop)
                         self._handle.call(
                             _ffi.csae_index_search_dense, _ffi.f32_ptr(X), stop - start,
-                            X.shape[1], n, query_k, num_threads, _ffi.f32_ptr(out_scores),
-                            _ffi.i64_ptr(out_ids))
+                            X.shape[1], ctypes.byref(params), _ffi.f32_ptr(out_scores),
+                            _ffi.i64_ptr(out_ids), out_ids.size, ctypes.byref(found))
                         source.done(stop)
                 except InvalidArgumentError as exc:
                     raise offset_rows(exc, start) from None
+                kept = min(kept, found.value)
                 guard.check()
+        if kept < columns:
+            return np.ascontiguousarray(scores[:, :kept]), np.ascontiguousarray(ids[:, :kept])
         return scores, ids
 
     # ---------------------------------------------------------- attributes

@@ -11,12 +11,13 @@ from __future__ import annotations
 import ctypes
 import sys
 import time
+import warnings
 
 import numpy as np
 
 from . import _ffi, _training_source
 from ._handle import ModelHandle, check
-from ._args import _choice, _path, _size
+from ._args import INT64_MAX, _choice, _path, _size
 from ._chunks import OutputRows, RowSource, check_output, empty, encode_chunk_rows, offset_rows
 from ._interrupt import InterruptGuard
 from .errors import Cancelled, InvalidArgumentError
@@ -27,20 +28,83 @@ __all__ = ["CompresSAE", "SparseCodes"]
 #: order of the fields of ``struct csae_losses``.
 LOSS_NAMES = ("L2", "L2_4k", "L1", "L0", "Cosine", "Cosine_4k", "Loss")
 _LOSS_FIELDS = ("l2", "l2_4k", "l1", "l0", "cosine", "cosine_4k", "loss")
-#: ``fit`` settings of the PyTorch reference's recipe:
-#: ``model.fit(X, **REFERENCE_TRAINING)`` (with ``init="reference"`` at
-#: construction, the reference's model and training, faithfully).
-REFERENCE_TRAINING = dict(epochs=1, lr=1e-3, warmup_steps=0, lr_decay="constant",
-                          validation_fraction=0.0, patience=0, sparse_similarity_weight=0.0,
-                          validation_steps=0)
 _INIT_KINDS = {"tied": _ffi.CSAE_INIT_TIED, "reference": _ffi.CSAE_INIT_REFERENCE}
 _LR_DECAYS = {"constant": _ffi.CSAE_LR_CONSTANT, "cosine": _ffi.CSAE_LR_COSINE, "linear": _ffi.CSAE_LR_LINEAR,
               "plateau": _ffi.CSAE_LR_PLATEAU}
 
 _INT32_MAX = 2**31 - 1
+
+#: The settings of ``fit``: every field of ``csae_train_params`` but the
+#: struct's size and the progress callback's own two, with the C names.
+TRAIN_SETTINGS = tuple(name for name, _ in _ffi.csae_train_params._fields_
+                       if name not in ("struct_size", "progress", "user_data"))
+#: Former ``fit`` names, still accepted with a DeprecationWarning.
+_RENAMED_SETTINGS = {"lr": "learning_rate", "tol": "tolerance", "lr_decay": "learning_rate_decay",
+                     "min_lr_ratio": "min_learning_rate_ratio"}
+
+
+def _setting_value(name: str, raw):
+    """A ``csae_train_params`` field as ``fit`` takes it (``learning_rate_decay``
+    by name, ``shuffle`` as a bool)."""
+    if name == "learning_rate_decay":
+        return {v: k for k, v in _LR_DECAYS.items()}[raw]
+    if name == "shuffle":
+        return bool(raw)
+    return raw
+
+
+def _settings_of(params) -> dict:
+    return {name: _setting_value(name, getattr(params, name)) for name in TRAIN_SETTINGS}
+
+
+#: ``fit`` settings of the PyTorch reference's recipe:
+#: ``model.fit(X, **REFERENCE_TRAINING)`` (with ``init="reference"`` at
+#: construction, the reference's model and training, faithfully): the
+#: settings where ``csae_train_reference_params()`` differs from the defaults.
+REFERENCE_TRAINING = {name: value for (name, value), default
+                      in zip(_settings_of(_ffi.csae_train_reference_params()).items(),
+                             _settings_of(_ffi.csae_train_default_params()).values())
+                      if value != default}
+
+
+def _set_train_field(params, name: str, value) -> None:
+    """Writes one ``fit`` setting into ``params``, checked so that ctypes does
+    not wrap it; the library checks its range and reports a bad value."""
+    ctype = dict(params._fields_)[name]
+    if name == "learning_rate_decay":
+        value = _choice(value, _LR_DECAYS, name)
+    elif name == "shuffle":
+        value = 1 if value else 0
+    elif ctype is ctypes.c_uint64:
+        value = _seed(value, name)
+    elif ctype is ctypes.c_int64:
+        value = _size(value, name, minimum=-INT64_MAX - 1)
+    elif ctype is ctypes.c_int32:
+        value = _size(value, name, minimum=-_INT32_MAX - 1, maximum=_INT32_MAX)
+    elif ctype is ctypes.c_double:
+        if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)):
+            raise TypeError(f"{name} must be a number, got {type(value).__name__}")
+        value = float(value)
+    setattr(params, name, value)
 _TRANSFORM_OUTPUTS = {"codes": 0, "csr": 1, "dense": 2}
 #: Constructor parameters (scikit-learn's get_params/set_params).
 _PARAM_NAMES = ("input_dim", "latent_dim", "k", "seed", "init", "transform_output")
+
+
+def _threads(num_threads) -> int:
+    """A ``num_threads`` argument: >= 1, or 0 for the default."""
+    num_threads = _size(num_threads, "num_threads", minimum=0)
+    if num_threads > _INT32_MAX:
+        raise InvalidArgumentError(f"num_threads = {num_threads} is too large")
+    return num_threads
+
+
+def _encode_params(k: int, num_threads) -> "_ffi.csae_encode_params":
+    """The ``csae_encode_params`` of an encode or refit at ``k``."""
+    params = _ffi.csae_encode_default_params()
+    params.k = k
+    params.num_threads = _threads(num_threads)
+    return params
 
 
 def _seed(value, name: str = "seed") -> int:
@@ -585,16 +649,17 @@ class CompresSAE:
 
     # ------------------------------------------------------------ training
 
-    def fit(self, X, y=None, *, batch_size: int = 4096, epochs: int = 400, lr: float = 1e-2,
-            seed: int | None = None, progress=None, shuffle: bool = True,
-            num_threads: int = 0, beta1: float = 0.9, beta2: float = 0.999,
-            eps: float = 1e-8, dead_latent_window: int = 0, warmup_steps: int = 50,
-            lr_decay: str = "plateau", min_lr_ratio: float = 0.0,
-            validation_fraction: float = 0.05, patience: int = 2, tol: float = 5e-3,
-            plateau_factor: float = 0.2, plateau_reductions: int = 2,
-            sparse_similarity_weight: float = 0.03,
-            similarity_temperature: float = 0.05, similarity_rows: int = 1024,
-            validation_steps: int = 25) -> "CompresSAE":
+    def fit(self, X, y=None, *, batch_size: int | None = None, epochs: int | None = None,
+            learning_rate: float | None = None, seed: int | None = None, progress=None,
+            shuffle: bool | None = None, num_threads: int | None = None, beta1: float | None = None,
+            beta2: float | None = None, eps: float | None = None, dead_latent_window: int | None = None,
+            warmup_steps: int | None = None, learning_rate_decay: str | None = None,
+            min_learning_rate_ratio: float | None = None, validation_fraction: float | None = None,
+            patience: int | None = None, tolerance: float | None = None,
+            plateau_factor: float | None = None, plateau_reductions: int | None = None,
+            sparse_similarity_weight: float | None = None, similarity_temperature: float | None = None,
+            similarity_rows: int | None = None, validation_steps: int | None = None,
+            **settings) -> "CompresSAE":
         """Train on ``X`` with Adam, updating the model in place.
 
         The defaults are the recipe chosen by measurement on real data (see
@@ -606,6 +671,12 @@ class CompresSAE:
         ``fit(X, **compressae.REFERENCE_TRAINING)`` runs the PyTorch
         reference's recipe instead (one epoch at a constant 1e-3, the
         reconstruction objective alone, every row trained on).
+
+        Every setting defaults to ``None``: the library's default
+        (``csae_train_default_params()``; ``fit`` does not restate them), shown
+        below. The names are those of the C struct ``csae_train_params``;
+        the former ``lr``, ``tol``, ``lr_decay`` and ``min_lr_ratio`` still
+        work, with a ``DeprecationWarning``.
 
         Each call starts a new Adam optimiser from the current weights and
         runs at most ``epochs * ceil(n_train / batch_size)`` steps; the loss
@@ -637,7 +708,7 @@ class CompresSAE:
             smaller).
         epochs : int, default 400
             Passes over the training rows; with early stopping, a maximum.
-        lr : float, default 1e-2
+        learning_rate : float, default 1e-2
             Adam learning rate (after the warm-up, before any cut or decay).
         seed : int, optional
             Seed of the validation split and of the per-epoch shuffle.
@@ -666,28 +737,29 @@ class CompresSAE:
             Rows after which a latent that fired in no k-code counts as dead
             in ``dead_latents_``; 0 means one epoch (the training rows).
         warmup_steps : int, default 50
-            Steps over which the learning rate rises linearly to ``lr``.
-        lr_decay : {"plateau", "constant", "cosine", "linear"}, default "plateau"
-            After the warm-up: ``"plateau"`` keeps ``lr`` until the validation
-            loss has not improved by a relative ``tol`` for ``patience``
-            epochs, then multiplies it by ``plateau_factor``, at most
-            ``plateau_reductions`` times; the next plateau ends training.
-            ``"constant"`` keeps ``lr``; ``"cosine"`` and ``"linear"`` decay
-            it to ``lr * min_lr_ratio`` at the last planned step.
-        min_lr_ratio : float, default 0.0
+            Steps over which the learning rate rises linearly to ``learning_rate``.
+        learning_rate_decay : {"plateau", "constant", "cosine", "linear"}, default "plateau"
+            After the warm-up: ``"plateau"`` keeps ``learning_rate`` until the
+            validation loss has not improved by a relative ``tolerance`` for
+            ``patience`` epochs, then multiplies it by ``plateau_factor``, at
+            most ``plateau_reductions`` times; the next plateau ends training.
+            ``"constant"`` keeps ``learning_rate``; ``"cosine"`` and
+            ``"linear"`` decay it to ``learning_rate * min_learning_rate_ratio``
+            at the last planned step.
+        min_learning_rate_ratio : float, default 0.0
             Final learning rate of a cosine or linear decay, as a fraction of
-            ``lr``.
+            ``learning_rate``.
         validation_fraction : float, default 0.05
             Fraction of the rows (a seeded random choice) held out of
             training to measure the validation loss (the reconstruction
             objective) after epochs at least ``validation_steps`` steps apart. Inputs of fewer than 20 rows are
             not split.
         patience : int, default 2
-            Validations (see ``validation_steps``) without a relative improvement of ``tol`` that make a
-            plateau. With ``lr_decay`` other than ``"plateau"``, the first
+            Validations (see ``validation_steps``) without a relative improvement of ``tolerance`` that make a
+            plateau. With ``learning_rate_decay`` other than ``"plateau"``, the first
             plateau stops training; 0 never stops early. Needs
             ``validation_fraction > 0``.
-        tol : float, default 5e-3
+        tolerance : float, default 5e-3
             Relative improvement of the validation loss that counts.
         plateau_factor : float, default 0.2
             Factor of each learning-rate cut of ``"plateau"``.
@@ -708,6 +780,9 @@ class CompresSAE:
             ``patience`` counts work, not
             passes over a small set (a set of 1,700 rows is one step per
             epoch); 0 measures it after every epoch.
+        **settings
+            The former names above, and any field of ``csae_train_params``
+            this signature does not list yet.
 
         Returns
         -------
@@ -725,43 +800,31 @@ class CompresSAE:
             Bad sizes or settings, ``4 * k > latent_dim``, NaN/Inf or
             all-zero rows.
         """
+        given = {name: value for name, value in locals().items()
+                 if name in TRAIN_SETTINGS and value is not None}
+        for name, value in settings.items():
+            new = _RENAMED_SETTINGS.get(name)
+            if new is not None:
+                warnings.warn(f"fit({name}=...) is deprecated: use {new}=", DeprecationWarning, stacklevel=2)
+            elif name in TRAIN_SETTINGS:
+                new = name
+            else:
+                raise TypeError(f"fit() got an unexpected keyword argument {name!r}")
+            if new in given:
+                raise TypeError(f"fit() got {new!r} twice (as {name!r} and {new!r})")
+            given[new] = value
         # Memory maps, other dtypes, tensors and streams are read a batch at a time.
         source = _training_source.source_for(X, self._d) if _training_source.wants_source(X) else None
         if source is None:
             X = _float_matrix(X, self._d, allow_1d=False)
             if X.shape[0] == 0:
                 raise InvalidArgumentError("fit needs at least one row")
-        # Integer settings are checked here because ctypes silently wraps
-        # out-of-range values into the struct's uint64/int32 fields; the
-        # float settings (lr, betas, eps) are validated by the library.
+        # Every setting not given keeps the library's default.
         params = _ffi.csae_train_default_params()
-        params.batch_size = _size(batch_size, "batch_size")
-        params.epochs = _size(epochs, "epochs")
-        params.learning_rate = float(lr)
-        params.beta1 = float(beta1)
-        params.beta2 = float(beta2)
-        params.eps = float(eps)
-        if seed is None:
-            seed = (self._seed_value + self._fit_calls) % 2**64
-        params.seed = _seed(seed)
-        params.shuffle = 1 if shuffle else 0
-        num_threads = _size(num_threads, "num_threads", minimum=0)
-        if num_threads > _INT32_MAX:
-            raise InvalidArgumentError(f"num_threads = {num_threads} is too large")
-        params.num_threads = num_threads
-        params.dead_latent_window = _size(dead_latent_window, "dead_latent_window", minimum=0)
-        params.warmup_steps = _size(warmup_steps, "warmup_steps", minimum=0)
-        params.lr_decay = _choice(lr_decay, _LR_DECAYS, "lr_decay")
-        params.min_lr_ratio = float(min_lr_ratio)
-        params.validation_fraction = float(validation_fraction)
-        params.patience = _size(patience, "patience", minimum=0)
-        params.tolerance = float(tol)
-        params.plateau_factor = float(plateau_factor)
-        params.plateau_reductions = _size(plateau_reductions, "plateau_reductions", minimum=0)
-        params.sparse_similarity_weight = float(sparse_similarity_weight)
-        params.similarity_temperature = float(similarity_temperature)
-        params.similarity_rows = _size(similarity_rows, "similarity_rows", minimum=0)
-        params.validation_steps = _size(validation_steps, "validation_steps", minimum=0)
+        if "seed" not in given:
+            given["seed"] = (self._seed_value + self._fit_calls) % 2**64
+        for name, value in given.items():
+            _set_train_field(params, name, value)
         self.history_ = np.zeros(0, dtype=np.float32)
         self.dead_latents_ = np.zeros(0, dtype=np.float32)
         self.validation_loss_ = np.zeros(0, dtype=np.float32)
@@ -782,10 +845,9 @@ class CompresSAE:
                 bridge.close()
             self._fit_calls += 1
             if status in (_ffi.CSAE_OK, _ffi.CSAE_ERR_CANCELLED):
-                self.history_ = self._history()
-                self.dead_latents_ = self._history(_ffi.csae_model_copy_dead_latent_history)
-                self.validation_loss_ = self._history(_ffi.csae_model_copy_validation_history,
-                                                      _ffi.csae_model_validation_history_length)
+                self.history_ = self._history(_ffi.CSAE_HISTORY_TRAINING_LOSS)
+                self.dead_latents_ = self._history(_ffi.CSAE_HISTORY_DEAD_LATENTS)
+                self.validation_loss_ = self._history(_ffi.CSAE_HISTORY_VALIDATION_LOSS)
             # Ctrl-C: KeyboardInterrupt (not Cancelled), the weights of the last full step kept.
             guard.check()
         if bridge.error is not None:
@@ -799,12 +861,14 @@ class CompresSAE:
         check(status, message)
         return self
 
-    def _history(self, copy=None, length_of=None) -> np.ndarray:
+    def _history(self, which: int) -> np.ndarray:
+        """One series of the last training call (a ``csae_history`` value)."""
         length = ctypes.c_int64()
-        self._handle.call(length_of or _ffi.csae_model_history_length, ctypes.byref(length))
+        self._handle.call(_ffi.csae_model_copy_history, which, None, 0, ctypes.byref(length))
         out = np.empty(length.value, dtype=np.float32)
-        if length.value:
-            self._handle.call(copy or _ffi.csae_model_copy_history, _ffi.f32_ptr(out), out.size)
+        if out.size:
+            self._handle.call(_ffi.csae_model_copy_history, which, _ffi.f32_ptr(out), out.size,
+                              ctypes.byref(length))
         return out
 
     def fit_transform(self, X, y=None, **fit_params):
@@ -891,7 +955,7 @@ class CompresSAE:
             "decoder_w": np.empty((h, d), dtype=np.float32),
         }
         self._handle.call(
-            _ffi.csae_model_loss_and_gradients, _ffi.f32_ptr(X), X.shape[0], d,
+            _ffi.csae_model_loss_and_gradients, _ffi.f32_ptr(X), X.shape[0], d, 0,
             ctypes.byref(losses), _ffi.f32_ptr(grads["encoder_w"]),
             _ffi.f32_ptr(grads["encoder_b"]), _ffi.f32_ptr(grads["decoder_w"]))
         values = {name: float(getattr(losses, field))
@@ -915,11 +979,11 @@ class CompresSAE:
         out = np.empty((X.shape[0], self._h), dtype=np.float32)
         if X.shape[0]:
             self._handle.call(_ffi.csae_model_preactivations, _ffi.f32_ptr(X),
-                              X.shape[0], X.shape[1], _ffi.f32_ptr(out))
+                              X.shape[0], X.shape[1], 0, _ffi.f32_ptr(out))
         return out
 
     def encode(self, X, k: int | None = None, refit: bool = False, *, out=None,
-               progress=None, batch_size: int | None = None) -> SparseCodes:
+               progress=None, batch_size: int | None = None, num_threads: int = 0) -> SparseCodes:
         """Compress dense vectors to k-sparse codes.
 
         The rows are encoded a chunk at a time: each chunk is converted to
@@ -964,6 +1028,8 @@ class CompresSAE:
             Rows per chunk. Default: about 2**30 multiply-adds per worker
             thread (a few tenths of a second), a multiple of the library's
             512-row encoder blocks.
+        num_threads : int, default 0
+            Worker threads, 0 for the default (:func:`compressae.get_num_threads`).
 
         Returns
         -------
@@ -981,8 +1047,10 @@ class CompresSAE:
         if k > self._h:
             raise InvalidArgumentError(f"k = {k} exceeds latent_dim = {self._h}")
         n = source.rows
+        params = _encode_params(k, num_threads)
         if batch_size is None:
-            batch_size = encode_chunk_rows(self._d, self._h, k, refit, _ffi.csae_get_num_threads())
+            batch_size = encode_chunk_rows(self._d, self._h, k, refit,
+                                           num_threads or _ffi.csae_get_num_threads())
         else:
             batch_size = _size(batch_size, "batch_size")
         indices, values = self._code_outputs(out, n, k)
@@ -995,7 +1063,7 @@ class CompresSAE:
                     chunk = source.chunk(start, stop)
                     idx, val = writer.views(start, stop)
                     try:
-                        self._encode_chunk(chunk, k, refit, idx, val)
+                        self._encode_chunk(chunk, params, refit, idx, val)
                     except InvalidArgumentError as exc:
                         raise offset_rows(exc, start) from None
                     writer.commit(start, stop, (idx, val))
@@ -1009,16 +1077,16 @@ class CompresSAE:
             return out
         return SparseCodes._wrap(indices, values, self._h)
 
-    def _encode_chunk(self, X: np.ndarray, k: int, refit: bool, indices: np.ndarray,
+    def _encode_chunk(self, X: np.ndarray, params, refit: bool, indices: np.ndarray,
                       values: np.ndarray) -> None:
         n = X.shape[0]
         if not n:
             return
-        self._handle.call(_ffi.csae_model_encode, _ffi.f32_ptr(X), n, X.shape[1], k,
-                          _ffi.i32_ptr(indices), _ffi.f32_ptr(values))
+        self._handle.call(_ffi.csae_model_encode, _ffi.f32_ptr(X), n, X.shape[1], ctypes.byref(params),
+                          _ffi.i32_ptr(indices), _ffi.f32_ptr(values), indices.size, None)
         if refit:
-            self._handle.call(_ffi.csae_model_refit, _ffi.f32_ptr(X), n, X.shape[1], k,
-                              _ffi.i32_ptr(indices), _ffi.f32_ptr(values))
+            self._handle.call(_ffi.csae_model_refit, _ffi.f32_ptr(X), n, X.shape[1], ctypes.byref(params),
+                              _ffi.i32_ptr(indices), _ffi.f32_ptr(values), indices.size, None)
 
     def _code_outputs(self, out, n: int, k: int) -> tuple[np.ndarray, np.ndarray]:
         """The (indices, values) arrays ``encode`` writes into: new ones, or
@@ -1042,7 +1110,7 @@ class CompresSAE:
             raise InvalidArgumentError("out indices and values overlap in memory")
         return indices, values
 
-    def refit(self, X, codes) -> SparseCodes:
+    def refit(self, X, codes, *, num_threads: int = 0) -> SparseCodes:
         """Least-squares values for given codes of ``X``.
 
         For each row ``x`` and its code's latents ``S``, the new values are
@@ -1061,6 +1129,8 @@ class CompresSAE:
             ``n`` codes of the model. Only the latents are used, except for a
             row whose solve fails (products that overflow float32), which
             keeps its values.
+        num_threads : int, default 0
+            Worker threads, 0 for the default (:func:`compressae.get_num_threads`).
 
         Returns
         -------
@@ -1075,11 +1145,12 @@ class CompresSAE:
         if n != X.shape[0]:
             raise InvalidArgumentError(f"X has {X.shape[0]} rows but codes has {n}")
         if n:
-            self._handle.call(_ffi.csae_model_refit, _ffi.f32_ptr(X), n, X.shape[1], k,
-                              _ffi.i32_ptr(indices), _ffi.f32_ptr(values))
+            self._handle.call(_ffi.csae_model_refit, _ffi.f32_ptr(X), n, X.shape[1],
+                              ctypes.byref(_encode_params(k, num_threads)),
+                              _ffi.i32_ptr(indices), _ffi.f32_ptr(values), indices.size, None)
         return SparseCodes._wrap(indices, values, self._h)
 
-    def decode(self, codes) -> np.ndarray:
+    def decode(self, codes, *, num_threads: int = 0) -> np.ndarray:
         """Reconstruct dense vectors from sparse codes (``codes @ decoder_w``).
 
         Parameters
@@ -1088,6 +1159,8 @@ class CompresSAE:
             A pair holds two arrays of shape (n, k) (or (k,) for one row); a
             scipy matrix has shape (n, latent_dim) and any number of
             nonzeros per row.
+        num_threads : int, default 0
+            Worker threads, 0 for the default (:func:`compressae.get_num_threads`).
 
         Returns
         -------
@@ -1098,7 +1171,7 @@ class CompresSAE:
         out = np.empty((n, self._d), dtype=np.float32)
         if n:
             self._handle.call(_ffi.csae_model_decode, _ffi.i32_ptr(indices),
-                              _ffi.f32_ptr(values), n, k, _ffi.f32_ptr(out))
+                              _ffi.f32_ptr(values), n, k, _threads(num_threads), _ffi.f32_ptr(out))
         return out
 
     def _code_arrays(self, codes) -> tuple[np.ndarray, np.ndarray]:

@@ -13,8 +13,16 @@ PACKAGE = Path(compressae.__file__).resolve().parent
 
 def test_every_header_function_is_bound_with_its_types():
     header = (ROOT / "include" / "compressae.h").read_text()
-    declared = set(re.findall(r"\b(csae_\w+)\s*\(", header.split("/* ---- functions", 1)[1]))
+    functions, helpers = header.split("/* ---- functions", 1)[1].split("/* ---- inline helpers", 1)
+    functions = re.sub(r"^\s*///.*$", "", functions, flags=re.M)  # the doc comments
+    declared = set(re.findall(r"\b(csae_\w+)\s*\(", functions))
     assert declared == set(_abi.FUNCTIONS)
+    # The header's static inline helpers have Python mirrors of the same name in _ffi.
+    inline = set(re.findall(r"static inline \w+ (csae_\w+)\(", helpers))
+    assert inline == {"csae_train_default_params", "csae_train_reference_params",
+                      "csae_encode_default_params", "csae_search_default_params"}
+    for name in inline:
+        assert callable(getattr(_ffi, name)), name
     for name, (restype, params) in _abi.FUNCTIONS.items():
         fn = getattr(_ffi, name)
         assert fn.restype is restype, name
@@ -70,3 +78,46 @@ def test_abi_version_and_status_names():
 def test_vector_isa_and_blas_name_are_reported():
     assert compressae.vector_isa() in ("avx2+fma", "baseline")
     assert isinstance(compressae.blas_name(), str) and compressae.blas_name()
+
+
+PARAMS_STRUCTS = ("csae_train_params", "csae_encode_params", "csae_search_params")
+
+
+def test_params_structs_grow_safely():
+    """Each params struct starts with uint32 struct_size and int32 num_threads,
+    its *_default_params() sets struct_size to its size, and it has no
+    padding (every field starts where the previous one ends, the size is a
+    multiple of 8): a field appended later never falls into bytes an older
+    caller left unset, so the library can read a caller's first struct_size
+    bytes (docs/c-api.md, "Params structs")."""
+    defaults = {"csae_train_params": _ffi.csae_train_default_params,
+                "csae_encode_params": _ffi.csae_encode_default_params,
+                "csae_search_params": _ffi.csae_search_default_params}
+    assert set(defaults) == set(PARAMS_STRUCTS)
+    for name in PARAMS_STRUCTS:
+        struct = getattr(_abi, name)
+        assert struct._fields_[:2] == [("struct_size", ctypes.c_uint32), ("num_threads", ctypes.c_int32)], name
+        end = 0
+        for field, ctype in struct._fields_:
+            assert getattr(struct, field).offset == end, f"{name}.{field}: padding before it"
+            end += ctypes.sizeof(ctype)
+        assert end == ctypes.sizeof(struct) and end % 8 == 0, f"{name}: {end} bytes, size {ctypes.sizeof(struct)}"
+        assert defaults[name]().struct_size == ctypes.sizeof(struct), name
+
+
+def test_fit_takes_every_training_setting_by_its_c_name():
+    """Adding a field to csae_train_params reaches fit(**settings) through the
+    generated _abi.py; this test fails until fit also lists it as a
+    keyword (default None) and documents it."""
+    import inspect
+
+    fields = [name for name, _ in _abi.csae_train_params._fields_
+              if name not in ("struct_size", "progress", "user_data")]
+    signature = inspect.signature(compressae.CompresSAE.fit)
+    keywords = [n for n, p in signature.parameters.items() if p.kind is inspect.Parameter.KEYWORD_ONLY]
+    missing = [name for name in fields if name not in keywords]
+    assert not missing, f"csae_train_params fields that fit does not list: {missing}"
+    doc = compressae.CompresSAE.fit.__doc__
+    undocumented = [name for name in fields if not re.search(rf"^\s+{name}\b.*:", doc, re.M)
+                    and not re.search(rf"^\s+(\w+, )*{name}(, \w+)* :", doc, re.M)]
+    assert not undocumented, f"fit settings without a docstring entry: {undocumented}"

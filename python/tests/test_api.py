@@ -1,10 +1,12 @@
 """The public API: SparseCodes, decode inputs, attributes, library loading."""
 
+import ctypes
 import importlib.metadata
 import os
 import re
 import subprocess
 import sys
+import warnings
 
 import numpy as np
 import pytest
@@ -42,7 +44,7 @@ def test_package_metadata():
         assert installed == compressae.__version__
     assert os.path.isfile(compressae.library_path)
     assert isinstance(compressae.blas_name(), str)
-    assert compressae._ffi.csae_abi_version() == compressae._ffi.ABI_VERSION == 5
+    assert compressae._ffi.csae_abi_version() == compressae._ffi.ABI_VERSION == 6
 
 
 def test_code_path_switches_are_reported():
@@ -63,33 +65,56 @@ def test_every_c_function_is_typed():
     assert params.seed == 0 and not params.progress
 
 
-# fit keyword -> csae_train_params field, where the names differ.
-_FIELD = {"lr": "learning_rate", "tol": "tolerance"}
-
-
-def _c_value(params, name):
-    value = getattr(params, _FIELD.get(name, name))
-    if name == "lr_decay":
-        return {v: k for k, v in compressae.model._LR_DECAYS.items()}[value]
-    if name == "shuffle":
-        return bool(value)
-    return value
-
-
-def test_python_defaults_are_the_c_defaults():
-    """fit's keyword defaults and REFERENCE_TRAINING mirror the library's two recipes."""
+def _fit_settings():
     import inspect
     signature = inspect.signature(compressae.CompresSAE.fit)
-    defaults = {n: p.default for n, p in signature.parameters.items()
-                if p.default is not inspect.Parameter.empty and n not in ("y", "seed", "progress")}
-    assert len(defaults) == 21
-    c_default = compressae._ffi.csae_train_default_params()
-    for name, value in defaults.items():
-        assert _c_value(c_default, name) == pytest.approx(value), name
-    c_reference = compressae._ffi.csae_train_reference_params()
-    for name, value in {**defaults, **compressae.REFERENCE_TRAINING}.items():
-        assert _c_value(c_reference, name) == pytest.approx(value), name
-    assert defaults["lr_decay"] == "plateau" and compressae.REFERENCE_TRAINING["lr_decay"] == "constant"
+    return {n: p.default for n, p in signature.parameters.items()
+            if p.kind is inspect.Parameter.KEYWORD_ONLY and n != "progress"}
+
+
+def test_fit_takes_the_c_defaults_and_names():
+    """fit lists every field of csae_train_params under its C name, each
+    defaulting to None (the library's default, not restated), and
+    REFERENCE_TRAINING is where the reference recipe differs from it."""
+    settings = _fit_settings()
+    fields = [name for name, _ in compressae._ffi.csae_train_params._fields_
+              if name not in ("struct_size", "progress", "user_data")]
+    assert set(settings) == set(fields)
+    assert all(value is None for value in settings.values())
+    assert compressae.REFERENCE_TRAINING == {
+        "epochs": 1, "learning_rate": 1e-3, "warmup_steps": 0, "learning_rate_decay": "constant",
+        "validation_fraction": 0.0, "patience": 0, "sparse_similarity_weight": 0.0,
+        "validation_steps": 0}
+
+
+def test_fit_passes_what_it_is_given_and_the_c_defaults_for_the_rest(model, x, monkeypatch):
+    seen = {}
+
+    def fake_train(handle, data, n, d, params_ref):
+        params = ctypes.cast(params_ref, ctypes.POINTER(compressae._ffi.csae_train_params)).contents
+        seen.update({name: getattr(params, name) for name, _ in params._fields_ if name != "progress"})
+        return compressae._ffi.CSAE_OK
+
+    monkeypatch.setattr(compressae._ffi, "csae_model_train", fake_train)
+    model.fit(x, learning_rate=0.5, shuffle=False, learning_rate_decay="cosine", seed=9)
+    defaults = compressae._ffi.csae_train_default_params()
+    for name, _ in defaults._fields_:
+        if name in ("progress", "user_data"):
+            continue
+        expected = {"learning_rate": 0.5, "shuffle": 0, "seed": 9,
+                    "learning_rate_decay": compressae._ffi.CSAE_LR_COSINE}.get(name, getattr(defaults, name))
+        assert seen[name] == expected, name
+    # The former names still work, with a warning; given twice is an error.
+    for old, new, value in (("lr", "learning_rate", 0.25), ("tol", "tolerance", 0.5),
+                            ("lr_decay", "learning_rate_decay", "linear"),
+                            ("min_lr_ratio", "min_learning_rate_ratio", 0.5)):
+        with pytest.warns(DeprecationWarning, match=f"use {new}="):
+            model.fit(x, **{old: value})
+        with pytest.raises(TypeError, match="twice"), warnings.catch_warnings():
+            warnings.simplefilter("ignore", DeprecationWarning)
+            model.fit(x, **{old: value, new: value})
+    with pytest.raises(TypeError, match="unexpected keyword argument 'learning_rte'"):
+        model.fit(x, learning_rte=1.0)
 
 
 def test_attributes_and_repr(model):

@@ -275,12 +275,12 @@ handle = out.value
 _ffi.csae_model_free(handle)
 _ffi.csae_model_free(handle)  # freeing twice is harmless (registry)
 _ffi.csae_model_free(None)
-status = _ffi.csae_model_encode(handle, _ffi.f32_ptr(x), 3, D, K, _ffi.i32_ptr(idx),
-                                _ffi.f32_ptr(val))
+status = _ffi.csae_model_encode(handle, _ffi.f32_ptr(x), 3, D, None, _ffi.i32_ptr(idx),
+                                _ffi.f32_ptr(val), idx.size, None)
 assert status == _ffi.CSAE_ERR_INVALID_HANDLE, status
 assert _ffi.last_error()
-status = _ffi.csae_model_encode(None, _ffi.f32_ptr(x), 3, D, K, _ffi.i32_ptr(idx),
-                                _ffi.f32_ptr(val))
+status = _ffi.csae_model_encode(None, _ffi.f32_ptr(x), 3, D, None, _ffi.i32_ptr(idx),
+                                _ffi.f32_ptr(val), idx.size, None)
 assert status in (_ffi.CSAE_ERR_INVALID_HANDLE, _ffi.CSAE_ERR_INVALID_ARGUMENT), status
 # A pointer the library never handed out is refused too, not dereferenced.
 bogus = ctypes.addressof(ctypes.create_string_buffer(256))
@@ -301,11 +301,15 @@ def test_freed_and_bogus_handles_at_the_c_level():
 def test_null_pointers_at_the_c_level(model, x):
     handle = model._handle._pointer
     idx = np.zeros((len(x), K), np.int32)
-    status = _ffi.csae_model_encode(handle, None, len(x), D, K, _ffi.i32_ptr(idx), None)
+    status = _ffi.csae_model_encode(handle, None, len(x), D, None, _ffi.i32_ptr(idx), None, idx.size, None)
     assert status == _ffi.CSAE_ERR_INVALID_ARGUMENT
-    status = _ffi.csae_model_encode(handle, _ffi.f32_ptr(x), -5, D, K, _ffi.i32_ptr(idx),
-                                    _ffi.f32_ptr(np.zeros_like(idx, dtype=np.float32)))
+    status = _ffi.csae_model_encode(handle, _ffi.f32_ptr(x), -5, D, None, _ffi.i32_ptr(idx),
+                                    _ffi.f32_ptr(np.zeros_like(idx, dtype=np.float32)), idx.size, None)
     assert status == _ffi.CSAE_ERR_INVALID_ARGUMENT
+    # Buffers smaller than n x k (their capacity says so) are refused, not overrun.
+    status = _ffi.csae_model_encode(handle, _ffi.f32_ptr(x), len(x), D, None, _ffi.i32_ptr(idx),
+                                    _ffi.f32_ptr(np.zeros_like(idx, dtype=np.float32)), idx.size - 1, None)
+    assert status == _ffi.CSAE_ERR_INVALID_ARGUMENT and "capacity" in _ffi.last_error()
     assert _ffi.csae_model_save(handle, None) == _ffi.CSAE_ERR_INVALID_ARGUMENT
     out = _ffi.csae_model_p()
     assert _ffi.csae_model_load(None, 0, ctypes.byref(out)) == _ffi.CSAE_ERR_INVALID_ARGUMENT
@@ -315,4 +319,7 @@ def test_null_pointers_at_the_c_level(model, x):
                                           None, 0, None, 0)
     assert status == _ffi.CSAE_ERR_INVALID_ARGUMENT
     hist = np.zeros(1, np.float32)
-    assert _ffi.csae_model_copy_history(handle, _ffi.f32_ptr(hist), -1) != _ffi.CSAE_OK
+    length = ctypes.c_int64()
+    assert _ffi.csae_model_copy_history(handle, _ffi.CSAE_HISTORY_TRAINING_LOSS, _ffi.f32_ptr(hist), -1,
+                                        ctypes.byref(length)) != _ffi.CSAE_OK
+    assert _ffi.csae_model_copy_history(handle, 99, None, 0, ctypes.byref(length)) != _ffi.CSAE_OK

@@ -21,7 +21,7 @@ N = 300
 def model():
     X = compressae.datasets.wordnet10k()[:2000]
     m = compressae.CompresSAE(384, latent_dim=512, k=8, seed=0)
-    m.fit(X, epochs=2, batch_size=500, lr_decay="constant", validation_fraction=0.0, patience=0)
+    m.fit(X, epochs=2, batch_size=500, learning_rate_decay="constant", validation_fraction=0.0, patience=0)
     return m
 
 

@@ -18,7 +18,7 @@ H, K = 512, 8
 def model():
     X = compressae.datasets.wordnet10k()[:1500]
     m = compressae.CompresSAE(384, latent_dim=H, k=K, seed=0)
-    m.fit(X, epochs=2, batch_size=500, lr_decay="constant", validation_fraction=0.0, patience=0)
+    m.fit(X, epochs=2, batch_size=500, learning_rate_decay="constant", validation_fraction=0.0, patience=0)
     return m
 
 

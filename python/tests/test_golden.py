@@ -74,7 +74,7 @@ def test_gradients(golden):
 def test_one_adam_step(golden):
     _, t, s = golden
     with model_at_init(t, s) as m:
-        fit_ref(m, t["x"], batch_size=s["batch"], epochs=1, lr=s["lr"], shuffle=False)
+        fit_ref(m, t["x"], batch_size=s["batch"], epochs=1, learning_rate=s["lr"], shuffle=False)
         assert m.history_.shape == (1,)
         assert m.history_[0] == pytest.approx(s["losses_at_init"]["Loss"], rel=1e-5)
         for name in ("encoder_w", "encoder_b", "decoder_w"):
@@ -87,7 +87,7 @@ def test_one_adam_step(golden):
 def test_twenty_steps(golden):
     _, t, s = golden
     with model_at_init(t, s) as m:
-        fit_ref(m, t["x"], batch_size=s["batch"], epochs=s["steps"], lr=s["lr"], shuffle=False)
+        fit_ref(m, t["x"], batch_size=s["batch"], epochs=s["steps"], learning_rate=s["lr"], shuffle=False)
         np.testing.assert_allclose(m.history_, t["loss_trace"], rtol=1e-4, atol=0)
         for name in ("encoder_w", "encoder_b", "decoder_w"):
             assert_close_to_max(getattr(m, name), t[f"{name}_final"], 1e-3, f"{name}_final")
@@ -102,7 +102,7 @@ from helpers import fit_ref, load_golden
 t, s = load_golden(sys.argv[2])
 with compressae.CompresSAE.from_weights(t["encoder_w"], t["encoder_b"], t["decoder_w"], k=s["k"]) as m:
     pre = m.preactivations(t["x"])
-    fit_ref(m, t["x"], batch_size=s["batch"], epochs=s["steps"], lr=s["lr"], shuffle=False)
+    fit_ref(m, t["x"], batch_size=s["batch"], epochs=s["steps"], learning_rate=s["lr"], shuffle=False)
     np.savez(sys.argv[3], pre=pre, history=m.history_, blas=compressae.blas_name(),
              isa=compressae.vector_isa(), **{n: getattr(m, n) for n in ("encoder_w", "encoder_b", "decoder_w")})
 """
@@ -125,7 +125,7 @@ def test_built_in_baseline_path_agrees(golden, tmp_path):
     assert str(other["blas"]).startswith("none") and str(other["isa"]) == "baseline"
     with model_at_init(t, s) as m:
         assert_close_to_max(m.preactivations(t["x"]), other["pre"], 1e-5, "pre")
-        fit_ref(m, t["x"], batch_size=s["batch"], epochs=s["steps"], lr=s["lr"], shuffle=False)
+        fit_ref(m, t["x"], batch_size=s["batch"], epochs=s["steps"], learning_rate=s["lr"], shuffle=False)
         np.testing.assert_allclose(m.history_, other["history"], rtol=1e-4, atol=0)
         for n in ("encoder_w", "encoder_b", "decoder_w"):
             assert_close_to_max(getattr(m, n), other[n], 1e-3, n)

@@ -49,7 +49,7 @@ def test_set_k_from_progress_callback_is_refused_while_fitting():
                 seen.append("accepted")
             except compressae.BusyError:
                 seen.append("busy")
-        model.fit(x, batch_size=32, epochs=3, lr=1e-3, warmup_steps=0, lr_decay="constant",
+        model.fit(x, batch_size=32, epochs=3, learning_rate=1e-3, warmup_steps=0, learning_rate_decay="constant",
                   validation_fraction=0.2, patience=0, sparse_similarity_weight=0, progress=progress)
         print(set(seen), model.k, len(model.validation_loss_))
         model.k = 16
@@ -67,10 +67,10 @@ def test_search_with_n_far_above_the_item_count_is_quick(mode):
         index = compressae.SparseIndex(model, mode="{mode}")
         index.add(x)
         start = time.perf_counter()
-        scores, ids = index.search(x[:1], n=2_000_000)
+        scores, ids = index.search(x[:1], n=10**12)
         elapsed = time.perf_counter() - start
-        print(sorted(ids[0, :10].tolist()) == list(range(10)), bool((ids[0, 10:] == -1).all()),
-              bool(np.isneginf(scores[0, 10:]).all()), elapsed < 1.0, elapsed)
+        print(sorted(ids[0].tolist()) == list(range(10)), ids.shape == (1, 10),
+              scores.shape == (1, 10), elapsed < 1.0, elapsed)
     """)
     assert out.split()[:4] == ["True", "True", "True", "True"], out
 
@@ -80,8 +80,8 @@ def test_fit_with_a_billion_epochs_and_early_stopping():
         rng = np.random.default_rng(0)
         x = rng.standard_normal((200, 16)).astype(np.float32)
         model = compressae.CompresSAE(16, latent_dim=64, k=4, seed=1)
-        model.fit(x, batch_size=8, epochs=10**9, lr=1e-3, warmup_steps=0, lr_decay="constant",
-                  validation_fraction=0.1, patience=1, tol=0.99, sparse_similarity_weight=0)
+        model.fit(x, batch_size=8, epochs=10**9, learning_rate=1e-3, warmup_steps=0, learning_rate_decay="constant",
+                  validation_fraction=0.1, patience=1, tolerance=0.99, sparse_similarity_weight=0)
         print(len(model.history_), len(model.validation_loss_))
     """)
     assert out.split() == ["46", "2"]
@@ -96,7 +96,7 @@ def test_index_of_a_retrained_model_refuses_to_save(mode, tmp_path):
         model = compressae.CompresSAE(16, latent_dim=64, k=4, seed=1)
         index = compressae.SparseIndex(model, mode="{mode}")
         index.add(x)
-        model.fit(x, batch_size=32, epochs=1, lr=1e-3, warmup_steps=0, lr_decay="constant",
+        model.fit(x, batch_size=32, epochs=1, learning_rate=1e-3, warmup_steps=0, learning_rate_decay="constant",
                   validation_fraction=0, patience=0, sparse_similarity_weight=0)
         try:
             index.save({str(path)!r})

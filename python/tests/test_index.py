@@ -307,17 +307,17 @@ def test_attributes(model, codes):
 
 
 @pytest.mark.parametrize("combo", COMBOS, ids=lambda c: "-".join(c))
-def test_padding_when_n_exceeds_the_items(model, codes, data, combo):
+def test_no_padding_when_n_exceeds_the_items(model, codes, data, combo):
+    # n above the item count gives every item once, (q, len(index)) arrays, no padding.
     with SparseIndex(model, *combo) as index:
         index.add(codes[0][:5])
         for queries in (codes[1][:4], data[1][:4]):
             scores, ids = index.search(queries, n=8)
-            assert scores.shape == (4, 8)
-            np.testing.assert_array_equal(np.sort(ids[:, :5], axis=1), np.tile(np.arange(5), (4, 1)))
-            assert (ids[:, 5:] == -1).all()
-            assert np.isneginf(scores[:, 5:]).all()
-            assert np.isfinite(scores[:, :5]).all()
-            assert (np.diff(scores[:, :5], axis=1) <= 0).all()
+            assert scores.shape == ids.shape == (4, 5)
+            assert scores.flags.c_contiguous and ids.flags.c_contiguous
+            np.testing.assert_array_equal(np.sort(ids, axis=1), np.tile(np.arange(5), (4, 1)))
+            assert np.isfinite(scores).all()
+            assert (np.diff(scores, axis=1) <= 0).all()
 
 
 def test_incremental_adds_equal_one_add(model, codes):
@@ -412,13 +412,16 @@ def test_bad_mode_or_storage(model):
         SparseIndex("not a model")
 
 
-def test_search_on_an_empty_index(model, data):
+def test_search_on_an_empty_index(model, data, codes):
+    # An empty index is an empty result, (q, 0), not an error; queries are still checked.
     for mode in ("sparse", "reconstructed"):
         with SparseIndex(model, mode) as index:
-            with pytest.raises(compressae.InvalidArgumentError, match="empty"):
-                index.search(data[1][:2], n=5)
-            with pytest.raises(compressae.InvalidArgumentError, match="empty"):
-                index.search(data[1][:0], n=5)
+            for queries, q in ((data[1][:2], 2), (data[1][:0], 0), (codes[1][:3], 3)):
+                scores, ids = index.search(queries, n=5)
+                assert scores.shape == ids.shape == (q, 0)
+                assert scores.dtype == np.float32 and ids.dtype == np.int64
+            with pytest.raises(compressae.InvalidArgumentError, match="columns"):
+                index.search(data[1][:2, :-1], n=5)
 
 
 @pytest.mark.parametrize("n", [0, -1])

@@ -30,8 +30,8 @@ CHILD = textwrap.dedent(r"""
 
     if case.startswith("fit"):
         X = rng.standard_normal((4096, 64)).astype(np.float32)
-        settings = dict(batch_size=64, epochs=100000, lr=1e-3, seed=3, warmup_steps=0,
-                        lr_decay="constant", validation_fraction=0.0, patience=0,
+        settings = dict(batch_size=64, epochs=100000, learning_rate=1e-3, seed=3, warmup_steps=0,
+                        learning_rate_decay="constant", validation_fraction=0.0, patience=0,
                         sparse_similarity_weight=0.0, num_threads=1)
         model = compressae.CompresSAE(64, latent_dim=256, k=4, seed=5)
         ready()

@@ -113,19 +113,20 @@ def test_search_errors_name_the_query_row(model, x, monkeypatch):
         index.search(queries, n=5)
 
 
-def test_search_n_beyond_the_index_is_padded(model, x):
+def test_search_n_beyond_the_index_is_not_padded(model, x):
     index = compressae.SparseIndex(model)
     index.add(x[:10])
     scores, ids = index.search(x[:3], n=1000)
-    assert scores.shape == ids.shape == (3, 1000)
-    assert (ids[:, 10:] == -1).all() and np.isneginf(scores[:, 10:]).all()
-    np.testing.assert_array_equal(ids[:, :10], index.search(x[:3], n=10)[1])
-    # Huge n: a clean OutOfMemoryError from the output allocation, no work in the library.
-    with pytest.raises(compressae.OutOfMemoryError) as info:
-        index.search(x[:3], n=2**61)
-    assert isinstance(info.value, MemoryError)
-    assert info.value.status == 0  # raised in Python, not by the library
-    assert "search" in str(info.value)
+    assert scores.shape == ids.shape == (3, 10)
+    np.testing.assert_array_equal(ids, index.search(x[:3], n=10)[1])
+    # Huge n: nothing sized by it is allocated, here or in the library.
+    tracemalloc.start()
+    try:
+        scores, ids = index.search(x[:3], n=2**61)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert ids.shape == (3, 10) and peak < 1 << 20, peak
 
 
 # ---------------------------------------------------------- input types
@@ -344,7 +345,7 @@ def test_torch_fit_bfloat16():
     runs = []
     for data in (x.astype(np.float32), torch.from_numpy(x).to(torch.bfloat16).requires_grad_(True)):
         with compressae.CompresSAE(32, latent_dim=64, k=4, seed=1) as m:
-            m.fit(data, batch_size=64, epochs=1, validation_fraction=0.0, patience=0, lr_decay="constant",
+            m.fit(data, batch_size=64, epochs=1, validation_fraction=0.0, patience=0, learning_rate_decay="constant",
                   num_threads=1)
             runs.append(m.encoder_w)
     # bf16 rounds the inputs: close, not identical.

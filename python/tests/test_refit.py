@@ -1,6 +1,8 @@
 """Least-squares refit of code values: model.encode(refit=True), model.refit,
 and the reconstructed index's dense add."""
 
+import ctypes
+
 import numpy as np
 import pytest
 
@@ -114,12 +116,18 @@ def test_raw_refit_refuses_null_and_bad_sizes(model, rng):
     codes = model.encode(X)
     idx, val = codes.indices.copy(), codes.values.copy()
     handle = model._handle._pointer
+    params = _ffi.csae_encode_default_params()
+    params.k = K
+    bad_k = _ffi.csae_encode_default_params()
+    bad_k.k = -1
+    p, cap = ctypes.byref(params), idx.size
     cases = [
-        (handle, None, 2, D, K, _ffi.i32_ptr(idx), _ffi.f32_ptr(val)),
-        (handle, _ffi.f32_ptr(X), 2, D, K, None, _ffi.f32_ptr(val)),
-        (handle, _ffi.f32_ptr(X), 2, D + 1, K, _ffi.i32_ptr(idx), _ffi.f32_ptr(val)),
-        (handle, _ffi.f32_ptr(X), 2, D, 0, _ffi.i32_ptr(idx), _ffi.f32_ptr(val)),
-        (None, _ffi.f32_ptr(X), 2, D, K, _ffi.i32_ptr(idx), _ffi.f32_ptr(val)),
+        (handle, None, 2, D, p, _ffi.i32_ptr(idx), _ffi.f32_ptr(val), cap, None),
+        (handle, _ffi.f32_ptr(X), 2, D, p, None, _ffi.f32_ptr(val), cap, None),
+        (handle, _ffi.f32_ptr(X), 2, D + 1, p, _ffi.i32_ptr(idx), _ffi.f32_ptr(val), cap, None),
+        (handle, _ffi.f32_ptr(X), 2, D, ctypes.byref(bad_k), _ffi.i32_ptr(idx), _ffi.f32_ptr(val), cap, None),
+        (handle, _ffi.f32_ptr(X), 2, D, p, _ffi.i32_ptr(idx), _ffi.f32_ptr(val), cap - 1, None),
+        (None, _ffi.f32_ptr(X), 2, D, p, _ffi.i32_ptr(idx), _ffi.f32_ptr(val), cap, None),
     ]
     for args in cases:
         assert _ffi.csae_model_refit(*args) != _ffi.CSAE_OK

@@ -28,7 +28,7 @@ def test_get_params_are_the_constructor_arguments():
 
 def test_set_params_keeps_or_rebuilds_the_weights(X):
     m = CompresSAE(384, latent_dim=256, k=8, seed=1)
-    m.fit(X, epochs=1, batch_size=400, validation_fraction=0.0, patience=0, lr_decay="constant")
+    m.fit(X, epochs=1, batch_size=400, validation_fraction=0.0, patience=0, learning_rate_decay="constant")
     weights = m.decoder_w
     assert m.set_params(k=4, transform_output="dense") is m
     assert m.k == 4 and m.transform_output == "dense"

@@ -16,7 +16,7 @@ def mean_cosine(model, x):
 def test_loss_decreases_on_wordnet(wordnet):
     with compressae.CompresSAE(384, latent_dim=1024, k=16, seed=0, init="reference") as m:
         cos_before = mean_cosine(m, wordnet[:500])
-        fit_ref(m, wordnet, batch_size=200, epochs=4, lr=1e-3, seed=0)
+        fit_ref(m, wordnet, batch_size=200, epochs=4, learning_rate=1e-3, seed=0)
         history = m.history_
         assert history.dtype == np.float32
         assert history.shape == (40,)  # 4 epochs x ceil(2000 / 200)
@@ -32,7 +32,7 @@ def test_loss_decreases_on_wordnet(wordnet):
     # (measured: 0.49 before, 0.70 after the same 40 steps).
     with compressae.CompresSAE(384, latent_dim=1024, k=16, seed=0) as m:
         tied_before = mean_cosine(m, wordnet[:500])
-        fit_ref(m, wordnet, batch_size=200, epochs=4, lr=1e-3, seed=0)
+        fit_ref(m, wordnet, batch_size=200, epochs=4, learning_rate=1e-3, seed=0)
         assert tied_before > cos_before + 0.3, (cos_before, tied_before)
         assert mean_cosine(m, wordnet[:500]) > cos_after + 0.1
 
@@ -135,15 +135,15 @@ def test_num_threads_gives_same_result(wordnet):
 
 
 @pytest.mark.parametrize("kwargs", [
-    {"batch_size": 0}, {"epochs": 0}, {"num_threads": -1}, {"lr": 0.0}, {"lr": float("nan")},
+    {"batch_size": 0}, {"epochs": 0}, {"num_threads": -1}, {"learning_rate": 0.0}, {"learning_rate": float("nan")},
     {"beta1": 1.0}, {"beta2": -0.1}, {"eps": 0.0}, {"seed": -1}, {"seed": 2**64},
-    {"num_threads": 2**31}, {"warmup_steps": -1}, {"lr_decay": "step"}, {"lr_decay": None},
-    {"min_lr_ratio": 1.5}, {"min_lr_ratio": float("nan")}, {"validation_fraction": 1.0},
+    {"num_threads": 2**31}, {"warmup_steps": -1}, {"learning_rate_decay": "step"}, {"learning_rate_decay": 3},
+    {"min_learning_rate_ratio": 1.5}, {"min_learning_rate_ratio": float("nan")}, {"validation_fraction": 1.0},
     {"validation_fraction": -0.5}, {"patience": 2}, {"patience": -1},
-    {"validation_fraction": 0.2, "tol": float("inf")}, {"sparse_similarity_weight": -1.0},
+    {"validation_fraction": 0.2, "tolerance": float("inf")}, {"sparse_similarity_weight": -1.0},
     {"sparse_similarity_weight": float("nan")}, {"similarity_temperature": 0.0}, {"similarity_rows": 1},
-    {"similarity_rows": 10**6}, {"lr_decay": "plateau"},
-    {"lr_decay": "plateau", "validation_fraction": 0.2, "patience": 1, "plateau_factor": 1.0},
+    {"similarity_rows": 10**6}, {"learning_rate_decay": "plateau"},
+    {"learning_rate_decay": "plateau", "validation_fraction": 0.2, "patience": 1, "plateau_factor": 1.0},
     {"plateau_reductions": -1},
 ])
 def test_bad_fit_settings(wordnet, kwargs):
@@ -168,19 +168,19 @@ def test_tied_and_reference_initialisation():
 def test_validation_loss_and_early_stopping(wordnet):
     data = wordnet[:1000]
     with compressae.CompresSAE(384, latent_dim=512, k=8, seed=1) as m:
-        fit_ref(m, data, batch_size=100, epochs=4, lr=2e-3, seed=0, validation_fraction=0.2)
+        fit_ref(m, data, batch_size=100, epochs=4, learning_rate=2e-3, seed=0, validation_fraction=0.2)
         # 200 rows held out: 8 steps per epoch, one validation loss per epoch.
         assert m.history_.shape == (32,)
         assert m.validation_loss_.shape == (4,)
         assert m.validation_loss_.dtype == np.float32
         assert m.validation_loss_[-1] < m.validation_loss_[0]
         # A tolerance nothing meets: stops `patience` epochs after the first.
-        fit_ref(m, data, batch_size=100, epochs=50, seed=0, validation_fraction=0.2, patience=2, tol=0.99)
+        fit_ref(m, data, batch_size=100, epochs=50, seed=0, validation_fraction=0.2, patience=2, tolerance=0.99)
         assert m.validation_loss_.shape == (3,)
         assert m.history_.shape == (24,)
         # Plateau decay: two cuts of the rate, then the third plateau stops.
-        fit_ref(m, data, batch_size=100, epochs=50, seed=0, validation_fraction=0.2, patience=1, tol=0.99,
-              lr_decay="plateau")
+        fit_ref(m, data, batch_size=100, epochs=50, seed=0, validation_fraction=0.2, patience=1, tolerance=0.99,
+              learning_rate_decay="plateau")
         assert m.validation_loss_.shape == (4,)
         # validation_steps: 8 steps per epoch, validations 12+ steps apart (after steps 16 and 32 of 40).
         fit_ref(m, data, batch_size=100, epochs=5, seed=0, validation_fraction=0.2, validation_steps=12)
@@ -198,8 +198,8 @@ def test_schedules_change_the_run_and_stay_finite(wordnet):
     results = {}
     for decay in ("constant", "cosine", "linear"):
         with compressae.CompresSAE(384, latent_dim=512, k=8, seed=1) as m:
-            fit_ref(m, data, batch_size=100, epochs=3, lr=2e-3, seed=0, warmup_steps=3, lr_decay=decay,
-                  min_lr_ratio=0.1)
+            fit_ref(m, data, batch_size=100, epochs=3, learning_rate=2e-3, seed=0, warmup_steps=3, learning_rate_decay=decay,
+                  min_learning_rate_ratio=0.1)
             results[decay] = m.history_
             assert np.all(np.isfinite(m.history_))
     # The first step's loss is taken before any update: the same for all schedules.
@@ -213,7 +213,7 @@ def test_similarity_term_moves_the_encoder_not_the_decoder_gradient(wordnet):
     runs = {}
     for weight in (0.0, 0.5):
         with compressae.CompresSAE(384, latent_dim=512, k=8, seed=1) as m:
-            fit_ref(m, data, batch_size=200, epochs=1, lr=2e-3, seed=0, sparse_similarity_weight=weight,
+            fit_ref(m, data, batch_size=200, epochs=1, learning_rate=2e-3, seed=0, sparse_similarity_weight=weight,
                   similarity_rows=128)
             runs[weight] = (m.history_, m.encoder_w, m.decoder_w)
     # The first loss is taken before any update; the encoder then differs.

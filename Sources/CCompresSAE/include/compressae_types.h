@@ -13,7 +13,7 @@ extern "C" {
 
 /** ABI version of this header. Bumped on every incompatible change;
  *  compare with csae_abi_version() at load time. */
-#define CSAE_ABI_VERSION 5
+#define CSAE_ABI_VERSION 6
 
 /** Version of the library, as csae_version() returns it. The one place it
  *  is written: the Python package's version is read from here when it is
@@ -33,11 +33,19 @@ enum csae_status {
     CSAE_ERR_BUSY = 7              /**< the model is being trained (by csae_model_train) */
 };
 
-/* Threads. Every function may be called from any thread, on any handle, at
- * any time: a call either completes or returns a status, and never touches
- * freed or foreign memory. What runs concurrently on one handle:
+/* Threads.
+ * Worker threads: every call that runs on worker threads takes a num_threads
+ * (a field of its params struct, or an argument): >= 1 for that many, 0 for
+ * the process-wide default, csae_get_num_threads() (set by
+ * csae_set_num_threads). That is train, encode, refit, decode,
+ * preactivations, loss_and_gradients, index add_dense and the two searches;
+ * the other calls run on the calling thread alone.
+ *
+ * Concurrency: every function may be called from any thread, on any handle,
+ * at any time: a call either completes or returns a status, and never
+ * touches freed or foreign memory. What runs concurrently on one handle:
  *  - a model: encode, decode, refit, preactivations, loss_and_gradients,
- *    copy_weights, get_shape, save and the history copies run side by side;
+ *    copy_weights, get_shape, save and copy_history run side by side;
  *    csae_model_train runs alone (a second one returns CSAE_ERR_BUSY), and
  *    each of its steps holds the weights exclusively, so other calls wait for
  *    the step in progress (not for the whole training) and see the weights as
@@ -50,9 +58,25 @@ enum csae_status {
  *    calls already running finish on the object, later calls with the handle
  *    return CSAE_ERR_INVALID_HANDLE.
  * Each call reads the values it depends on (k, shapes, the item count) once,
- * at its start, and uses them throughout. Buffers the caller passes are sized
- * by the caller: when another thread may change the model's k, pass k
- * explicitly rather than 0 ("the model's k"). */
+ * at its start, and uses them throughout; output buffers come with their
+ * capacity, checked against the values read (never a write past it). */
+
+/* Params structs (csae_train_params, csae_encode_params, csae_search_params).
+ * Get one from csae_train_default_params(), csae_encode_default_params() or
+ * csae_search_default_params() (static inline helpers at the end of this
+ * header, over the exported csae_*_params_init) and change fields; a NULL
+ * params pointer means the defaults. Each struct begins with
+ *   uint32_t struct_size;  sizeof(the struct) in the caller's header
+ *   int32_t num_threads;   worker threads, 0 = csae_get_num_threads()
+ * so that fields can be appended without breaking programs built against
+ * an older header: the library reads and writes only the first struct_size
+ * bytes and takes the defaults for the fields beyond them. struct_size must
+ * be a multiple of 8, at least the size of the struct in ABI version 6 (the
+ * first with this field) and at most the size this library knows; anything
+ * else is CSAE_ERR_INVALID_ARGUMENT (a program built against a newer header
+ * than the library: upgrade the library). The structs have no padding
+ * (8-byte fields, 4-byte fields in pairs): a field appended later never
+ * lands in bytes an older caller left unset. */
 
 /** Retrieval modes of a csae_index. */
 enum csae_index_mode {
@@ -82,11 +106,25 @@ enum csae_init {
     CSAE_INIT_TIED = 1            /**< encoder = decoder transposed: no latent starts dead */
 };
 
-/** Learning-rate shape after the warm-up (csae_train_params.lr_decay). */
-enum csae_lr_decay {
+/** Training recipes of csae_train_params_init. */
+enum csae_train_recipe {
+    CSAE_RECIPE_DEFAULT = 0,      /**< the recipe chosen by measurement (docs/quality.md) */
+    CSAE_RECIPE_REFERENCE = 1     /**< the PyTorch reference's recipe */
+};
+
+/** The per-step or per-epoch series of csae_model_copy_history. */
+enum csae_history {
+    CSAE_HISTORY_TRAINING_LOSS = 0,  /**< training loss of every step of the last csae_model_train call */
+    CSAE_HISTORY_VALIDATION_LOSS = 1,/**< validation loss after every epoch (empty when validation_fraction = 0) */
+    CSAE_HISTORY_DEAD_LATENTS = 2    /**< per step, the fraction of latents in no row's k-code during the last
+                                          dead_latent_window training rows (0 until a full window was seen) */
+};
+
+/** Learning-rate shape after the warm-up (csae_train_params.learning_rate_decay). */
+enum csae_learning_rate_decay {
     CSAE_LR_CONSTANT = 0,         /**< the same rate at every step */
-    CSAE_LR_COSINE = 1,           /**< half a cosine down to learning_rate * min_lr_ratio */
-    CSAE_LR_LINEAR = 2,           /**< a straight line down to learning_rate * min_lr_ratio */
+    CSAE_LR_COSINE = 1,           /**< half a cosine down to learning_rate * min_learning_rate_ratio */
+    CSAE_LR_LINEAR = 2,           /**< a straight line down to learning_rate * min_learning_rate_ratio */
     CSAE_LR_PLATEAU = 3           /**< constant until the validation loss plateaus (patience), then cut by
                                        plateau_factor, at most plateau_reductions times; the next plateau stops */
 };
@@ -108,27 +146,30 @@ typedef struct csae_model csae_model;
  *          the steps done so far are kept). */
 typedef int32_t (*csae_progress_fn)(void *user_data, int64_t step, int64_t total, float loss);
 
-/** Training settings. Always start from csae_train_default_params() (the measured
+/** Training settings. Start from csae_train_default_params() (the measured
  *  recipe) or csae_train_reference_params() (the PyTorch reference's recipe). */
 typedef struct csae_train_params {
+    uint32_t struct_size;     /**< sizeof(csae_train_params) of the caller's header (see Params structs) */
+    int32_t num_threads;      /**< worker threads; 0 = csae_get_num_threads() (default 0) */
     int64_t batch_size;       /**< rows per optimiser step (default 4096) */
     int64_t epochs;           /**< most passes over the data; early stopping may end sooner (default 400) */
     double learning_rate;     /**< Adam step size (default 1e-2) */
     double beta1;             /**< Adam first-moment decay (default 0.9) */
     double beta2;             /**< Adam second-moment decay (default 0.999) */
     double eps;               /**< Adam epsilon (default 1e-8) */
-    uint64_t seed;            /**< seed of the per-epoch shuffle (default 0) */
+    uint64_t seed;            /**< seed of the validation split and the per-epoch shuffle (default 0) */
     int32_t shuffle;          /**< 1: shuffle rows every epoch; 0: fixed order (default 1) */
-    int32_t num_threads;      /**< worker threads; 0 = the default count, csae_get_num_threads (default 0) */
+    int32_t learning_rate_decay;/**< a csae_learning_rate_decay value (default CSAE_LR_PLATEAU) */
     csae_progress_fn progress;/**< optional progress callback (default NULL) */
     void *user_data;          /**< passed to progress unchanged */
     int64_t dead_latent_window;/**< rows after which a latent absent from every k-code counts
-                                    as dead (csae_model_copy_dead_latent_history); 0 = one epoch */
+                                    as dead (CSAE_HISTORY_DEAD_LATENTS); 0 = one epoch (default 0) */
     int64_t warmup_steps;     /**< steps of linear learning-rate warm-up (default 50) */
-    int32_t lr_decay;         /**< a csae_lr_decay value (default CSAE_LR_PLATEAU) */
-    double min_lr_ratio;      /**< final rate of a decay, as a fraction of learning_rate, in [0, 1] (default 0) */
+    double min_learning_rate_ratio;/**< final rate of a decay, as a fraction of learning_rate,
+                                        in [0, 1] (default 0) */
     double validation_fraction;/**< fraction of rows held out to measure the validation loss after
-                                    every epoch or validation_steps steps (csae_model_copy_validation_history), in [0, 1); inputs under 20 rows are not split (default 0.05) */
+                                    every epoch or validation_steps steps (CSAE_HISTORY_VALIDATION_LOSS), in [0, 1);
+                                    inputs under 20 rows are not split (default 0.05) */
     int64_t patience;         /**< validations without a relative improvement of tolerance in the validation
                                     loss that make a plateau: it stops training (CSAE_LR_PLATEAU: after
                                     plateau_reductions cuts); 0 = never (default 2) */
@@ -144,6 +185,26 @@ typedef struct csae_train_params {
                                    measurement; patience counts measurements; 0 = after every
                                    epoch (default 25) */
 } csae_train_params;
+
+/** Settings of csae_model_encode and csae_model_refit. Start from
+ *  csae_encode_default_params(). */
+typedef struct csae_encode_params {
+    uint32_t struct_size;     /**< sizeof(csae_encode_params) of the caller's header (see Params structs) */
+    int32_t num_threads;      /**< worker threads; 0 = csae_get_num_threads() (default 0) */
+    int64_t k;                /**< nonzeros per code, 1 <= k <= h, or 0 for the model's k, read once at the
+                                   start of the call and reported back (default 0) */
+} csae_encode_params;
+
+/** Settings of csae_index_search_dense and csae_index_search_codes. Start
+ *  from csae_search_default_params(). */
+typedef struct csae_search_params {
+    uint32_t struct_size;     /**< sizeof(csae_search_params) of the caller's header (see Params structs) */
+    int32_t num_threads;      /**< worker threads; 0 = csae_get_num_threads() (default 0) */
+    int64_t n;                /**< results per query, >= 1 (default 100); the results of a query are
+                                   min(n, item count) */
+    int64_t query_k;          /**< dense queries in sparse mode: nonzeros of the query codes, 1 <= query_k <= h,
+                                   or 0 for min(h, 4k); ignored otherwise (default 0) */
+} csae_search_params;
 
 /** Training data read through callbacks (csae_model_train_source): data
  *  larger than memory, or in a form the caller converts a batch at a time.

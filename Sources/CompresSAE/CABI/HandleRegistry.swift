@@ -8,6 +8,10 @@ import Glibc
 /// address: a freed or forged handle is then looked up and refused with
 /// CSAE_ERR_INVALID_HANDLE instead of being dereferenced.
 final class HandleRegistry<Object: AnyObject>: @unchecked Sendable {
+    /// Low bits of a handle that are always zero (the id is shifted past
+    /// them), so that a handle looks like an aligned pointer and is never NULL.
+    static var tagBits: UInt { 4 }
+
     private var objects: [UInt: Object] = [:]
     private var nextID: UInt = 1
     private let mutex: UnsafeMutablePointer<pthread_mutex_t>
@@ -32,8 +36,7 @@ final class HandleRegistry<Object: AnyObject>: @unchecked Sendable {
             let id = nextID
             nextID += 1
             objects[id] = object
-            // Shifted so the value looks like an aligned pointer and is never NULL.
-            return OpaquePointer(bitPattern: id << 4)!
+            return OpaquePointer(bitPattern: id << Self.tagBits)!
         }
     }
 
@@ -41,7 +44,7 @@ final class HandleRegistry<Object: AnyObject>: @unchecked Sendable {
     func lookup(_ handle: OpaquePointer?) throws -> Object {
         guard let handle else { throw CompresSAEError(.invalidHandle, "the \(kind) handle is NULL") }
         let bits = UInt(bitPattern: Int(bitPattern: UnsafeRawPointer(handle)))
-        let object = locked { bits & 0xF == 0 ? objects[bits >> 4] : nil }
+        let object = locked { Self.isAligned(bits) ? objects[bits >> Self.tagBits] : nil }
         guard let object else {
             throw CompresSAEError(.invalidHandle, "the \(kind) handle is not valid (already freed, or never created)")
         }
@@ -53,8 +56,11 @@ final class HandleRegistry<Object: AnyObject>: @unchecked Sendable {
     func remove(_ handle: OpaquePointer?) {
         guard let handle else { return }
         let bits = UInt(bitPattern: Int(bitPattern: UnsafeRawPointer(handle)))
-        _ = locked { bits & 0xF == 0 ? objects.removeValue(forKey: bits >> 4) : nil }
+        _ = locked { Self.isAligned(bits) ? objects.removeValue(forKey: bits >> Self.tagBits) : nil }
     }
+
+    /// Whether the tag bits of a handle's value are zero, as in every handle `insert` returns.
+    private static func isAligned(_ bits: UInt) -> Bool { bits & ((1 << tagBits) - 1) == 0 }
 }
 
 let modelHandles = HandleRegistry<CompresSAEModel>(kind: "model")

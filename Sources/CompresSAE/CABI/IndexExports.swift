@@ -7,20 +7,16 @@ let indexHandles = HandleRegistry<SparseIndex>(kind: "index")
 /// An index handle the function only reads: `const csae_index *` in the header.
 public typealias ConstIndexHandle = OpaquePointer
 
-/// Sets the number of worker threads used by calls that take no thread count
-/// (encode, decode, search with num_threads = 0, train with num_threads = 0).
-/// @param num_threads  >= 1, or 0 for the default: the environment's
-///                     CSAE_NUM_THREADS, else OMP_NUM_THREADS (its first
-///                     entry), else the CPUs this process may use (its
-///                     affinity mask, capped by its cgroup's CPU quota),
-///                     read once per process
-@c public func csae_set_num_threads(_ num_threads: Int32) -> Int32 {
-    withStatus { try Threads.setDefault(Int(num_threads)) }
-}
-
-/// Number of worker threads calls use by default (see csae_set_num_threads).
-@c public func csae_get_num_threads() -> Int32 {
-    Int32(Threads.defaultCount)
+/// Fills a caller's csae_search_params (its first struct_size bytes) with
+/// the defaults: n = 100 results per query, query_k = 0 (min(h, 4k)),
+/// num_threads = 0 (the default count). csae_search_default_params() calls
+/// it with the caller's sizeof.
+/// @param params       the struct to fill
+/// @param struct_size  sizeof(csae_search_params) in the caller's header
+/// @return CSAE_OK, or CSAE_ERR_INVALID_ARGUMENT (NULL, a struct_size this
+///         library cannot fill)
+@c public func csae_search_params_init(_ params: UnsafeMutablePointer<csae_search_params>?, _ struct_size: UInt32) -> Int32 {
+    withStatus { try csae_search_params.write(.defaults, to: params, size: struct_size) }
 }
 
 /// Creates an empty index over the codes of a model. The index keeps the
@@ -34,7 +30,7 @@ public typealias ConstIndexHandle = OpaquePointer
 ///                 (8- or 4-bit value levels with a scale per item)
 /// @param out      receives the new handle; release it with csae_index_free
 @c public func csae_index_create(
-    _ model: OpaquePointer?, _ mode: Int32, _ storage: Int32, _ out: UnsafeMutablePointer<OpaquePointer?>?
+    _ model: ConstModelHandle?, _ mode: Int32, _ storage: Int32, _ out: UnsafeMutablePointer<OpaquePointer?>?
 ) -> Int32 {
     withStatus {
         guard let out else { throw CompresSAEError.invalid("out is NULL") }
@@ -58,8 +54,9 @@ public typealias ConstIndexHandle = OpaquePointer
 }
 
 /// Adds n codes of k nonzeros (as csae_model_encode writes them). Items get
-/// the ids count, count+1, ... in order. The first add fixes k. Adds and
-/// searches may run concurrently from several threads.
+/// the ids count, count+1, ... in order. The first add fixes k. Runs on the
+/// calling thread (the codes are copied; sparse mode files them in its
+/// posting lists at the next search).
 /// @param indices  n*k latent indices in [0, h), no index twice in a row
 /// @param values   n*k finite values
 /// @return CSAE_OK, CSAE_ERR_INVALID_ARGUMENT (also when the model was
@@ -83,14 +80,18 @@ public typealias ConstIndexHandle = OpaquePointer
 /// keeps the encoder's values. The rows are encoded with one version of the
 /// weights: if the model is trained (in another thread) before their codes
 /// are added, the call fails with CSAE_ERR_INVALID_ARGUMENT and adds nothing.
-/// @param x  n*d floats; finite, no all-zero row
+/// @param x            n*d floats; finite, no all-zero row
+/// @param num_threads  worker threads of the encoding, 0 for csae_get_num_threads()
 /// @return CSAE_OK, CSAE_ERR_INVALID_ARGUMENT, CSAE_ERR_INVALID_HANDLE, or
 ///         CSAE_ERR_OUT_OF_MEMORY
-@c public func csae_index_add_dense(_ index: OpaquePointer?, _ x: UnsafePointer<Float>?, _ n: Int64, _ d: Int64) -> Int32 {
+@c public func csae_index_add_dense(
+    _ index: OpaquePointer?, _ x: UnsafePointer<Float>?, _ n: Int64, _ d: Int64, _ num_threads: Int32
+) -> Int32 {
     withStatus {
         let i = try indexHandles.lookup(index)
         let count = try checkedInput(i.model, n: n, d: d)
-        try i.add(dense: try requireBuffer(x, "x", count: count, "n*d floats"), rows: Int(n))
+        let threads = try threadsArgument(num_threads)
+        try i.add(dense: try requireBuffer(x, "x", count: count, "n*d floats"), rows: Int(n), threads: threads)
     }
 }
 
@@ -98,61 +99,82 @@ public typealias ConstIndexHandle = OpaquePointer
 /// with query_k nonzeros (more than the items' k keeps more of the query;
 /// the default 4k is the code the training objective also reconstructs from);
 /// reconstructed mode uses them as they are (asymmetric search).
-/// @param queries      nq*d floats; finite, no all-zero row
-/// @param n            results per query (>= 1)
-/// @param query_k      nonzeros of the query codes in sparse mode (1 <= query_k <= h),
-///                     or 0 for min(h, 4k); ignored in reconstructed mode
-/// @param num_threads  worker threads, 0 for the default
-/// @param scores       receives nq*n cosines, best first, -INFINITY as padding
-/// @param ids          receives nq*n item ids, -1 as padding (n above the
-///                     item count is only padding: the search's own memory
-///                     and work are bounded by the item count)
-/// @return CSAE_OK, CSAE_ERR_INVALID_ARGUMENT (also when the index is empty,
-///         or its model was trained after its items were added),
-///         CSAE_ERR_INVALID_HANDLE, or CSAE_ERR_OUT_OF_MEMORY
+/// Results are written as nq rows of params->n: row q holds its
+/// *n_results = min(n, item count) best items, best first (equal scores:
+/// lower id first), and the columns past *n_results hold score -INFINITY and
+/// id -1. An empty index is an empty result: CSAE_OK with *n_results = 0.
+/// Memory and work are bounded by the item count, whatever n.
+/// @param queries     nq*d floats; finite, no all-zero row
+/// @param params      n, query_k (0: min(h, 4k)) and num_threads, or NULL
+///                    for csae_search_default_params()
+/// @param scores      receives nq*n cosines
+/// @param ids         receives nq*n item ids
+/// @param capacity    size of scores and of ids, in elements (each), >= nq*n
+/// @param n_results   receives the results per query (may be NULL)
+/// @return CSAE_OK, CSAE_ERR_INVALID_ARGUMENT (also when the model was
+///         trained after the index's items were added), CSAE_ERR_INVALID_HANDLE,
+///         or CSAE_ERR_OUT_OF_MEMORY
 @c public func csae_index_search_dense(
-    _ index: OpaquePointer?, _ queries: UnsafePointer<Float>?, _ nq: Int64, _ d: Int64, _ n: Int64,
-    _ query_k: Int64, _ num_threads: Int32, _ scores: UnsafeMutablePointer<Float>?,
-    _ ids: UnsafeMutablePointer<Int64>?
+    _ index: ConstIndexHandle?, _ queries: UnsafePointer<Float>?, _ nq: Int64, _ d: Int64,
+    _ params: UnsafePointer<csae_search_params>?,
+    _ scores: UnsafeMutablePointer<Float>?, _ ids: UnsafeMutablePointer<Int64>?, _ capacity: Int64,
+    _ n_results: UnsafeMutablePointer<Int64>?
 ) -> Int32 {
     withStatus {
         let i = try indexHandles.lookup(index)
+        let p = try csae_search_params.read(params)
         let count = try checkedInput(i.model, n: nq, d: d)
-        let results = try elementCount(rows: nq, cols: n, rowsName: "nq", colsName: "n")
-        guard num_threads >= 0 else { throw CompresSAEError.invalid("num_threads must be >= 0, got \(num_threads)") }
-        guard query_k >= 0 && query_k <= Int64(i.model.latentDim) else {
-            throw CompresSAEError.invalid("query_k must be in 1...\(i.model.latentDim) (the latent dimension), or 0 for 4k; got \(query_k)")
+        guard p.query_k >= 0 && p.query_k <= Int64(i.model.latentDim) else {
+            throw CompresSAEError.invalid("query_k must be in 1...\(i.model.latentDim) (the latent dimension), or 0 for 4k; got \(p.query_k)")
         }
-        try i.search(dense: try requireBuffer(queries, "queries", count: count, "nq*d"), rows: Int(nq), n: Int(n),
-                     queryK: query_k == 0 ? nil : Int(query_k),
-                     scores: try requireMutableBuffer(scores, "scores", count: results, "nq*n"),
-                     ids: try requireMutableBuffer(ids, "ids", count: results, "nq*n"), threads: Int(num_threads))
+        let (n, threads, outScores, outIDs) = try searchOutputs(p, nq: nq, scores, ids, capacity)
+        let found = try i.search(dense: try requireBuffer(queries, "queries", count: count, "nq*d"), rows: Int(nq),
+                                 n: n, queryK: p.query_k == 0 ? nil : Int(p.query_k),
+                                 scores: outScores, ids: outIDs, threads: threads)
+        n_results?.pointee = Int64(found)
     }
 }
 
 /// Searches with nq sparse queries of k nonzeros (k may differ from the
-/// index's). Reconstructed mode decodes them first.
-/// @param indices  nq*k latent indices in [0, h), no index twice in a row
-/// @param values   nq*k finite values
-/// @param scores   receives nq*n cosines, best first, -INFINITY as padding
-/// @param ids      receives nq*n item ids, -1 as padding
+/// index's). Reconstructed mode decodes them first. Outputs, padding and
+/// the empty index as csae_index_search_dense; params->query_k is not used.
+/// @param indices    nq*k latent indices in [0, h), no index twice in a row
+/// @param values     nq*k finite values
+/// @param params     n and num_threads, or NULL for csae_search_default_params()
+/// @param scores     receives nq*n cosines
+/// @param ids        receives nq*n item ids
+/// @param capacity   size of scores and of ids, in elements (each), >= nq*n
+/// @param n_results  receives the results per query (may be NULL)
 /// @return as csae_index_search_dense
 @c public func csae_index_search_codes(
-    _ index: OpaquePointer?, _ indices: UnsafePointer<Int32>?, _ values: UnsafePointer<Float>?,
-    _ nq: Int64, _ k: Int64, _ n: Int64, _ num_threads: Int32,
-    _ scores: UnsafeMutablePointer<Float>?, _ ids: UnsafeMutablePointer<Int64>?
+    _ index: ConstIndexHandle?, _ indices: UnsafePointer<Int32>?, _ values: UnsafePointer<Float>?,
+    _ nq: Int64, _ k: Int64, _ params: UnsafePointer<csae_search_params>?,
+    _ scores: UnsafeMutablePointer<Float>?, _ ids: UnsafeMutablePointer<Int64>?, _ capacity: Int64,
+    _ n_results: UnsafeMutablePointer<Int64>?
 ) -> Int32 {
     withStatus {
         let i = try indexHandles.lookup(index)
+        let p = try csae_search_params.read(params)
         let count = try elementCount(rows: nq, cols: k, rowsName: "nq", colsName: "k")
-        let results = try elementCount(rows: nq, cols: n, rowsName: "nq", colsName: "n")
-        guard num_threads >= 0 else { throw CompresSAEError.invalid("num_threads must be >= 0, got \(num_threads)") }
-        try i.search(indices: try requireBuffer(indices, "indices", count: count, "nq*k"),
-                     values: try requireBuffer(values, "values", count: count, "nq*k"),
-                     rows: Int(nq), k: Int(k), n: Int(n),
-                     scores: try requireMutableBuffer(scores, "scores", count: results, "nq*n"),
-                     ids: try requireMutableBuffer(ids, "ids", count: results, "nq*n"), threads: Int(num_threads))
+        let (n, threads, outScores, outIDs) = try searchOutputs(p, nq: nq, scores, ids, capacity)
+        let found = try i.search(indices: try requireBuffer(indices, "indices", count: count, "nq*k"),
+                                 values: try requireBuffer(values, "values", count: count, "nq*k"),
+                                 rows: Int(nq), k: Int(k), n: n, scores: outScores, ids: outIDs, threads: threads)
+        n_results?.pointee = Int64(found)
     }
+}
+
+/// The result count, thread count and output buffers of a search, checked
+/// against the caller's capacity.
+private func searchOutputs(
+    _ p: csae_search_params, nq: Int64, _ scores: UnsafeMutablePointer<Float>?,
+    _ ids: UnsafeMutablePointer<Int64>?, _ capacity: Int64
+) throws -> (Int, Int, UnsafeMutableBufferPointer<Float>, UnsafeMutableBufferPointer<Int64>) {
+    guard p.n >= 1 else { throw CompresSAEError.invalid("n must be >= 1, got \(p.n)") }
+    let threads = try threadsArgument(p.num_threads)
+    let results = try requireCapacity(capacity, rows: nq, cols: p.n, "the results (nq x n)")
+    return (Int(p.n), threads, try requireMutableBuffer(scores, "scores", count: results, "nq*n"),
+            try requireMutableBuffer(ids, "ids", count: results, "nq*n"))
 }
 
 /// Reads the index's state. Each output pointer may be NULL.
@@ -177,12 +199,12 @@ public typealias ConstIndexHandle = OpaquePointer
 }
 
 /// Saves the index as safetensors (codes, mode, storage, and the model's
-/// fingerprint), atomically.
+/// fingerprint), atomically. Runs on the calling thread.
 /// @return CSAE_OK, CSAE_ERR_IO, CSAE_ERR_INVALID_HANDLE, or
 ///         CSAE_ERR_INVALID_ARGUMENT (NULL path, or the model was trained
 ///         after the items were added: the codes no longer match its weights
 ///         and nothing is written)
-@c public func csae_index_save(_ index: OpaquePointer?, _ path: UnsafePointer<CChar>?) -> Int32 {
+@c public func csae_index_save(_ index: ConstIndexHandle?, _ path: UnsafePointer<CChar>?) -> Int32 {
     withStatus {
         let i = try indexHandles.lookup(index)
         try i.save(to: try requirePath(path))
@@ -191,9 +213,10 @@ public typealias ConstIndexHandle = OpaquePointer
 
 /// Loads an index saved by csae_index_save. The model must be the one the
 /// index was built with (same shape and weights), else CSAE_ERR_INVALID_ARGUMENT.
-/// @param out  receives the new handle
+/// @param model  the model the index was built with; the index keeps it alive
+/// @param out    receives the new handle
 @c public func csae_index_load(
-    _ path: UnsafePointer<CChar>?, _ model: OpaquePointer?, _ out: UnsafeMutablePointer<OpaquePointer?>?
+    _ path: UnsafePointer<CChar>?, _ model: ConstModelHandle?, _ out: UnsafeMutablePointer<OpaquePointer?>?
 ) -> Int32 {
     withStatus {
         guard let out else { throw CompresSAEError.invalid("out is NULL") }

@@ -44,8 +44,8 @@ import CCompresSAE
         let m = try modelHandles.lookup(model)
         guard let source else { throw CompresSAEError.invalid("source is NULL") }
         let s = try readRowSource(source)
-        let p = params?.pointee ?? csae_train_default_params()
-        let options = try trainingOptions(p)
+        let p = try csae_train_params.read(params)
+        let options = try TrainingOptions(p)
         let callback = p.progress, userData = p.user_data
         let progress = callback.map { fn in
             { (step: Int, total: Int, loss: Float) in fn(userData, Int64(step), Int64(total), loss) == 0 }

@@ -56,7 +56,8 @@ extension SparseIndex {
 
     /// Searches with dense queries (a flat row-major array of `rows * d`
     /// floats); see `search(dense:rows:n:queryK:scores:ids:threads:)`.
-    /// `n` is capped at the number of items, so the results hold no padding.
+    /// `n` is capped at the number of items, so the results hold no padding
+    /// (an empty index gives `n = 0`).
     ///
     /// - Complexity: as the buffer form.
     public func search(dense queries: [Float], rows: Int, n: Int, queryK: Int? = nil,
@@ -72,7 +73,8 @@ extension SparseIndex {
 
     /// Searches with sparse queries given as flat row-major arrays of `rows * k`
     /// entries; see `search(indices:values:rows:k:n:scores:ids:threads:)`.
-    /// `n` is capped at the number of items, so the results hold no padding.
+    /// `n` is capped at the number of items, so the results hold no padding
+    /// (an empty index gives `n = 0`).
     ///
     /// - Complexity: as the buffer form.
     public func search(indices: [Int32], values: [Float], rows: Int, k: Int, n: Int,
@@ -103,25 +105,28 @@ extension SparseIndex {
 
     /// Allocates `rows x min(n, count)` results (bounded by the queries,
     /// whose count the caller has checked, and the index, never by `n`
-    /// alone) and fills them with `body`.
+    /// alone), fills them with `body` (which returns the result count) and
+    /// keeps the columns that hold results.
     private func withResults(
         rows: Int, n: Int,
-        _ body: (UnsafeMutableBufferPointer<Float>, UnsafeMutableBufferPointer<Int64>, Int) throws -> Void
+        _ body: (UnsafeMutableBufferPointer<Float>, UnsafeMutableBufferPointer<Int64>, Int) throws -> Int
     ) throws -> SearchResults {
         try InputValidation.checkRowCount(rows)
         guard n >= 1 else { throw CompresSAEError.invalid("n must be >= 1, got \(n)") }
-        // An empty index: one column, so that the search reports the empty index.
-        let items = count
-        let columns = items > 0 ? min(n, items) : 1
+        // An empty index still gets one column: the queries are checked as for any search.
+        let columns = max(1, min(n, count))
         let (total, overflow) = rows.multipliedReportingOverflow(by: columns)
         guard !overflow, total <= Int(Int32.max) else {
             throw CompresSAEError(.outOfMemory, "\(rows) x \(columns) search results are too many to return")
         }
         var scores = [Float](repeating: 0, count: total)
         var ids = [Int64](repeating: 0, count: total)
-        try scores.withUnsafeMutableBufferPointer { sb in
+        let found = try scores.withUnsafeMutableBufferPointer { sb in
             try ids.withUnsafeMutableBufferPointer { ib in try body(sb, ib, columns) }
         }
-        return SearchResults(rows: rows, n: columns, scores: scores, ids: ids)
+        guard found < columns else { return SearchResults(rows: rows, n: columns, scores: scores, ids: ids) }
+        // Fewer items than a snapshot of the count said (0 for an empty index): drop the padding.
+        let kept = (0..<rows).flatMap { r in (r * columns)..<(r * columns + found) }
+        return SearchResults(rows: rows, n: found, scores: kept.map { scores[$0] }, ids: kept.map { ids[$0] })
     }
 }

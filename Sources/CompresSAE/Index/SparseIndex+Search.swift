@@ -19,13 +19,17 @@ extension SparseIndex {
     ///   - n: results per query, `>= 1`.
     ///   - queryK: nonzeros of the query codes in sparse mode, `1...h`;
     ///     `nil` for `min(h, 4k)`. Ignored in reconstructed mode.
-    ///   - scores: receives `rows * n` cosines, best first; `-inf` where the
-    ///     index has fewer than `n` items.
-    ///   - ids: receives `rows * n` item ids (insertion order); `-1` as padding.
+    ///   - scores: receives `rows * n` cosines (rows of `n`), best first;
+    ///     `-inf` in the columns past the result count.
+    ///   - ids: receives `rows * n` item ids (insertion order); `-1` in the
+    ///     columns past the result count.
+    /// - Returns: the results per query, `min(n, items searched)`: 0 for an
+    ///   empty index, which is an empty result rather than an error.
+    @discardableResult
     public func search(
         dense queries: UnsafeBufferPointer<Float>, rows: Int, n: Int, queryK: Int? = nil,
         scores: UnsafeMutableBufferPointer<Float>, ids: UnsafeMutableBufferPointer<Int64>, threads: Int = 0
-    ) throws {
+    ) throws -> Int {
         let d = model.inputDim, h = model.latentDim
         if let queryK, queryK < 1 || queryK > h {
             throw CompresSAEError.invalid("query_k must be in 1...\(h) (the latent dimension), got \(queryK)")
@@ -36,7 +40,7 @@ extension SparseIndex {
         try InputValidation.checkRows(queries.baseAddress!, rows: rows, dim: d, what: "query")
         switch mode {
         case .sparse:
-            guard let itemK = k else { throw CompresSAEError.invalid("the index is empty: add items before searching") }
+            guard let itemK = k else { return Self.pad(scores, ids) }
             let kk = queryK ?? min(h, 4 * itemK)
             let count = try Size.product(rows, kk, what: "query codes")
             let indices = try FallibleBuffer<Int32>(count: count, "the query codes' indices")
@@ -45,27 +49,29 @@ extension SparseIndex {
             // only rise, so codes made before `checkSearchable` passes belong
             // to the version the index's items were made with.
             try model.encode(queries, rows: rows, k: kk, indices: indices.buffer, values: values.buffer, threads: threads)
-            try withMergedPostings {
+            return try withMergedPostings(ifEmpty: { Self.pad(scores, ids) }) {
                 try searchSparse(indices: indices.base, values: values.base, rows: rows, k: kk, n: n,
                                  scores: scores.baseAddress!, ids: ids.baseAddress!, threads: threads)
             }
         case .reconstructed:
             let unit = try FallibleBuffer<Float>(count: try Size.product(rows, d, what: "queries"), "the normalised queries")
             normalizeRows(queries.baseAddress!, rows: rows, dim: d, into: unit.base)
-            try lock.withReadLock {
-                try checkSearchable()
-                try searchReconstructed(unitQueries: unit, rows: rows, n: n,
-                                        scores: scores.baseAddress!, ids: ids.baseAddress!, threads: threads)
+            return try lock.withReadLock {
+                guard try checkSearchable() else { return Self.pad(scores, ids) }
+                return try searchReconstructed(unitQueries: unit, rows: rows, n: n,
+                                               scores: scores.baseAddress!, ids: ids.baseAddress!, threads: threads)
             }
         }
     }
 
     /// Searches with sparse queries (`rows` codes of `k` nonzeros; `k` may
-    /// differ from the index's). In reconstructed mode the queries are decoded first.
+    /// differ from the index's). In reconstructed mode the queries are decoded
+    /// first. Outputs and result count as the dense form.
+    @discardableResult
     public func search(
         indices: UnsafeBufferPointer<Int32>, values: UnsafeBufferPointer<Float>, rows: Int, k: Int, n: Int,
         scores: UnsafeMutableBufferPointer<Float>, ids: UnsafeMutableBufferPointer<Int64>, threads: Int = 0
-    ) throws {
+    ) throws -> Int {
         let d = model.inputDim, h = model.latentDim
         try InputValidation.checkRowCount(rows)
         guard k >= 1 && k <= h else { throw CompresSAEError.invalid("k must be in 1...\(h), got \(k)") }
@@ -76,7 +82,7 @@ extension SparseIndex {
                                latentDim: h, what: "query")
         switch mode {
         case .sparse:
-            try withMergedPostings {
+            return try withMergedPostings(ifEmpty: { Self.pad(scores, ids) }) {
                 try searchSparse(indices: indices.baseAddress!, values: values.baseAddress!, rows: rows, k: k, n: n,
                                  scores: scores.baseAddress!, ids: ids.baseAddress!, threads: threads)
             }
@@ -89,10 +95,10 @@ extension SparseIndex {
                 let norm = robustNorm(row, d)
                 if norm > 0 { for c in 0..<d { row[c] /= norm } }
             }
-            try lock.withReadLock {
-                try checkSearchable()
-                try searchReconstructed(unitQueries: unit, rows: rows, n: n,
-                                        scores: scores.baseAddress!, ids: ids.baseAddress!, threads: threads)
+            return try lock.withReadLock {
+                guard try checkSearchable() else { return Self.pad(scores, ids) }
+                return try searchReconstructed(unitQueries: unit, rows: rows, n: n,
+                                               scores: scores.baseAddress!, ids: ids.baseAddress!, threads: threads)
             }
         }
     }
@@ -106,10 +112,20 @@ extension SparseIndex {
         try InputValidation.checkCount(ids.count, rows: rows, cols: n, name: "ids buffer")
     }
 
-    /// Caller holds the read lock.
-    func checkSearchable() throws {
-        guard state.count > 0 else { throw CompresSAEError.invalid("the index is empty: add items before searching") }
+    /// Whether the index holds items to search (false: the result is empty);
+    /// throws when they are stale. Caller holds the read lock.
+    func checkSearchable() throws -> Bool {
+        guard state.count > 0 else { return false }
         try checkModelVersion()
+        return true
+    }
+
+    /// The result of a search that finds nothing: every slot padding (score
+    /// `-inf`, id -1), 0 results per query.
+    static func pad(_ scores: UnsafeMutableBufferPointer<Float>, _ ids: UnsafeMutableBufferPointer<Int64>) -> Int {
+        for i in scores.indices { scores[i] = -.infinity }
+        for i in ids.indices { ids[i] = -1 }
+        return 0
     }
 
     /// Runs `body` under the read lock on posting lists that hold every item
@@ -121,14 +137,15 @@ extension SparseIndex {
     /// After a few rounds lost to a stream of adds, `body` runs on the lists
     /// as they are (every item added before the call began is in them, the
     /// later ones are not), so that a search cannot starve.
-    func withMergedPostings<R>(_ body: () throws -> R) throws -> R {
+    /// An index without items gives `ifEmpty()` (an empty result, not an error).
+    func withMergedPostings<R>(ifEmpty: () -> R, _ body: () throws -> R) throws -> R {
         var round = 0
         while true {
             let pending = lock.withReadLock { state.pendingCount }
             if pending > 0 { try lock.withWriteLock { try mergePending() } }
             round += 1
             let result: R? = try lock.withReadLock {
-                try checkSearchable()
+                guard try checkSearchable() else { return ifEmpty() }
                 let listed = state.count - state.pendingCount
                 guard state.pendingCount == 0 || (round >= 4 && listed > 0) else { return nil }
                 return try body()
@@ -149,7 +166,7 @@ extension SparseIndex {
     ///
     /// - Complexity: per query O(sum of its posting-list lengths + count).
     func searchSparse(indices: UnsafePointer<Int32>, values: UnsafePointer<Float>, rows: Int, k: Int, n: Int,
-                      scores: UnsafeMutablePointer<Float>, ids: UnsafeMutablePointer<Int64>, threads: Int) throws {
+                      scores: UnsafeMutablePointer<Float>, ids: UnsafeMutablePointer<Int64>, threads: Int) throws -> Int {
         // The items in the posting lists (`withMergedPostings`); items still
         // pending, added by other threads after this search began, are not
         // seen (the lists and tile offsets know nothing of them).
@@ -252,6 +269,7 @@ extension SparseIndex {
         }
         }
         }
+        return kept
     }
 
     // MARK: - Reconstructed mode
@@ -265,7 +283,7 @@ extension SparseIndex {
     ///
     /// - Complexity: per block O(h d 64) for `u`, plus O(count k 64).
     func searchReconstructed(unitQueries: FallibleBuffer<Float>, rows: Int, n: Int,
-                             scores: UnsafeMutablePointer<Float>, ids: UnsafeMutablePointer<Int64>, threads: Int) throws {
+                             scores: UnsafeMutablePointer<Float>, ids: UnsafeMutablePointer<Int64>, threads: Int) throws -> Int {
         let d = model.inputDim, h = model.latentDim, qb = reconstructedQueryBlock
         let itemCount = state.count, k = state.k!
         // Nothing is sized by n beyond the items there are; slots past them are padding.
@@ -379,6 +397,7 @@ extension SparseIndex {
         }
         }
         }
+        return kept
     }
 
     /// The stride of the scores sampled by `raiseFloor`.

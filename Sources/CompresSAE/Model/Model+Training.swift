@@ -101,7 +101,7 @@ extension CompresSAEModel {
         guard maxValidationRows >= 0 else {
             throw CompresSAEError.invalid("max_validation_rows must be >= 0, got \(maxValidationRows)")
         }
-        guard options.decay != .cosine && options.decay != .linear else {
+        guard options.learningRateDecay != .cosine && options.learningRateDecay != .linear else {
             throw CompresSAEError.invalid(
                 "lr_decay cosine and linear need the number of steps in advance, which a stream of unknown length does not give: use plateau or constant")
         }
@@ -169,7 +169,7 @@ extension CompresSAEModel {
             return steps
         }
         var total = try plannedSteps()
-        let workers = Parallel.threadCount(requested: options.threads)
+        let workers = Parallel.threadCount(requested: options.numThreads)
         let buffers = try StepBuffers(rows: batchSize, d: d, h: h, m: 4 * kk, workers: workers)
         let adam = try AdamState(h: h, d: d)
         let batch = try FallibleBuffer<Float>(count: try Size.product(batchSize, d, what: "a training batch"),
@@ -252,7 +252,7 @@ extension CompresSAEModel {
                 bestValidation = min(bestValidation, Double(validationLoss))
                 validationsWithoutImprovement += 1
                 if options.patience > 0 && validationsWithoutImprovement >= options.patience {
-                    guard options.decay == .plateau && reductions < options.plateauReductions else { break }
+                    guard options.learningRateDecay == .plateau && reductions < options.plateauReductions else { break }
                     plateauScale *= options.plateauFactor
                     reductions += 1
                     validationsWithoutImprovement = 0

@@ -44,14 +44,14 @@ public struct TrainingOptions: Sendable {
     /// Shuffle the rows at every epoch (false: batches in row order).
     public var shuffle: Bool = true
     /// Worker threads, 0 = the default (`Threads.defaultCount`).
-    public var threads: Int = 0
+    public var numThreads: Int = 0
     /// Rows after which a latent that fired in no k-code counts as dead
     /// (`deadLatentHistory`); 0 = one epoch (the number of training rows).
     public var deadLatentWindow: Int = 0
     /// Steps over which the learning rate rises linearly to `learningRate`.
     public var warmupSteps: Int = 50
     /// Shape of the learning rate after the warm-up.
-    public var decay: LearningRateDecay = .plateau
+    public var learningRateDecay: LearningRateDecay = .plateau
     /// Final learning rate of a decaying schedule, as a fraction of `learningRate`.
     public var minLearningRateRatio: Double = 0
     /// Fraction of the rows held out (a seeded random choice) to measure the
@@ -87,6 +87,20 @@ public struct TrainingOptions: Sendable {
 
     public init() {}
 
+    /// The former name of `numThreads`.
+    @available(*, deprecated, renamed: "numThreads")
+    public var threads: Int {
+        get { numThreads }
+        set { numThreads = newValue }
+    }
+
+    /// The former name of `learningRateDecay`.
+    @available(*, deprecated, renamed: "learningRateDecay")
+    public var decay: LearningRateDecay {
+        get { learningRateDecay }
+        set { learningRateDecay = newValue }
+    }
+
     /// The PyTorch reference's recipe: one epoch of Adam at a constant 1e-3
     /// on the reconstruction objective, every row used for training.
     public static var reference: TrainingOptions {
@@ -94,7 +108,7 @@ public struct TrainingOptions: Sendable {
         o.epochs = 1
         o.learningRate = 1e-3
         o.warmupSteps = 0
-        o.decay = .constant
+        o.learningRateDecay = .constant
         o.validationFraction = 0
         o.patience = 0
         o.sparseSimilarityWeight = 0
@@ -106,10 +120,10 @@ public struct TrainingOptions: Sendable {
     public func learningRate(step: Int, total: Int) -> Double {
         if step <= warmupSteps { return learningRate * Double(step) / (Double(warmupSteps) + 1) }
         let span = total - warmupSteps
-        guard decay != .constant && decay != .plateau, span > 1 else { return learningRate }
+        guard learningRateDecay != .constant && learningRateDecay != .plateau, span > 1 else { return learningRate }
         let progress = (Double(step) - Double(warmupSteps) - 1) / (Double(span) - 1)
         let floor = learningRate * minLearningRateRatio
-        switch decay {
+        switch learningRateDecay {
         case .constant, .plateau: return learningRate
         case .cosine: return floor + (learningRate - floor) * 0.5 * (1 + cos(Double.pi * progress))
         case .linear: return floor + (learningRate - floor) * (1 - progress)
@@ -145,20 +159,20 @@ public struct TrainingOptions: Sendable {
         guard beta1 >= 0 && beta1 < 1 else { throw CompresSAEError.invalid("beta1 must be in [0, 1), got \(beta1)") }
         guard beta2 >= 0 && beta2 < 1 else { throw CompresSAEError.invalid("beta2 must be in [0, 1), got \(beta2)") }
         guard eps.isFinite && eps > 0 else { throw CompresSAEError.invalid("eps must be finite and > 0, got \(eps)") }
-        guard threads >= 0 else { throw CompresSAEError.invalid("num_threads must be >= 0, got \(threads)") }
+        guard numThreads >= 0 else { throw CompresSAEError.invalid("num_threads must be >= 0, got \(numThreads)") }
         guard deadLatentWindow >= 0 else {
             throw CompresSAEError.invalid("dead_latent_window must be >= 0, got \(deadLatentWindow)")
         }
         guard warmupSteps >= 0 else { throw CompresSAEError.invalid("warmup_steps must be >= 0, got \(warmupSteps)") }
         guard minLearningRateRatio >= 0 && minLearningRateRatio <= 1 else {
-            throw CompresSAEError.invalid("min_lr_ratio must be in [0, 1], got \(minLearningRateRatio)")
+            throw CompresSAEError.invalid("min_learning_rate_ratio must be in [0, 1], got \(minLearningRateRatio)")
         }
         guard validationFraction >= 0 && validationFraction < 1 else {
             throw CompresSAEError.invalid("validation_fraction must be in [0, 1), got \(validationFraction)")
         }
         guard patience >= 0 else { throw CompresSAEError.invalid("patience must be >= 0, got \(patience)") }
-        guard decay != .plateau || patience > 0 else {
-            throw CompresSAEError.invalid("lr_decay plateau needs patience > 0 (and validation_fraction > 0)")
+        guard learningRateDecay != .plateau || patience > 0 else {
+            throw CompresSAEError.invalid("learning_rate_decay plateau needs patience > 0 (and validation_fraction > 0)")
         }
         guard plateauFactor > 0 && plateauFactor < 1 else {
             throw CompresSAEError.invalid("plateau_factor must be in (0, 1), got \(plateauFactor)")

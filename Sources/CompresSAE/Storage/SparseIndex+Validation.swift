@@ -109,43 +109,41 @@ extension SparseIndex {
             let firstBad = try [Int].fallible(repeating: Int.max, count: workers, "per-worker results")
             let scratch = try FallibleBuffer<Float>(count: workers * d, "decode scratch")
             let rowNorms = try FallibleBuffer<Float>(count: h, "decoder row norms")
-            try model.lock.withReadLock {
-                guard model.storedWeightsVersion == weightsVersion else {
+            try model.withDecoder { decoderRows, version in
+                guard version == weightsVersion else {
                     throw CompresSAEError.invalid("the model was trained while the index was loading")
                 }
-                try model.decoder.withUnsafeBufferPointer { dec in
-                    for j in 0..<h { rowNorms.base[j] = robustNorm(dec.baseAddress! + j * d, d) }
-                    let decoder = SharedConstPointer(dec.baseAddress!)
-                    let norms = SharedConstPointer(rowNorms.base)
-                    let out = SharedPointer(scratch.base)
-                    try indices.withUnsafeBufferPointer { ib in
-                        try values.withUnsafeBufferPointer { vb in
-                            let idx = SharedConstPointer(ib.baseAddress!), val = SharedConstPointer(vb.baseAddress!)
-                            var results = firstBad
-                            try results.withUnsafeMutableBufferPointer { rb in
-                                let found = SharedPointer(rb.baseAddress!)
-                                Parallel.run(workers: workers) { w in
-                                    let decoded = out.base + w * d
-                                    for i in (count * w / workers)..<(count * (w + 1) / workers) {
-                                        decoded.initialize(repeating: 0, count: d)
-                                        var scale: Float = 0, allZero = true
-                                        for t in 0..<k {
-                                            let v = val.base[i * k + t], j = Int(idx.base[i * k + t])
-                                            if v != 0 { allZero = false }
-                                            axpy(v, decoder.base + j * d, decoded, d)
-                                            scale += abs(v) * norms.base[j] + flushed * norms.base[j]
-                                        }
-                                        if allZero { continue }
-                                        let norm = robustNorm(decoded, d)
-                                        if !(abs(norm - 1) <= tolerance * max(1, scale)) {
-                                            found.base[w] = i
-                                            return
-                                        }
+                for j in 0..<h { rowNorms.base[j] = robustNorm(decoderRows + j * d, d) }
+                let decoder = SharedConstPointer(decoderRows)
+                let norms = SharedConstPointer(rowNorms.base)
+                let out = SharedPointer(scratch.base)
+                try indices.withUnsafeBufferPointer { ib in
+                    try values.withUnsafeBufferPointer { vb in
+                        let idx = SharedConstPointer(ib.baseAddress!), val = SharedConstPointer(vb.baseAddress!)
+                        var results = firstBad
+                        try results.withUnsafeMutableBufferPointer { rb in
+                            let found = SharedPointer(rb.baseAddress!)
+                            Parallel.run(workers: workers) { w in
+                                let decoded = out.base + w * d
+                                for i in (count * w / workers)..<(count * (w + 1) / workers) {
+                                    decoded.initialize(repeating: 0, count: d)
+                                    var scale: Float = 0, allZero = true
+                                    for t in 0..<k {
+                                        let v = val.base[i * k + t], j = Int(idx.base[i * k + t])
+                                        if v != 0 { allZero = false }
+                                        axpy(v, decoder.base + j * d, decoded, d)
+                                        scale += abs(v) * norms.base[j] + flushed * norms.base[j]
+                                    }
+                                    if allZero { continue }
+                                    let norm = robustNorm(decoded, d)
+                                    if !(abs(norm - 1) <= tolerance * max(1, scale)) {
+                                        found.base[w] = i
+                                        return
                                     }
                                 }
-                                if let row = rb.min(), row != Int.max {
-                                    throw CompresSAEError.format("stored code row \(row) does not decode to a unit vector (the writer stores codes divided by their decoded norm)")
-                                }
+                            }
+                            if let row = rb.min(), row != Int.max {
+                                throw CompresSAEError.format("stored code row \(row) does not decode to a unit vector (the writer stores codes divided by their decoded norm)")
                             }
                         }
                     }

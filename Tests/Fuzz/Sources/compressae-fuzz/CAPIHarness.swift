@@ -148,8 +148,13 @@ enum CAPIHarness {
             let kk = k == 0 ? s.k : k
             let x = Machine.buffer(n * min(d, 64), Float(0.5))
             var indices = Machine.buffer(n * kk, Int32(-7)), values = Machine.buffer(n * kk, Float.nan)
-            if checkStatus(csae_model_encode(m, x, n, d, k, &indices, &values), "csae_model_encode(\(m.map { "\($0)" } ?? "nil"), n \(n), d \(d), k \(k))") {
-                let written = Int(n * kk)
+            var p = csae_encode_default_params()
+            p.k = k
+            var used: Int64 = -1
+            if checkStatus(csae_model_encode(m, x, n, d, &p, &indices, &values, Int64(indices.count), &used),
+                           "csae_model_encode(\(m.map { "\($0)" } ?? "nil"), n \(n), d \(d), k \(k))") {
+                invariant(used == kk || k == 0, "encode with k \(k) reported k \(used)")
+                let written = Int(n * used)
                 invariant(indices[..<written].allSatisfy { $0 >= 0 && Int64($0) < s.h }, "encode wrote an index out of range")
                 invariant(values[..<written].allSatisfy(\.isFinite), "encode wrote a non-finite value: \(values[..<written])")
             }
@@ -162,7 +167,7 @@ enum CAPIHarness {
             let count = Int(max(0, n * k))
             let indices = latents(count, s.h), values = floats(count)
             var out = Machine.buffer(n * s.d, Float.nan)
-            checkStatus(csae_model_decode(m, indices.isEmpty ? [0] : indices, values.isEmpty ? [0] : values, n, k, &out),
+            checkStatus(csae_model_decode(m, indices.isEmpty ? [0] : indices, values.isEmpty ? [0] : values, n, k, 0, &out),
                         "csae_model_decode")
         }
 
@@ -174,7 +179,9 @@ enum CAPIHarness {
             var indices = latents(count, s.h), values = floats(count)
             if indices.isEmpty { indices = [0]; values = [0] }
             let x = floats(Int(max(1, n * min(d, 64))))
-            checkStatus(csae_model_refit(m, x, n, d, k, &indices, &values), "csae_model_refit")
+            var p = csae_encode_default_params()
+            p.k = k
+            checkStatus(csae_model_refit(m, x, n, d, &p, &indices, &values, Int64(indices.count), nil), "csae_model_refit")
         }
 
         mutating func preactivations() {
@@ -183,7 +190,7 @@ enum CAPIHarness {
             let n = rows(), d = dimension(s.d)
             let x = floats(Int(max(1, n * min(d, 64))))
             var out = Machine.buffer(n * s.h, Float.nan)
-            checkStatus(csae_model_preactivations(m, x, n, d, &out), "csae_model_preactivations")
+            checkStatus(csae_model_preactivations(m, x, n, d, 0, &out), "csae_model_preactivations")
         }
 
         mutating func lossAndGradients() {
@@ -199,7 +206,7 @@ enum CAPIHarness {
                 gb.withUnsafeMutableBufferPointer { gb in
                     gd.withUnsafeMutableBufferPointer { gd in
                         checkStatus(csae_model_loss_and_gradients(
-                            m, x, n, d, &losses, withGradients ? gw.baseAddress : nil,
+                            m, x, n, d, 0, &losses, withGradients ? gw.baseAddress : nil,
                             withGradients ? gb.baseAddress : nil, withGradients ? gd.baseAddress : nil),
                                     "csae_model_loss_and_gradients")
                     }
@@ -216,7 +223,7 @@ enum CAPIHarness {
             p.epochs = 1 + Int64(input.below(2))
             p.batch_size = 1 + Int64(input.below(16))
             p.validation_fraction = [0, 0.05, 0.5, 1][input.below(4)]
-            p.lr_decay = Int32(input.below(5))
+            p.learning_rate_decay = Int32(input.below(5))
             p.patience = Int64(input.below(3))
             p.warmup_steps = Int64(input.below(4))
             p.sparse_similarity_weight = input.byte() & 1 == 0 ? 0 : 0.03
@@ -235,7 +242,7 @@ enum CAPIHarness {
                     return TrainCallback.cancelAt != 0 && step >= TrainCallback.cancelAt ? 1 : 0
                 }
             }
-            let describe = { "csae_model_train(\(m.map { "\($0)" } ?? "nil"), n \(n), d \(d), epochs \(p.epochs), batch \(p.batch_size), validation \(p.validation_fraction), decay \(p.lr_decay), similarity \(p.sparse_similarity_weight), callback \(callback & 3 != 0 ? "set_k(\(TrainCallback.newK)) at step 1, cancel at \(TrainCallback.cancelAt)" : "none"), x \(x.prefix(8)))" }
+            let describe = { "csae_model_train(\(m.map { "\($0)" } ?? "nil"), n \(n), d \(d), epochs \(p.epochs), batch \(p.batch_size), validation \(p.validation_fraction), decay \(p.learning_rate_decay), similarity \(p.sparse_similarity_weight), callback \(callback & 3 != 0 ? "set_k(\(TrainCallback.newK)) at step 1, cancel at \(TrainCallback.cancelAt)" : "none"), x \(x.prefix(8)))" }
             if tracing { fputs("calling \(describe())\n", stderr) }
             checkStatus(csae_model_train(m, x, n, d, &p), describe())
             TrainCallback.model = nil
@@ -246,11 +253,10 @@ enum CAPIHarness {
             let capacity = Int64(input.below(8))
             var out = Machine.buffer(capacity, Float.nan)
             var length: Int64 = 0
-            checkStatus(csae_model_history_length(m, &length), "csae_model_history_length")
-            checkStatus(csae_model_copy_history(m, &out, capacity), "csae_model_copy_history")
-            checkStatus(csae_model_copy_dead_latent_history(m, &out, capacity), "csae_model_copy_dead_latent_history")
-            checkStatus(csae_model_validation_history_length(m, &length), "csae_model_validation_history_length")
-            checkStatus(csae_model_copy_validation_history(m, &out, capacity), "csae_model_copy_validation_history")
+            for which in Int32(0)...3 {
+                checkStatus(csae_model_copy_history(m, which, nil, 0, &length), "csae_model_copy_history(\(which), NULL)")
+                checkStatus(csae_model_copy_history(m, which, &out, capacity, &length), "csae_model_copy_history(\(which))")
+            }
         }
 
         mutating func copyWeights() {
@@ -288,7 +294,7 @@ enum CAPIHarness {
             let s = indexShape(ix)
             let n = rows()
             let x = floats(Int(max(1, n * s.d)))
-            checkStatus(csae_index_add_dense(ix, x, n, s.d), "csae_index_add_dense")
+            checkStatus(csae_index_add_dense(ix, x, n, s.d, 0), "csae_index_add_dense")
         }
 
         mutating func searchCodes() {
@@ -299,9 +305,13 @@ enum CAPIHarness {
             var indices = latents(count, s.h), values = floats(count)
             if indices.isEmpty { indices = [0]; values = [0] }
             var scores = Machine.buffer(nq * n, Float.nan), ids = Machine.buffer(nq * n, Int64(-2))
-            if checkStatus(csae_index_search_codes(ix, indices, values, nq, k, n, Int32(input.below(3)), &scores, &ids),
+            var p = csae_search_default_params()
+            p.n = n
+            p.num_threads = Int32(input.below(3))
+            var found: Int64 = -1
+            if checkStatus(csae_index_search_codes(ix, indices, values, nq, k, &p, &scores, &ids, Int64(ids.count), &found),
                            "csae_index_search_codes") {
-                checkIDs(ix, ids, Int(nq * n))
+                checkIDs(ix, ids, Int(nq * n), found: found, n: n)
             }
         }
 
@@ -311,17 +321,24 @@ enum CAPIHarness {
             let nq = rows(), n = Int64(input.below(10)), queryK = Int64(input.below(Int(s.h) + 2))
             let x = floats(Int(max(1, nq * s.d)))
             var scores = Machine.buffer(nq * n, Float.nan), ids = Machine.buffer(nq * n, Int64(-2))
-            if checkStatus(csae_index_search_dense(ix, x, nq, s.d, n, queryK, Int32(input.below(3)), &scores, &ids),
+            var p = csae_search_default_params()
+            p.n = n
+            p.query_k = queryK
+            p.num_threads = Int32(input.below(3))
+            var found: Int64 = -1
+            if checkStatus(csae_index_search_dense(ix, x, nq, s.d, &p, &scores, &ids, Int64(ids.count), &found),
                            "csae_index_search_dense") {
-                checkIDs(ix, ids, Int(nq * n))
+                checkIDs(ix, ids, Int(nq * n), found: found, n: n)
             }
         }
 
-        func checkIDs(_ ix: OpaquePointer?, _ ids: [Int64], _ written: Int) {
+        func checkIDs(_ ix: OpaquePointer?, _ ids: [Int64], _ written: Int, found: Int64, n: Int64) {
             var count: Int64 = 0
             guard csae_index_get_info(ix, &count, nil, nil, nil, nil) == 0 else { return }
-            invariant(ids[..<written].allSatisfy { $0 == -1 || ($0 >= 0 && $0 < count) },
-                      "search returned an id outside 0..<\(count)")
+            invariant(found >= 0 && found <= min(n, count), "search reported \(found) results of n \(n), \(count) items")
+            invariant(ids[..<written].enumerated().allSatisfy { slot, id in
+                Int64(slot) % n < found ? id >= 0 && id < count : id == -1
+            }, "search returned an id outside 0..<\(count), or no padding past \(found) results")
         }
 
         mutating func load() {

@@ -63,17 +63,24 @@ enum IndexLoaderHarness {
         var scores = [Float](repeating: .nan, count: Int(nq * n))
         var ids = [Int64](repeating: -2, count: Int(nq * n))
         let queries = denseRows(Int(nq), Int(inputDim), salt: salt)
-        if checkStatus(csae_index_search_dense(index, queries, nq, inputDim, n, 0, 1, &scores, &ids), "csae_index_search_dense") {
+        var p = csae_search_default_params()
+        p.n = n
+        p.num_threads = 1
+        var found: Int64 = -1
+        if checkStatus(csae_index_search_dense(index, queries, nq, inputDim, &p, &scores, &ids, nq * n, &found),
+                       "csae_index_search_dense") {
+            invariant(found == min(n, before.count), "search found \(found) of \(before.count) items")
             for q in 0..<Int(nq) { checkResults(scores[(q * 5)..<(q * 5 + 5)], ids[(q * 5)..<(q * 5 + 5)], count: before.count) }
         }
         var qi = [Int32](repeating: 0, count: Int(nq * k)), qv = [Float](repeating: 0, count: Int(nq * k))
         for t in 0..<Int(nq * k) { qi[t] = Int32((t * 5 + salt) % Int(latentDim)); qv[t] = Float(t % 3) - 0.7 }
         qi[1] = (qi[0] + 1) % Int32(latentDim)
-        if checkStatus(csae_index_search_codes(index, qi, qv, nq, k, n, 1, &scores, &ids), "csae_index_search_codes") {
+        if checkStatus(csae_index_search_codes(index, qi, qv, nq, k, &p, &scores, &ids, nq * n, &found),
+                       "csae_index_search_codes") {
             for q in 0..<Int(nq) { checkResults(scores[(q * 5)..<(q * 5 + 5)], ids[(q * 5)..<(q * 5 + 5)], count: before.count) }
         }
         // One more item through the model, then a save and a reload of both.
-        let added = checkStatus(csae_index_add_dense(index, denseRows(1, Int(inputDim), salt: salt + 1), 1, inputDim),
+        let added = checkStatus(csae_index_add_dense(index, denseRows(1, Int(inputDim), salt: salt + 1), 1, inputDim, 0),
                                 "csae_index_add_dense")
         let after = info(index)
         invariant(after.count == before.count + (added ? 1 : 0), "count \(before.count) -> \(after.count) after add")

@@ -35,12 +35,16 @@ enum ModelLoaderHarness {
         let x = denseRows(n, Int(d), salt: Int(h))
         var indices = [Int32](repeating: -1, count: n * Int(k))
         var values = [Float](repeating: .nan, count: n * Int(k))
-        if checkStatus(csae_model_encode(model, x, Int64(n), d, 0, &indices, &values), "csae_model_encode") {
+        if checkStatus(csae_model_encode(model, x, Int64(n), d, nil, &indices, &values, Int64(indices.count), nil),
+                       "csae_model_encode") {
             invariant(indices.allSatisfy { $0 >= 0 && Int64($0) < h }, "encode wrote a latent index out of range")
             invariant(values.allSatisfy { $0.isFinite }, "encode wrote a non-finite value")
             var out = [Float](repeating: 0, count: n * Int(d))
-            checkStatus(csae_model_decode(model, indices, values, Int64(n), k, &out), "csae_model_decode")
-            checkStatus(csae_model_refit(model, x, Int64(n), d, k, &indices, &values), "csae_model_refit")
+            checkStatus(csae_model_decode(model, indices, values, Int64(n), k, 0, &out), "csae_model_decode")
+            var p = csae_encode_default_params()
+            p.k = k
+            checkStatus(csae_model_refit(model, x, Int64(n), d, &p, &indices, &values, Int64(indices.count), nil),
+                        "csae_model_refit")
         }
         // What loads must save, and the saved file must load to the same model.
         guard checkStatus(csae_model_save(model, Scratch.output), "csae_model_save") else {

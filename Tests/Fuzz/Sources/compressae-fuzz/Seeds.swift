@@ -38,7 +38,7 @@ enum Seeds {
                     var ix: OpaquePointer? = nil
                     check(csae_index_create(model, mode, storage, &ix), "create index")
                     if count > 0 {
-                        check(csae_index_add_dense(ix, denseRows(count, Int(d), salt: count), Int64(count), d), "add")
+                        check(csae_index_add_dense(ix, denseRows(count, Int(d), salt: count), Int64(count), d, 0), "add")
                     }
                     check(csae_index_save(ix, "\(dir)/index-m\(mode)-s\(storage)-n\(count).safetensors"), "save index")
                     csae_index_free(ix)

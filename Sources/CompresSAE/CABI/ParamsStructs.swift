@@ -1,0 +1,102 @@
+import CCompresSAE
+
+// The params structs of the C ABI grow by appending fields. Each begins with
+// `uint32_t struct_size` (the caller's sizeof) and `int32_t num_threads`;
+// the library reads the caller's first struct_size bytes over its defaults,
+// so a caller built against an older header gets the defaults for the fields
+// it does not know.
+
+/// A params struct of the C ABI whose first field is `struct_size`.
+protocol VersionedParams {
+    /// The caller's sizeof, the struct's first field.
+    var struct_size: UInt32 { get set }
+    /// The struct's name in the header, for messages.
+    static var cName: String { get }
+    /// Its size in ABI version 6, the first version with `struct_size`: the
+    /// smallest struct_size a caller can pass. Written as the end of the
+    /// struct's last field of that version, so that appending fields leaves it.
+    static var firstVersionSize: Int { get }
+    /// The defaults, as the struct's `*_default_params()` returns them.
+    static var defaults: Self { get }
+}
+
+/// Bytes per unit of struct growth: every field is 8 bytes or one of a pair
+/// of 4-byte fields, so the struct of every version is a multiple of 8 bytes.
+let paramsStructGranule = 8
+
+extension VersionedParams {
+    /// The size of the struct this library was built with.
+    static var currentSize: Int { MemoryLayout<Self>.size }
+
+    /// The settings a caller passed: the defaults for `nil`, else the
+    /// defaults overwritten by the caller's first `struct_size` bytes.
+    ///
+    /// - Throws: `.invalidArgument` when `struct_size` is not a multiple of
+    ///   8 in `firstVersionSize...currentSize`: not set from a
+    ///   `*_default_params()`, or written by a caller built against a newer
+    ///   header than this library.
+    static func read(_ pointer: UnsafePointer<Self>?) throws -> Self {
+        guard let pointer else { return defaults }
+        let raw = UnsafeRawPointer(pointer)
+        let size = Int(raw.loadUnaligned(as: UInt32.self))
+        try checkSize(size)
+        var value = defaults
+        withUnsafeMutableBytes(of: &value) { $0.copyMemory(from: UnsafeRawBufferPointer(start: raw, count: size)) }
+        return value
+    }
+
+    /// Writes the first `size` bytes of `value` (the caller's struct) to
+    /// `pointer`, with struct_size = `size`.
+    ///
+    /// - Throws: `.invalidArgument` for a NULL pointer or a size `read` refuses.
+    static func write(_ value: Self, to pointer: UnsafeMutablePointer<Self>?, size: UInt32) throws {
+        guard let pointer else { throw CompresSAEError.invalid("params is NULL") }
+        try checkSize(Int(size))
+        var sized = value
+        sized.struct_size = size
+        withUnsafeBytes(of: &sized) { UnsafeMutableRawPointer(pointer).copyMemory(from: $0.baseAddress!, byteCount: Int(size)) }
+    }
+
+    /// Refuses a struct_size this library cannot read.
+    static func checkSize(_ size: Int) throws {
+        guard size % paramsStructGranule == 0, size >= firstVersionSize, size <= currentSize else {
+            throw CompresSAEError.invalid(
+                "\(cName).struct_size is \(size): get the struct from its *_default_params() (which sets it); "
+                + "this library accepts \(firstVersionSize)...\(currentSize) bytes in steps of \(paramsStructGranule)"
+                + (size > currentSize ? " (the caller was built against a newer header than this library)" : ""))
+        }
+    }
+}
+
+extension csae_train_params: VersionedParams {
+    static var cName: String { "csae_train_params" }
+    static var firstVersionSize: Int { MemoryLayout<Self>.offset(of: \.similarity_rows)! + MemoryLayout<Int64>.size }
+    static var defaults: Self { Self(TrainingOptions()) }
+}
+
+extension csae_encode_params: VersionedParams {
+    static var cName: String { "csae_encode_params" }
+    static var firstVersionSize: Int { MemoryLayout<Self>.offset(of: \.k)! + MemoryLayout<Int64>.size }
+    static var defaults: Self {
+        var p = Self()
+        p.struct_size = UInt32(currentSize)
+        p.num_threads = 0
+        p.k = 0
+        return p
+    }
+}
+
+extension csae_search_params: VersionedParams {
+    static var cName: String { "csae_search_params" }
+    static var firstVersionSize: Int { MemoryLayout<Self>.offset(of: \.query_k)! + MemoryLayout<Int64>.size }
+    /// Results per query when the caller does not say.
+    static let defaultResultCount: Int64 = 100
+    static var defaults: Self {
+        var p = Self()
+        p.struct_size = UInt32(currentSize)
+        p.num_threads = 0
+        p.n = defaultResultCount
+        p.query_k = 0
+        return p
+    }
+}
