@@ -17,7 +17,7 @@ private func unitRows(_ n: Int, _ d: Int, seed: UInt64) -> [Float] {
 @Suite("Index: adds racing searches")
 struct IndexConcurrencyTests {
     @Test("sparse search racing the first adds of fresh indexes: an error for an empty index or consistent results",
-          .timeLimit(.minutes(2)))
+          .timeLimit(.minutes(5)))
     func searchRacesFirstAdd() throws {
         let d = 8, h = 32, k = 2
         let model = try CompresSAEModel(inputDim: d, latentDim: h, k: k, seed: 4)
@@ -25,7 +25,7 @@ struct IndexConcurrencyTests {
         let codes = try model.encode(items, rows: 64)
         let queries = try model.encode(Array(items[0..<(2 * d)]), rows: 2)
         for storage in [SparseIndex.Storage.standard, .compact] {
-            for round in 0..<400 {
+            for round in 0..<200 {
                 let index = try SparseIndex(model: model, mode: .sparse, storage: storage)
                 let box = UnsafeSendableBox(index)
                 let group = DispatchGroup()
