@@ -133,7 +133,7 @@ enum csae_train_recipe {
 /** The per-step or per-epoch series of csae_model_copy_history. */
 enum csae_history {
     CSAE_HISTORY_TRAINING_LOSS = 0,  /**< training loss of every step of the last csae_model_train call */
-    CSAE_HISTORY_VALIDATION_LOSS = 1,/**< validation loss after every epoch (empty when validation_fraction = 0) */
+    CSAE_HISTORY_VALIDATION_LOSS = 1,/**< validation loss at each validation (see validation_steps; empty when validation_fraction = 0) */
     CSAE_HISTORY_DEAD_LATENTS = 2    /**< per step, the fraction of latents in no row's k-code during the last
                                           dead_latent_window training rows (0 until a full window was seen) */
 };
@@ -411,7 +411,7 @@ int32_t csae_model_copy_weights(const csae_model *model, float *encoder_w, int64
 /// recipe. csae_train_default_params() and csae_train_reference_params()
 /// call it with the caller's sizeof.
 /// CSAE_RECIPE_DEFAULT, the recipe chosen by measurement (docs/quality.md):
-/// batch_size 4096, up to 100 epochs, learning_rate 1e-2 after 50
+/// batch_size 4096, up to 400 epochs (validation_steps 25), learning_rate 1e-2 after 50
 /// warm-up steps, CSAE_LR_PLATEAU on a 5% validation split (patience 2,
 /// tolerance 5e-3, two cuts by 0.2, then stop), sparse_similarity_weight 0.03;
 /// Adam beta1 0.9, beta2 0.999, eps 1e-8; seed 0, shuffle 1, num_threads 0
@@ -771,6 +771,7 @@ extern "C" {
 /** csae_train_params holding the default recipe (csae_train_params_init). */
 static inline csae_train_params csae_train_default_params(void) {
     csae_train_params params;
+    params.struct_size = 0; /* stays 0, which every call refuses, if the init fails */
     csae_train_params_init(&params, (uint32_t)sizeof params, CSAE_RECIPE_DEFAULT);
     return params;
 }
@@ -778,6 +779,7 @@ static inline csae_train_params csae_train_default_params(void) {
 /** csae_train_params holding the PyTorch reference's recipe (csae_train_params_init). */
 static inline csae_train_params csae_train_reference_params(void) {
     csae_train_params params;
+    params.struct_size = 0; /* stays 0, which every call refuses, if the init fails */
     csae_train_params_init(&params, (uint32_t)sizeof params, CSAE_RECIPE_REFERENCE);
     return params;
 }
@@ -785,6 +787,7 @@ static inline csae_train_params csae_train_reference_params(void) {
 /** csae_encode_params holding the defaults (csae_encode_params_init). */
 static inline csae_encode_params csae_encode_default_params(void) {
     csae_encode_params params;
+    params.struct_size = 0; /* stays 0, which every call refuses, if the init fails */
     csae_encode_params_init(&params, (uint32_t)sizeof params);
     return params;
 }
@@ -792,6 +795,7 @@ static inline csae_encode_params csae_encode_default_params(void) {
 /** csae_search_params holding the defaults (csae_search_params_init). */
 static inline csae_search_params csae_search_default_params(void) {
     csae_search_params params;
+    params.struct_size = 0; /* stays 0, which every call refuses, if the init fails */
     csae_search_params_init(&params, (uint32_t)sizeof params);
     return params;
 }

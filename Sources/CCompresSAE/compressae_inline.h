@@ -10,6 +10,7 @@ extern "C" {
 /** csae_train_params holding the default recipe (csae_train_params_init). */
 static inline csae_train_params csae_train_default_params(void) {
     csae_train_params params;
+    params.struct_size = 0; /* stays 0, which every call refuses, if the init fails */
     csae_train_params_init(&params, (uint32_t)sizeof params, CSAE_RECIPE_DEFAULT);
     return params;
 }
@@ -17,6 +18,7 @@ static inline csae_train_params csae_train_default_params(void) {
 /** csae_train_params holding the PyTorch reference's recipe (csae_train_params_init). */
 static inline csae_train_params csae_train_reference_params(void) {
     csae_train_params params;
+    params.struct_size = 0; /* stays 0, which every call refuses, if the init fails */
     csae_train_params_init(&params, (uint32_t)sizeof params, CSAE_RECIPE_REFERENCE);
     return params;
 }
@@ -24,6 +26,7 @@ static inline csae_train_params csae_train_reference_params(void) {
 /** csae_encode_params holding the defaults (csae_encode_params_init). */
 static inline csae_encode_params csae_encode_default_params(void) {
     csae_encode_params params;
+    params.struct_size = 0; /* stays 0, which every call refuses, if the init fails */
     csae_encode_params_init(&params, (uint32_t)sizeof params);
     return params;
 }
@@ -31,6 +34,7 @@ static inline csae_encode_params csae_encode_default_params(void) {
 /** csae_search_params holding the defaults (csae_search_params_init). */
 static inline csae_search_params csae_search_default_params(void) {
     csae_search_params params;
+    params.struct_size = 0; /* stays 0, which every call refuses, if the init fails */
     csae_search_params_init(&params, (uint32_t)sizeof params);
     return params;
 }

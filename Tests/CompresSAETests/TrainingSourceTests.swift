@@ -239,7 +239,7 @@ struct TrainSourceCABITests {
         }
         #expect(csae_model_train_source(c, &stream, &params) == 0)
         var length: Int64 = 0
-        #expect(csae_model_validation_history_length(c, &length) == 0)
+        #expect(csae_model_copy_history(c, Int32(CSAE_HISTORY_VALIDATION_LOSS.rawValue), nil, 0, &length) == 0)
         #expect(length == 2)
 
         data.failWith = Int32(CSAE_ERR_CANCELLED.rawValue)

@@ -115,7 +115,7 @@ enum csae_train_recipe {
 /** The per-step or per-epoch series of csae_model_copy_history. */
 enum csae_history {
     CSAE_HISTORY_TRAINING_LOSS = 0,  /**< training loss of every step of the last csae_model_train call */
-    CSAE_HISTORY_VALIDATION_LOSS = 1,/**< validation loss after every epoch (empty when validation_fraction = 0) */
+    CSAE_HISTORY_VALIDATION_LOSS = 1,/**< validation loss at each validation (see validation_steps; empty when validation_fraction = 0) */
     CSAE_HISTORY_DEAD_LATENTS = 2    /**< per step, the fraction of latents in no row's k-code during the last
                                           dead_latent_window training rows (0 until a full window was seen) */
 };

@@ -70,7 +70,7 @@ extension VersionedParams {
 
 extension csae_train_params: VersionedParams {
     static var cName: String { "csae_train_params" }
-    static var firstVersionSize: Int { MemoryLayout<Self>.offset(of: \.similarity_rows)! + MemoryLayout<Int64>.size }
+    static var firstVersionSize: Int { MemoryLayout<Self>.offset(of: \.validation_steps)! + MemoryLayout<Int64>.size }
     static var defaults: Self { Self(TrainingOptions()) }
 }
 

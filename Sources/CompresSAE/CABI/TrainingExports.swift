@@ -7,7 +7,7 @@ import CCompresSAE
 /// recipe. csae_train_default_params() and csae_train_reference_params()
 /// call it with the caller's sizeof.
 /// CSAE_RECIPE_DEFAULT, the recipe chosen by measurement (docs/quality.md):
-/// batch_size 4096, up to 100 epochs, learning_rate 1e-2 after 50
+/// batch_size 4096, up to 400 epochs (validation_steps 25), learning_rate 1e-2 after 50
 /// warm-up steps, CSAE_LR_PLATEAU on a 5% validation split (patience 2,
 /// tolerance 5e-3, two cuts by 0.2, then stop), sparse_similarity_weight 0.03;
 /// Adam beta1 0.9, beta2 0.999, eps 1e-8; seed 0, shuffle 1, num_threads 0

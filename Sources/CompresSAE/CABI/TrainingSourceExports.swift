@@ -54,7 +54,7 @@ import CCompresSAE
         case Int32(CSAE_SOURCE_ROWS.rawValue):
             guard let read = s.read_rows else { throw CompresSAEError.invalid("source.read_rows is NULL") }
             guard s.rows >= 1 && s.rows <= Int64(Int.max / 16) else {
-                throw CompresSAEError.invalid("source.rows must be >= 1, got \(s.rows)")
+                throw CompresSAEError.invalid("source.rows must be in 1...\(Int.max / 16), got \(s.rows)")
             }
             guard s.block_rows >= 1 else { throw CompresSAEError.invalid("source.block_rows must be >= 1, got \(s.block_rows)") }
             let reader = CallbackRows(read: read, userData: s.user_data, rowCount: Int(s.rows))

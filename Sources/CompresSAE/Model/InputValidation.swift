@@ -28,7 +28,7 @@ enum InputValidation {
             for j in 0..<dim { wide += Double(row[j]) * Double(row[j]) }
             guard wide.squareRoot() <= Double(Float.greatestFiniteMagnitude) else {
                 throw CompresSAEError.invalid(
-                    "\(what) row \(i) has norm \(wide.squareRoot()), beyond the float range: scale the rows down")
+                    "\(what) row \(firstRow + i) has norm \(wide.squareRoot()), beyond the float range: scale the rows down")
             }
         }
     }
