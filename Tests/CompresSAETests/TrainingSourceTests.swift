@@ -193,6 +193,7 @@ struct TrainSourceCABITests {
         var params = csae_train_default_params()
         params.batch_size = 100
         params.epochs = 2
+        params.validation_steps = 0 // a validation after each epoch: the history length below counts them
         func model() -> OpaquePointer? {
             var m: OpaquePointer? = nil
             #expect(csae_model_create(Int64(d), 256, 8, 1, 0, &m) == 0)
