@@ -206,11 +206,11 @@ int main(int argc, char **argv) {
     printf("mean reconstruction cosine at initialisation: %.4f\n", cos_init);
 
     /* 2. Train: start from a recipe, change what you need. csae_train_default_params()
-     *    is the measured recipe (up to 100 epochs with a validation split and early
+     *    is the measured recipe (up to 400 epochs with a validation split and early
      *    stopping); this example counts steps, so it starts from the reference's
      *    plain recipe: every row trains, constant learning rate, fixed epochs. */
     csae_train_params defaults = csae_train_default_params();
-    expect(defaults.batch_size == 4096 && defaults.epochs == 100 && defaults.learning_rate_decay == CSAE_LR_PLATEAU,
+    expect(defaults.batch_size == 4096 && defaults.epochs == 400 && defaults.learning_rate_decay == CSAE_LR_PLATEAU,
            "default params");
     csae_train_params params = csae_train_reference_params();
     expect(params.epochs == 1 && params.validation_fraction == 0.0, "reference params");
