@@ -50,7 +50,8 @@ def test_set_k_from_progress_callback_is_refused_while_fitting():
             except compressae.BusyError:
                 seen.append("busy")
         model.fit(x, batch_size=32, epochs=3, learning_rate=1e-3, warmup_steps=0, learning_rate_decay="constant",
-                  validation_fraction=0.2, patience=0, sparse_similarity_weight=0, progress=progress)
+                  validation_fraction=0.2, patience=0, sparse_similarity_weight=0, validation_steps=0,
+                  progress=progress)
         print(set(seen), model.k, len(model.validation_loss_))
         model.k = 16
         print(model.k)
@@ -81,7 +82,8 @@ def test_fit_with_a_billion_epochs_and_early_stopping():
         x = rng.standard_normal((200, 16)).astype(np.float32)
         model = compressae.CompresSAE(16, latent_dim=64, k=4, seed=1)
         model.fit(x, batch_size=8, epochs=10**9, learning_rate=1e-3, warmup_steps=0, learning_rate_decay="constant",
-                  validation_fraction=0.1, patience=1, tolerance=0.99, sparse_similarity_weight=0)
+                  validation_fraction=0.1, patience=1, tolerance=0.99, sparse_similarity_weight=0,
+                  validation_steps=0)
         print(len(model.history_), len(model.validation_loss_))
     """)
     assert out.split() == ["46", "2"]

@@ -14,7 +14,8 @@ import pytest
 import compressae
 from compressae import TrainingRows, TrainingStream
 
-SETTINGS = dict(epochs=3, batch_size=200, seed=4)
+# validation_steps=0: a validation after every epoch, which the counts below assume.
+SETTINGS = dict(epochs=3, batch_size=200, seed=4, validation_steps=0)
 
 
 def _model():
@@ -60,7 +61,7 @@ def test_memmap_is_read_in_blocks_with_validation_and_early_stopping(data):
     assert steps in (7, 8)
     # Blocks of 100: the plateau rule stops training (a tolerance no epoch meets).
     stopped = _model().fit(TrainingRows(mm, block_rows=100), epochs=50, batch_size=200, tol=0.99,
-                           patience=1, plateau_reductions=0)
+                           patience=1, plateau_reductions=0, validation_steps=0)
     assert len(stopped.validation_loss_) == 2
     # Reading the memory map as blocks gives codes of the same quality as in memory.
     encoded = model.encode(x32[:200])
@@ -92,11 +93,12 @@ def test_stream_of_batches(data):
     assert len(model.history_) == 3 * 8
 
     # Early stopping on the held-out sample.
-    stopped = _model().fit(batches, epochs=50, batch_size=200, tol=0.99, patience=1, plateau_reductions=0)
+    stopped = _model().fit(batches, epochs=50, batch_size=200, tol=0.99, patience=1, plateau_reductions=0,
+                           validation_steps=0)
     assert len(stopped.validation_loss_) == 2
 
     # A generator serves one epoch; more need a callable or a re-iterable.
-    one = _model().fit(batches(), epochs=1, batch_size=200)
+    one = _model().fit(batches(), epochs=1, batch_size=200, validation_steps=0)
     assert len(one.validation_loss_) == 1
     with pytest.raises(compressae.InvalidArgumentError, match="can be read once"):
         _model().fit(batches(), epochs=2, batch_size=200)
