@@ -45,7 +45,7 @@ def main() -> int:
     before = mean_cosine(X_test, model.decode(model.encode(X_test)))
     # The default recipe holds 5% of the rows out as a validation split and
     # stops at convergence; epochs=3 caps this quick example.
-    model.fit(X_train, batch_size=1024, epochs=3, progress=True)
+    model.fit(X_train, batch_size=1024, epochs=3, validation_steps=0, progress=True)  # validate every epoch
     history = model.history_
     print(f"{len(history)} steps, loss {history[0]:.4f} -> {history[-1]:.4f}, "
           f"validation loss per epoch {np.round(model.validation_loss_, 4)}")
