@@ -148,6 +148,9 @@ class _Source:
         self.guard = None
         self.c_source = _ffi.csae_row_source_defaults()
 
+    def check_epochs(self, epochs: int) -> None:
+        """Refuses, before any step, settings this source cannot serve."""
+
     def _stop(self) -> int | None:
         """A status that stops training now (Ctrl-C pending), else None."""
         if self.guard is not None and self.guard.pending:
@@ -245,6 +248,15 @@ class _StreamSource(_Source):
         self.c_source.max_validation_rows = stream.max_validation_rows
         self._callback = _ffi.csae_read_stream_fn(self._read)
         self.c_source.read_stream = self._callback
+
+    def check_epochs(self, epochs: int) -> None:
+        # An iterator (it has __next__) can be read once; asking iter() of a
+        # re-iterable here would start a pass it does not expect.
+        batches = self._batches
+        if epochs > 1 and not callable(batches) and hasattr(batches, "__next__"):
+            raise InvalidArgumentError(
+                f"an iterator of batches can be read once, and training needs one pass per epoch (epochs = {epochs}): "
+                "pass a callable that returns a fresh iterator, a re-iterable object, or epochs=1")
 
     def _new_pass(self) -> None:
         self._passes += 1

@@ -828,6 +828,8 @@ class CompresSAE:
         self.history_ = np.zeros(0, dtype=np.float32)
         self.dead_latents_ = np.zeros(0, dtype=np.float32)
         self.validation_loss_ = np.zeros(0, dtype=np.float32)
+        if source is not None:
+            source.check_epochs(params.epochs)
         with InterruptGuard() as guard:
             bridge = _ProgressBridge(progress, guard)
             params.progress = bridge.c_callback

@@ -102,6 +102,13 @@ def test_stream_of_batches(data):
     assert len(one.validation_loss_) == 1
     with pytest.raises(compressae.InvalidArgumentError, match="can be read once"):
         _model().fit(batches(), epochs=2, batch_size=200)
+    # Refused before the first step: the weights and the generator are untouched.
+    fresh, generator = _model(), batches()
+    before = fresh.decoder_w.copy()
+    with pytest.raises(compressae.InvalidArgumentError, match="can be read once"):
+        fresh.fit(generator, epochs=2, batch_size=200)
+    assert np.array_equal(fresh.decoder_w, before) and len(fresh.history_) == 0
+    assert next(generator).shape[1] == x32.shape[1]
     with pytest.raises(compressae.InvalidArgumentError, match="cosine and linear"):
         _model().fit(batches, lr_decay="cosine", **SETTINGS)
 
