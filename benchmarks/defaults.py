@@ -105,7 +105,7 @@ def recipe_fit(recipe, a):
     if recipe == "default":
         return {}
     if recipe == "long":
-        return dict(epochs=a.long_epochs, batch_size=4096, lr_decay="cosine", patience=0,
+        return dict(epochs=a.long_epochs, batch_size=4096, learning_rate_decay="cosine", patience=0,
                     validation_fraction=0.0)
     name, _, spec = recipe.partition("=")
     return json.loads(spec)

@@ -31,12 +31,31 @@ extern "C" {
 
 /** ABI version of this header. Bumped on every incompatible change;
  *  compare with csae_abi_version() at load time. */
-#define CSAE_ABI_VERSION 6
+#define CSAE_ABI_VERSION 7
 
 /** Version of the library, as csae_version() returns it. The one place it
  *  is written: the Python package's version is read from here when it is
  *  built. */
 #define CSAE_VERSION "0.1.0"
+
+/* Layout of the public structs. Below each struct, one CSAE_ASSERT_SIZE line
+ * and one CSAE_ASSERT_OFFSET line per field state its layout, so that a
+ * change of it (a field inserted, resized or moved) fails to compile rather
+ * than break callers built against an older header unnoticed; the numbers
+ * are the ABI. scripts/generate-header refuses a struct or field without its
+ * line, and scripts/generate-bindings checks the Python ctypes mirror against
+ * them. They are the layout of 64-bit platforms, the only ones the library
+ * is built for. */
+#if defined(__cplusplus) && __cplusplus >= 201103L
+#define CSAE_STATIC_ASSERT(condition, message) static_assert(condition, message)
+#elif defined(__STDC_VERSION__) && __STDC_VERSION__ >= 201112L
+#define CSAE_STATIC_ASSERT(condition, message) _Static_assert(condition, message)
+#else /* before C11 / C++11: an array of negative size does not compile */
+#define CSAE_STATIC_ASSERT(condition, message) extern char csae_layout_check[(condition) ? 1 : -1]
+#endif
+#define CSAE_ASSERT_SIZE(type, size) CSAE_STATIC_ASSERT(sizeof(type) == (size), "sizeof(" #type ")")
+#define CSAE_ASSERT_OFFSET(type, field, offset) \
+    CSAE_STATIC_ASSERT(offsetof(type, field) == (offset), "offsetof(" #type ", " #field ")")
 
 /** Status codes returned by every csae_ function that can fail.
  *  On any non-zero status, csae_last_error() describes the failure. */
@@ -94,7 +113,9 @@ enum csae_status {
  * else is CSAE_ERR_INVALID_ARGUMENT (a program built against a newer header
  * than the library: upgrade the library). The structs have no padding
  * (8-byte fields, 4-byte fields in pairs): a field appended later never
- * lands in bytes an older caller left unset. */
+ * lands in bytes an older caller left unset. csae_row_source (the training
+ * source) follows the same rule: csae_row_source_defaults(), over the
+ * exported csae_row_source_init. */
 
 /** Retrieval modes of a csae_index. */
 enum csae_index_mode {
@@ -203,6 +224,32 @@ typedef struct csae_train_params {
                                    measurement; patience counts measurements; 0 = after every
                                    epoch (default 25) */
 } csae_train_params;
+CSAE_ASSERT_SIZE(csae_train_params, 184);
+CSAE_ASSERT_OFFSET(csae_train_params, struct_size, 0);
+CSAE_ASSERT_OFFSET(csae_train_params, num_threads, 4);
+CSAE_ASSERT_OFFSET(csae_train_params, batch_size, 8);
+CSAE_ASSERT_OFFSET(csae_train_params, epochs, 16);
+CSAE_ASSERT_OFFSET(csae_train_params, learning_rate, 24);
+CSAE_ASSERT_OFFSET(csae_train_params, beta1, 32);
+CSAE_ASSERT_OFFSET(csae_train_params, beta2, 40);
+CSAE_ASSERT_OFFSET(csae_train_params, eps, 48);
+CSAE_ASSERT_OFFSET(csae_train_params, seed, 56);
+CSAE_ASSERT_OFFSET(csae_train_params, shuffle, 64);
+CSAE_ASSERT_OFFSET(csae_train_params, learning_rate_decay, 68);
+CSAE_ASSERT_OFFSET(csae_train_params, progress, 72);
+CSAE_ASSERT_OFFSET(csae_train_params, user_data, 80);
+CSAE_ASSERT_OFFSET(csae_train_params, dead_latent_window, 88);
+CSAE_ASSERT_OFFSET(csae_train_params, warmup_steps, 96);
+CSAE_ASSERT_OFFSET(csae_train_params, min_learning_rate_ratio, 104);
+CSAE_ASSERT_OFFSET(csae_train_params, validation_fraction, 112);
+CSAE_ASSERT_OFFSET(csae_train_params, patience, 120);
+CSAE_ASSERT_OFFSET(csae_train_params, tolerance, 128);
+CSAE_ASSERT_OFFSET(csae_train_params, plateau_factor, 136);
+CSAE_ASSERT_OFFSET(csae_train_params, plateau_reductions, 144);
+CSAE_ASSERT_OFFSET(csae_train_params, sparse_similarity_weight, 152);
+CSAE_ASSERT_OFFSET(csae_train_params, similarity_temperature, 160);
+CSAE_ASSERT_OFFSET(csae_train_params, similarity_rows, 168);
+CSAE_ASSERT_OFFSET(csae_train_params, validation_steps, 176);
 
 /** Settings of csae_model_encode and csae_model_refit. Start from
  *  csae_encode_default_params(). */
@@ -212,6 +259,10 @@ typedef struct csae_encode_params {
     int64_t k;                /**< nonzeros per code, 1 <= k <= h, or 0 for the model's k, read once at the
                                    start of the call and reported back (default 0) */
 } csae_encode_params;
+CSAE_ASSERT_SIZE(csae_encode_params, 16);
+CSAE_ASSERT_OFFSET(csae_encode_params, struct_size, 0);
+CSAE_ASSERT_OFFSET(csae_encode_params, num_threads, 4);
+CSAE_ASSERT_OFFSET(csae_encode_params, k, 8);
 
 /** Settings of csae_index_search_dense and csae_index_search_codes. Start
  *  from csae_search_default_params(). */
@@ -223,6 +274,11 @@ typedef struct csae_search_params {
     int64_t query_k;          /**< dense queries in sparse mode: nonzeros of the query codes, 1 <= query_k <= h,
                                    or 0 for min(h, 4k); ignored otherwise (default 0) */
 } csae_search_params;
+CSAE_ASSERT_SIZE(csae_search_params, 24);
+CSAE_ASSERT_OFFSET(csae_search_params, struct_size, 0);
+CSAE_ASSERT_OFFSET(csae_search_params, num_threads, 4);
+CSAE_ASSERT_OFFSET(csae_search_params, n, 8);
+CSAE_ASSERT_OFFSET(csae_search_params, query_k, 16);
 
 /** Training data read through callbacks (csae_model_train_source): data
  *  larger than memory, or in a form the caller converts a batch at a time.
@@ -237,6 +293,9 @@ typedef struct csae_row_range {
     int64_t start;
     int64_t count;
 } csae_row_range;
+CSAE_ASSERT_SIZE(csae_row_range, 16);
+CSAE_ASSERT_OFFSET(csae_row_range, start, 0);
+CSAE_ASSERT_OFFSET(csae_row_range, count, 8);
 
 /** CSAE_SOURCE_ROWS: copies the rows of ranges[0..n_ranges), one range after
  *  the other, into out (d floats per row, row-major; at most one batch). Called
@@ -255,10 +314,11 @@ typedef int32_t (*csae_read_stream_fn)(void *user_data, int64_t position, int64_
                                        int64_t *rows_read);
 
 /** Where csae_model_train_source reads its rows. Start from
- *  csae_row_source_defaults() (which sets struct_size), set kind and its
- *  callback. */
+ *  csae_row_source_defaults() (a static inline helper over the exported
+ *  csae_row_source_init, like the params structs' and with the same
+ *  struct_size rule), set kind and its callback. */
 typedef struct csae_row_source {
-    uint32_t struct_size;     /**< sizeof(csae_row_source), set by csae_row_source_defaults() */
+    uint32_t struct_size;     /**< sizeof(csae_row_source) of the caller's header (see Params structs) */
     int32_t kind;             /**< a csae_source_kind value (default CSAE_SOURCE_ROWS) */
     int64_t rows;             /**< CSAE_SOURCE_ROWS: number of rows, >= 1 */
     int64_t block_rows;       /**< CSAE_SOURCE_ROWS: rows the shuffle keeps together, >= 1: the data is cut
@@ -270,6 +330,15 @@ typedef struct csae_row_source {
     csae_read_stream_fn read_stream;/**< CSAE_SOURCE_STREAM: the reader */
     void *user_data;          /**< passed to the callback unchanged */
 } csae_row_source;
+CSAE_ASSERT_SIZE(csae_row_source, 56);
+CSAE_ASSERT_OFFSET(csae_row_source, struct_size, 0);
+CSAE_ASSERT_OFFSET(csae_row_source, kind, 4);
+CSAE_ASSERT_OFFSET(csae_row_source, rows, 8);
+CSAE_ASSERT_OFFSET(csae_row_source, block_rows, 16);
+CSAE_ASSERT_OFFSET(csae_row_source, max_validation_rows, 24);
+CSAE_ASSERT_OFFSET(csae_row_source, read_rows, 32);
+CSAE_ASSERT_OFFSET(csae_row_source, read_stream, 40);
+CSAE_ASSERT_OFFSET(csae_row_source, user_data, 48);
 
 /** The seven loss values of one batch, as the reference reports them. */
 typedef struct csae_losses {
@@ -281,6 +350,14 @@ typedef struct csae_losses {
     float cosine_4k; /**< mean of 1 - cos(x, recon_4k) */
     float loss;      /**< cosine + cosine_4k / 8: the training objective */
 } csae_losses;
+CSAE_ASSERT_SIZE(csae_losses, 28);
+CSAE_ASSERT_OFFSET(csae_losses, l2, 0);
+CSAE_ASSERT_OFFSET(csae_losses, l2_4k, 4);
+CSAE_ASSERT_OFFSET(csae_losses, l1, 8);
+CSAE_ASSERT_OFFSET(csae_losses, l0, 12);
+CSAE_ASSERT_OFFSET(csae_losses, cosine, 16);
+CSAE_ASSERT_OFFSET(csae_losses, cosine_4k, 20);
+CSAE_ASSERT_OFFSET(csae_losses, loss, 24);
 
 #ifdef __cplusplus
 }
@@ -682,7 +759,8 @@ int32_t csae_packed_size(int64_t h, int64_t k, int32_t bits, int32_t coding, int
 /// (scale = max |value| / (2^(bits-1) - 1)), indices ascending in the coding.
 /// @param indices   n*k latent indices in [0, h), none twice in a row
 /// @param values    n*k finite values
-/// @param n         rows (>= 1)
+/// @param n         rows (>= 0; 0 writes the 28-byte header alone, and indices
+///                  and values may be NULL)
 /// @param out       receives the serialized form (csae_packed_size's total_bytes)
 /// @param capacity  size of out in bytes; at least total_bytes
 /// @param written   receives the bytes written (may be NULL)
@@ -721,11 +799,16 @@ int32_t csae_codes_unpack(const uint8_t *data, int64_t size, int32_t *indices, f
 
 /* -- CABI/TrainingSourceExports.swift -- */
 
-/// A csae_row_source with its defaults: struct_size = sizeof(csae_row_source),
-/// kind CSAE_SOURCE_ROWS, block_rows 1, max_validation_rows 16384, rows 0 and
-/// no callbacks (set rows and read_rows, or kind CSAE_SOURCE_STREAM and
-/// read_stream).
-csae_row_source csae_row_source_defaults(void);
+/// Fills a caller's csae_row_source (its first struct_size bytes) with the
+/// defaults: kind CSAE_SOURCE_ROWS, block_rows 1, max_validation_rows 16384,
+/// rows 0 and no callbacks (set rows and read_rows, or kind
+/// CSAE_SOURCE_STREAM and read_stream). csae_row_source_defaults() calls it
+/// with the caller's sizeof.
+/// @param source       the struct to fill
+/// @param struct_size  sizeof(csae_row_source) in the caller's header
+/// @return CSAE_OK, or CSAE_ERR_INVALID_ARGUMENT (NULL, a struct_size this
+///         library cannot fill)
+int32_t csae_row_source_init(csae_row_source *source, uint32_t struct_size);
 
 /// Trains the model on rows read through source's callback, a batch at a
 /// time, with the settings and results of csae_model_train: memory is bounded
@@ -759,7 +842,7 @@ int32_t csae_model_train_source(csae_model *model, const csae_row_source *source
 
 /* ---- inline helpers (Sources/CCompresSAE/compressae_inline.h) ---- */
 
-/* Params structs by value, sized by the caller's own header: each helper
+/* Params structs (and the row source) by value, sized by the caller's own header: each helper
  * passes sizeof(the struct) as the caller's compiler sees it, so a library
  * that knows more fields writes only the ones the caller has (and a struct
  * returned by value never depends on the library's layout). */
@@ -798,6 +881,14 @@ static inline csae_search_params csae_search_default_params(void) {
     params.struct_size = 0; /* stays 0, which every call refuses, if the init fails */
     csae_search_params_init(&params, (uint32_t)sizeof params);
     return params;
+}
+
+/** csae_row_source holding the defaults (csae_row_source_init). */
+static inline csae_row_source csae_row_source_defaults(void) {
+    csae_row_source source;
+    source.struct_size = 0; /* stays 0, which csae_model_train_source refuses, if the init fails */
+    csae_row_source_init(&source, (uint32_t)sizeof source);
+    return source;
 }
 
 #ifdef __cplusplus

@@ -1,4 +1,4 @@
-/* Params structs by value, sized by the caller's own header: each helper
+/* Params structs (and the row source) by value, sized by the caller's own header: each helper
  * passes sizeof(the struct) as the caller's compiler sees it, so a library
  * that knows more fields writes only the ones the caller has (and a struct
  * returned by value never depends on the library's layout). */
@@ -37,6 +37,14 @@ static inline csae_search_params csae_search_default_params(void) {
     params.struct_size = 0; /* stays 0, which every call refuses, if the init fails */
     csae_search_params_init(&params, (uint32_t)sizeof params);
     return params;
+}
+
+/** csae_row_source holding the defaults (csae_row_source_init). */
+static inline csae_row_source csae_row_source_defaults(void) {
+    csae_row_source source;
+    source.struct_size = 0; /* stays 0, which csae_model_train_source refuses, if the init fails */
+    csae_row_source_init(&source, (uint32_t)sizeof source);
+    return source;
 }
 
 #ifdef __cplusplus

@@ -32,7 +32,7 @@ struct HugeRowTests {
         var options = TrainingOptions.reference
         options.epochs = 2
         options.batchSize = 4
-        options.threads = 1
+        options.numThreads = 1
         let reference = try CompresSAEModel(inputDim: d, latentDim: 16, k: 2, seed: 3)
         let expected = try reference.train(scaledRows(n, d, scale: 1), rows: n, options: options)
         for scale: Float in [1e20, 4e37, 1.5e38, 3.3e38] {

@@ -40,7 +40,7 @@ struct InputArithmeticTests {
         options.epochs = Int.max
         #expect(options.totalSteps(rows: 1000) >= 0)
         options.warmupSteps = Int.max
-        options.decay = .cosine
+        options.learningRateDecay = .cosine
         #expect(options.learningRate(step: Int.max, total: Int.max).isFinite)
         options.warmupSteps = 0
         #expect(options.learningRate(step: Int.max, total: Int.min).isFinite)

@@ -1,4 +1,5 @@
 import Testing
+import CCompresSAE
 @testable import CompresSAE
 
 /// Codes of `rows` rows with `k` distinct random latents below `h` and
@@ -91,6 +92,25 @@ struct PackedCodesTests {
                     SparseCodes(rows: 1, k: 2, dim: 10, indices: [1, 2], values: [1, .nan])] {
             #expect(throws: CompresSAEError.self) { try bad.packed(bits: 8) }
         }
+    }
+
+    @Test("zero rows pack to the header alone, in Swift and through the C ABI")
+    func zeroRows() throws {
+        let empty = try SparseCodes(rows: 0, k: 3, dim: 10, indices: [], values: []).packed(bits: 8)
+        let bytes = try empty.serialized()
+        #expect(empty.rows == 0 && empty.payload.isEmpty && bytes.count == PackedCodes.headerBytes)
+        let back = try PackedCodes(serialized: bytes)
+        let unpacked = try back.unpack()
+        #expect(back == empty && unpacked.rows == 0)
+        var total: Int64 = 0, written: Int64 = -1
+        #expect(csae_packed_size(10, 3, 8, 0, 0, nil, &total, nil) == 0 && total == Int64(PackedCodes.headerBytes))
+        var out = [UInt8](repeating: 0xAB, count: Int(total))
+        #expect(csae_codes_pack(nil, nil, 0, 3, 10, 8, 0, &out, total, &written) == 0)
+        #expect(written == total && out == bytes)
+        var n: Int64 = -1, idx: Int32 = 0, val: Float = 0
+        #expect(csae_packed_info(out, total, &n, nil, nil, nil, nil) == 0 && n == 0)
+        #expect(csae_codes_unpack(out, total, &idx, &val, 0) == 0)
+        #expect(csae_codes_pack(nil, nil, -1, 3, 10, 8, 0, &out, total, nil) == CSAE_ERR_INVALID_ARGUMENT.rawValue)
     }
 
     @Test("crafted buffers are refused with an error, never trusted", arguments: [8, 4])

@@ -10,7 +10,7 @@ from ctypes import (
 )
 
 # ---- #define constants
-CSAE_ABI_VERSION = 6
+CSAE_ABI_VERSION = 7
 
 # ---- enum csae_status
 CSAE_OK = 0
@@ -449,7 +449,10 @@ FUNCTIONS = {
         ('values', POINTER(c_float)),
         ('capacity', c_int64),
     ]),
-    'csae_row_source_defaults': (csae_row_source, []),
+    'csae_row_source_init': (c_int32, [
+        ('source', POINTER(csae_row_source)),
+        ('struct_size', c_uint32),
+    ]),
     'csae_model_train_source': (c_int32, [
         ('model', c_void_p),
         ('source', POINTER(csae_row_source)),

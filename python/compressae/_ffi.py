@@ -175,7 +175,7 @@ def _params(struct, init, *extra):
     return params
 
 
-# The header's static inline helpers, over csae_*_params_init with this
+# The header's static inline helpers, over csae_*_init with this
 # module's struct sizes (the library fills the fields these structs have).
 def csae_train_default_params() -> csae_train_params:
     """``csae_train_params`` of the default recipe, as the C helper of that name."""
@@ -195,6 +195,11 @@ def csae_encode_default_params() -> csae_encode_params:
 def csae_search_default_params() -> csae_search_params:
     """``csae_search_params`` holding the defaults (n = 100)."""
     return _params(csae_search_params, csae_search_params_init)
+
+
+def csae_row_source_defaults() -> csae_row_source:
+    """``csae_row_source`` holding the defaults (kind CSAE_SOURCE_ROWS, no callbacks)."""
+    return _params(csae_row_source, csae_row_source_init)
 
 
 def last_error() -> str:

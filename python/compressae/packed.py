@@ -27,6 +27,12 @@ _CODINGS = {"auto": _ffi.CSAE_CODING_AUTO, "fixed-width": _ffi.CSAE_CODING_FIXED
 _CODING_NAMES = {_ffi.CSAE_CODING_FIXED_WIDTH: "fixed-width", _ffi.CSAE_CODING_ELIAS_FANO: "elias-fano"}
 
 
+def _bytes_ptr(data: bytes):
+    """A uint8_t pointer into ``data`` itself (no copy; the library only reads it)."""
+    view = np.frombuffer(data, dtype=np.uint8) if data else np.zeros(1, dtype=np.uint8)
+    return view.ctypes.data_as(ctypes.POINTER(ctypes.c_uint8))
+
+
 def row_bytes(dim: int, k: int, bits: int = 8, index_coding: str = "auto") -> int:
     """Bytes of one packed row of ``k`` nonzeros over ``dim`` latents."""
     out = ctypes.c_int64()
@@ -41,8 +47,6 @@ def pack(codes, bits: int = 8, index_coding: str = "auto") -> "PackedCodes":
         raise InvalidArgumentError(f"bits must be 8 or 4, got {bits!r}")
     coding = _choice(index_coding, _CODINGS, "index_coding")
     n, k = codes.indices.shape
-    if n == 0:
-        raise InvalidArgumentError("cannot pack zero rows")
     total = ctypes.c_int64()
     check(_ffi.csae_packed_size(codes.dim, k, bits, coding, n, None, ctypes.byref(total), None))
     out = np.empty(total.value, dtype=np.uint8)
@@ -78,8 +82,7 @@ class PackedCodes:
         packed = cls.__new__(cls)
         n, k, h = ctypes.c_int64(), ctypes.c_int64(), ctypes.c_int64()
         bits, coding = ctypes.c_int32(), ctypes.c_int32()
-        buffer = (ctypes.c_uint8 * len(data)).from_buffer_copy(data) if data else (ctypes.c_uint8 * 1)()
-        check(_ffi.csae_packed_info(buffer, len(data), ctypes.byref(n), ctypes.byref(k), ctypes.byref(h),
+        check(_ffi.csae_packed_info(_bytes_ptr(data), len(data), ctypes.byref(n), ctypes.byref(k), ctypes.byref(h),
                                     ctypes.byref(bits), ctypes.byref(coding)))
         packed._data = bytes(data)
         packed.n, packed.k, packed.dim = n.value, k.value, h.value
@@ -112,8 +115,7 @@ class PackedCodes:
         from .model import SparseCodes
         indices = np.empty((self.n, self.k), dtype=np.int32)
         values = np.empty((self.n, self.k), dtype=np.float32)
-        buffer = (ctypes.c_uint8 * len(self._data)).from_buffer_copy(self._data)
-        check(_ffi.csae_codes_unpack(buffer, len(self._data), _ffi.i32_ptr(indices), _ffi.f32_ptr(values),
+        check(_ffi.csae_codes_unpack(_bytes_ptr(self._data), len(self._data), _ffi.i32_ptr(indices), _ffi.f32_ptr(values),
                                      indices.size))
         return SparseCodes._wrap(indices, values, self.dim)
 

@@ -20,7 +20,8 @@ def test_every_header_function_is_bound_with_its_types():
     # The header's static inline helpers have Python mirrors of the same name in _ffi.
     inline = set(re.findall(r"static inline \w+ (csae_\w+)\(", helpers))
     assert inline == {"csae_train_default_params", "csae_train_reference_params",
-                      "csae_encode_default_params", "csae_search_default_params"}
+                      "csae_encode_default_params", "csae_search_default_params",
+                      "csae_row_source_defaults"}
     for name in inline:
         assert callable(getattr(_ffi, name)), name
     for name, (restype, params) in _abi.FUNCTIONS.items():
@@ -70,9 +71,23 @@ def test_struct_layouts_match_the_c_compiler():
     assert measured == expected
 
 
+def test_every_function_has_a_test():
+    """Each function of the header is called by name in a Python test or a
+    Swift test (Tests/), besides its binding."""
+    sources = [p for p in Path(__file__).parent.glob("test_*.py") if p.name != "test_abi.py"]
+    sources += list((ROOT / "Tests").rglob("*.swift")) + list((ROOT / "Tests").rglob("*.c"))
+    sources.append(Path(__file__))
+    text = "\n".join(p.read_text() for p in sources if p.is_file())
+    untested = [name for name in _abi.FUNCTIONS if not re.search(rf"\b{name}\(", text)]
+    assert not untested, f"C functions no test calls: {untested}"
+
+
 def test_abi_version_and_status_names():
     assert _ffi.csae_abi_version() == _abi.CSAE_ABI_VERSION
     assert _ffi.STATUS_NAMES[_abi.CSAE_ERR_OUT_OF_MEMORY] == "CSAE_ERR_OUT_OF_MEMORY"
+    assert _ffi.csae_version().decode() == compressae.__version__
+    assert _ffi.csae_get_num_threads() == compressae.get_num_threads() >= 1
+    assert _ffi.csae_blas_name().decode() == compressae.blas_name()
 
 
 def test_vector_isa_and_blas_name_are_reported():

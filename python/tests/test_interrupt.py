@@ -74,7 +74,7 @@ CHILD = textwrap.dedent(r"""
 
         try:
             model.fit(X, batch_size=1024, epochs=3, validation_fraction=0.95, patience=0,
-                      lr_decay="constant", warmup_steps=0, sparse_similarity_weight=0.0,
+                      learning_rate_decay="constant", warmup_steps=0, sparse_similarity_weight=0.0,
                       num_threads=1, progress=progress)
         except KeyboardInterrupt:
             print("interrupted", len(model.history_), flush=True)
@@ -178,6 +178,19 @@ def test_sigint_raises_keyboard_interrupt_promptly(case, tmp_path):
 from compressae._interrupt import InterruptGuard  # noqa: E402
 
 
+@pytest.fixture
+def python_sigint():
+    """Python's own KeyboardInterrupt handler for the test, the previous
+    one put back after it:
+    another test or library in this process (Spark's gateway, say) may have
+    replaced it, and the guard's behaviour depends on what it finds."""
+    before = signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        yield signal.default_int_handler
+    finally:
+        signal.signal(signal.SIGINT, before)
+
+
 def _deliver_sigint():
     os.kill(os.getpid(), signal.SIGINT)
     for _ in range(1000):  # bytecodes: Python runs the handler in between
@@ -185,18 +198,19 @@ def _deliver_sigint():
 
 
 @pytest.mark.skipif(sys.platform == "win32", reason="os.kill SIGINT")
-def test_guard_records_and_raises_at_exit():
+def test_guard_records_and_raises_at_exit(python_sigint):
+    before = signal.getsignal(signal.SIGINT)
     with pytest.raises(KeyboardInterrupt):
         with InterruptGuard() as guard:
             _deliver_sigint()
             assert guard.pending  # recorded, not raised mid-operation
             with InterruptGuard() as inner:  # nested: shares the record
                 assert inner.pending
-    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+    assert signal.getsignal(signal.SIGINT) is before
 
 
 @pytest.mark.skipif(sys.platform == "win32", reason="os.kill SIGINT")
-def test_guard_runs_the_applications_handler_at_the_safe_point():
+def test_guard_runs_the_applications_handler_at_the_safe_point(python_sigint):
     calls = []
 
     class Stop(Exception):
@@ -220,6 +234,7 @@ def test_guard_runs_the_applications_handler_at_the_safe_point():
 def test_guard_is_inert_off_the_main_thread():
     import threading
 
+    before = signal.getsignal(signal.SIGINT)
     seen = []
 
     def run():
@@ -229,11 +244,11 @@ def test_guard_is_inert_off_the_main_thread():
     thread = threading.Thread(target=run)
     thread.start()
     thread.join()
-    assert seen == [(False, signal.default_int_handler)]
+    assert seen == [(False, before)]
 
 
 @pytest.mark.skipif(sys.platform == "win32", reason="os.kill SIGINT")
-def test_guard_leaves_a_handler_installed_meanwhile():
+def test_guard_leaves_a_handler_installed_meanwhile(python_sigint):
     """The guard puts its predecessor back only if the handler is still its
     own: an application that installs a handler during the operation keeps it."""
     calls = []
@@ -248,17 +263,18 @@ def test_guard_leaves_a_handler_installed_meanwhile():
         _deliver_sigint()
         assert calls == [signal.SIGINT]
     finally:
-        signal.signal(signal.SIGINT, signal.default_int_handler)
+        signal.signal(signal.SIGINT, python_sigint)
 
 
 @pytest.mark.skipif(sys.platform == "win32", reason="os.kill SIGINT")
-def test_guards_nested_and_on_other_threads():
+def test_guards_nested_and_on_other_threads(python_sigint):
     import threading
 
+    before = signal.getsignal(signal.SIGINT)
     with pytest.raises(KeyboardInterrupt):
         with InterruptGuard() as outer:
             installed = signal.getsignal(signal.SIGINT)
-            assert installed is not signal.default_int_handler
+            assert installed is not before
 
             def run():
                 # Off the main thread: inert, and it leaves the main thread's guard alone.
@@ -280,4 +296,4 @@ def test_guards_nested_and_on_other_threads():
                 assert inner.pending and outer.pending
             assert signal.getsignal(signal.SIGINT) == installed
             assert outer.pending
-    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+    assert signal.getsignal(signal.SIGINT) is before

@@ -56,6 +56,18 @@ def test_round_trip(rng, bits, coding, tmp_path):
     assert PackedCodes.load(tmp_path / "codes.bin") == packed
 
 
+def test_zero_rows_pack_to_the_header_alone(tmp_path):
+    empty = SparseCodes(np.zeros((0, 5), np.int32), np.zeros((0, 5), np.float32), 100)
+    packed = empty.pack(bits=4)
+    assert (packed.n, packed.k, packed.dim, packed.nbytes, len(packed)) == (0, 5, 100, 0, 0)
+    assert len(packed.tobytes()) == 28
+    back = packed.unpack()
+    assert back.indices.shape == (0, 5) and back.values.shape == (0, 5)
+    assert PackedCodes.frombytes(packed.tobytes()) == packed
+    packed.save(tmp_path / "empty.bin")
+    assert PackedCodes.load(tmp_path / "empty.bin") == packed
+
+
 def test_crafted_buffers_raise(rng):
     good = bytearray(random_codes(rng, 4, 6, 500).pack(bits=4).tobytes())
     with pytest.raises(FormatError):

@@ -60,7 +60,7 @@ def test_memmap_is_read_in_blocks_with_validation_and_early_stopping(data):
     steps = len(model.history_) // 3
     assert steps in (7, 8)
     # Blocks of 100: the plateau rule stops training (a tolerance no epoch meets).
-    stopped = _model().fit(TrainingRows(mm, block_rows=100), epochs=50, batch_size=200, tol=0.99,
+    stopped = _model().fit(TrainingRows(mm, block_rows=100), epochs=50, batch_size=200, tolerance=0.99,
                            patience=1, plateau_reductions=0, validation_steps=0)
     assert len(stopped.validation_loss_) == 2
     # Reading the memory map as blocks gives codes of the same quality as in memory.
@@ -93,7 +93,7 @@ def test_stream_of_batches(data):
     assert len(model.history_) == 3 * 8
 
     # Early stopping on the held-out sample.
-    stopped = _model().fit(batches, epochs=50, batch_size=200, tol=0.99, patience=1, plateau_reductions=0,
+    stopped = _model().fit(batches, epochs=50, batch_size=200, tolerance=0.99, patience=1, plateau_reductions=0,
                            validation_steps=0)
     assert len(stopped.validation_loss_) == 2
 
@@ -110,7 +110,7 @@ def test_stream_of_batches(data):
     assert np.array_equal(fresh.decoder_w, before) and len(fresh.history_) == 0
     assert next(generator).shape[1] == x32.shape[1]
     with pytest.raises(compressae.InvalidArgumentError, match="cosine and linear"):
-        _model().fit(batches, lr_decay="cosine", **SETTINGS)
+        _model().fit(batches, learning_rate_decay="cosine", **SETTINGS)
 
 
 def test_errors_in_a_source_stop_training_and_are_raised(data):
@@ -156,7 +156,7 @@ CHILD = textwrap.dedent(r"""
     print("ready", flush=True)
     try:
         model.fit(data, batch_size=64, epochs=100000, validation_fraction=0.0, patience=0,
-                  lr_decay="constant", num_threads=1)
+                  learning_rate_decay="constant", num_threads=1)
     except KeyboardInterrupt:
         print("interrupted", len(model.history_), flush=True)
     else:

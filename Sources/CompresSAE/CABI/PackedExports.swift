@@ -46,7 +46,8 @@ private func indexCoding(_ coding: Int32) throws -> PackedIndexCoding? {
 /// (scale = max |value| / (2^(bits-1) - 1)), indices ascending in the coding.
 /// @param indices   n*k latent indices in [0, h), none twice in a row
 /// @param values    n*k finite values
-/// @param n         rows (>= 1)
+/// @param n         rows (>= 0; 0 writes the 28-byte header alone, and indices
+///                  and values may be NULL)
 /// @param out       receives the serialized form (csae_packed_size's total_bytes)
 /// @param capacity  size of out in bytes; at least total_bytes
 /// @param written   receives the bytes written (may be NULL)
@@ -58,9 +59,11 @@ private func indexCoding(_ coding: Int32) throws -> PackedIndexCoding? {
     _ written: UnsafeMutablePointer<Int64>?
 ) -> Int32 {
     withStatus {
-        let count = try elementCount(rows: n, cols: k, colsName: "k")
+        // n = 0 packs the header alone (indices and values may then be NULL).
+        guard n >= 0 else { throw CompresSAEError.invalid("n must be >= 0, got \(n)") }
+        let count = n == 0 ? 0 : try elementCount(rows: n, cols: k, colsName: "k")
         guard h >= 1, h <= Int64(Int32.max) else { throw CompresSAEError.invalid("h must be in 1...\(Int32.max), got \(h)") }
-        guard k <= h else { throw CompresSAEError.invalid("k must be in 1...h (\(h)), got \(k)") }
+        guard k >= 1, k <= h else { throw CompresSAEError.invalid("k must be in 1...h (\(h)), got \(k)") }
         let layout = try PackedLayout(dim: Int(h), k: Int(k), bits: Int(bits), coding: try indexCoding(coding))
         let total = try Size.sum(PackedCodes.headerBytes, try Size.product(Int(n), layout.rowBytes, what: "packed codes"),
                                  what: "packed codes")
@@ -68,13 +71,14 @@ private func indexCoding(_ coding: Int32) throws -> PackedIndexCoding? {
         guard capacity >= Int64(total) else {
             throw CompresSAEError.invalid("out holds \(capacity) bytes; \(n) packed rows need \(total)")
         }
-        let payload = try PackedCodes.pack(indices: try requireBuffer(indices, "indices", count: count, "n*k"),
-                                           values: try requireBuffer(values, "values", count: count, "n*k"),
-                                           rows: Int(n), layout: layout)
-        PackedCodes.writeHeader(into: output.baseAddress!, rows: Int(n), layout: layout)
-        payload.withUnsafeBufferPointer { p in
-            (output.baseAddress! + PackedCodes.headerBytes).update(from: p.baseAddress!, count: p.count)
+        if n > 0 {
+            // Straight into the caller's buffer, after every code is validated.
+            try PackedCodes.pack(indices: try requireBuffer(indices, "indices", count: count, "n*k"),
+                                 values: try requireBuffer(values, "values", count: count, "n*k"),
+                                 rows: Int(n), layout: layout,
+                                 into: UnsafeMutableBufferPointer(rebasing: output[PackedCodes.headerBytes..<total]))
         }
+        PackedCodes.writeHeader(into: output.baseAddress!, rows: Int(n), layout: layout)
         written?.pointee = Int64(total)
     }
 }

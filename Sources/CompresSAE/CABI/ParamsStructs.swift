@@ -12,11 +12,13 @@ protocol VersionedParams {
     var struct_size: UInt32 { get set }
     /// The struct's name in the header, for messages.
     static var cName: String { get }
+    /// The header's inline helper that returns the defaults, for messages.
+    static var defaultsHelper: String { get }
     /// Its size in ABI version 6, the first version with `struct_size`: the
     /// smallest struct_size a caller can pass. Written as the end of the
     /// struct's last field of that version, so that appending fields leaves it.
     static var firstVersionSize: Int { get }
-    /// The defaults, as the struct's `*_default_params()` returns them.
+    /// The defaults, as the struct's `defaultsHelper` returns them.
     static var defaults: Self { get }
 }
 
@@ -32,8 +34,8 @@ extension VersionedParams {
     /// defaults overwritten by the caller's first `struct_size` bytes.
     ///
     /// - Throws: `.invalidArgument` when `struct_size` is not a multiple of
-    ///   8 in `firstVersionSize...currentSize`: not set from a
-    ///   `*_default_params()`, or written by a caller built against a newer
+    ///   8 in `firstVersionSize...currentSize`: not set from the
+    ///   `defaultsHelper`, or written by a caller built against a newer
     ///   header than this library.
     static func read(_ pointer: UnsafePointer<Self>?) throws -> Self {
         guard let pointer else { return defaults }
@@ -61,7 +63,7 @@ extension VersionedParams {
     static func checkSize(_ size: Int) throws {
         guard size % paramsStructGranule == 0, size >= firstVersionSize, size <= currentSize else {
             throw CompresSAEError.invalid(
-                "\(cName).struct_size is \(size): get the struct from its *_default_params() (which sets it); "
+                "\(cName).struct_size is \(size): get the struct from \(defaultsHelper) (which sets it); "
                 + "this library accepts \(firstVersionSize)...\(currentSize) bytes in steps of \(paramsStructGranule)"
                 + (size > currentSize ? " (the caller was built against a newer header than this library)" : ""))
         }
@@ -70,12 +72,14 @@ extension VersionedParams {
 
 extension csae_train_params: VersionedParams {
     static var cName: String { "csae_train_params" }
+    static var defaultsHelper: String { "csae_train_default_params()" }
     static var firstVersionSize: Int { MemoryLayout<Self>.offset(of: \.validation_steps)! + MemoryLayout<Int64>.size }
     static var defaults: Self { Self(TrainingOptions()) }
 }
 
 extension csae_encode_params: VersionedParams {
     static var cName: String { "csae_encode_params" }
+    static var defaultsHelper: String { "csae_encode_default_params()" }
     static var firstVersionSize: Int { MemoryLayout<Self>.offset(of: \.k)! + MemoryLayout<Int64>.size }
     static var defaults: Self {
         var p = Self()
@@ -88,6 +92,7 @@ extension csae_encode_params: VersionedParams {
 
 extension csae_search_params: VersionedParams {
     static var cName: String { "csae_search_params" }
+    static var defaultsHelper: String { "csae_search_default_params()" }
     static var firstVersionSize: Int { MemoryLayout<Self>.offset(of: \.query_k)! + MemoryLayout<Int64>.size }
     /// Results per query when the caller does not say.
     static let defaultResultCount: Int64 = 100
@@ -98,5 +103,18 @@ extension csae_search_params: VersionedParams {
         p.n = defaultResultCount
         p.query_k = 0
         return p
+    }
+}
+
+extension csae_row_source: VersionedParams {
+    static var cName: String { "csae_row_source" }
+    static var defaultsHelper: String { "csae_row_source_defaults()" }
+    static var firstVersionSize: Int { MemoryLayout<Self>.offset(of: \.user_data)! + MemoryLayout<UnsafeMutableRawPointer?>.size }
+    /// Held-out rows a stream keeps in memory when the caller does not say.
+    static let defaultMaxValidationRows: Int64 = 16384
+    static var defaults: Self {
+        Self(struct_size: UInt32(currentSize), kind: Int32(CSAE_SOURCE_ROWS.rawValue),
+             rows: 0, block_rows: 1, max_validation_rows: defaultMaxValidationRows,
+             read_rows: nil, read_stream: nil, user_data: nil)
     }
 }

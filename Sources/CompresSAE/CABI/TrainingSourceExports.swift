@@ -3,14 +3,17 @@ import CCompresSAE
 // The C ABI of training from a row source: data read through the caller's
 // callbacks a batch at a time (larger than memory, or converted per batch).
 
-/// A csae_row_source with its defaults: struct_size = sizeof(csae_row_source),
-/// kind CSAE_SOURCE_ROWS, block_rows 1, max_validation_rows 16384, rows 0 and
-/// no callbacks (set rows and read_rows, or kind CSAE_SOURCE_STREAM and
-/// read_stream).
-@c public func csae_row_source_defaults() -> csae_row_source {
-    csae_row_source(struct_size: UInt32(MemoryLayout<csae_row_source>.size), kind: Int32(CSAE_SOURCE_ROWS.rawValue),
-                    rows: 0, block_rows: 1, max_validation_rows: 16384,
-                    read_rows: nil, read_stream: nil, user_data: nil)
+/// Fills a caller's csae_row_source (its first struct_size bytes) with the
+/// defaults: kind CSAE_SOURCE_ROWS, block_rows 1, max_validation_rows 16384,
+/// rows 0 and no callbacks (set rows and read_rows, or kind
+/// CSAE_SOURCE_STREAM and read_stream). csae_row_source_defaults() calls it
+/// with the caller's sizeof.
+/// @param source       the struct to fill
+/// @param struct_size  sizeof(csae_row_source) in the caller's header
+/// @return CSAE_OK, or CSAE_ERR_INVALID_ARGUMENT (NULL, a struct_size this
+///         library cannot fill)
+@c public func csae_row_source_init(_ source: UnsafeMutablePointer<csae_row_source>?, _ struct_size: UInt32) -> Int32 {
+    withStatus { try csae_row_source.write(.defaults, to: source, size: struct_size) }
 }
 
 /// Trains the model on rows read through source's callback, a batch at a
@@ -43,7 +46,7 @@ import CCompresSAE
     withStatus {
         let m = try modelHandles.lookup(model)
         guard let source else { throw CompresSAEError.invalid("source is NULL") }
-        let s = try readRowSource(source)
+        let s = try csae_row_source.read(source)
         let p = try csae_train_params.read(params)
         let options = try TrainingOptions(p)
         let callback = p.progress, userData = p.user_data
@@ -70,17 +73,6 @@ import CCompresSAE
             throw CompresSAEError.invalid("source.kind must be CSAE_SOURCE_ROWS or CSAE_SOURCE_STREAM, got \(s.kind)")
         }
     }
-}
-
-/// The caller's source, read once: struct_size must be this library's size
-/// (the struct has not grown since it was introduced).
-private func readRowSource(_ pointer: UnsafePointer<csae_row_source>) throws -> csae_row_source {
-    let size = Int(UnsafeRawPointer(pointer).loadUnaligned(as: UInt32.self))
-    guard size == MemoryLayout<csae_row_source>.size else {
-        throw CompresSAEError.invalid(
-            "csae_row_source.struct_size is \(size), expected \(MemoryLayout<csae_row_source>.size): start from csae_row_source_defaults()")
-    }
-    return pointer.pointee
 }
 
 /// A callback's non-zero return as the error that ends training.

@@ -65,19 +65,28 @@ public struct PackedCodes: Sendable, Equatable {
     /// Packs `rows` codes given as buffers (see `init(_:bits:indexCoding:)`).
     static func pack(indices: UnsafeBufferPointer<Int32>, values: UnsafeBufferPointer<Float>, rows: Int,
                      layout: PackedLayout) throws -> [UInt8] {
-        let k = layout.k
-        if rows > 0 {
-            try SparseIndex.validateCodes(indices: indices.baseAddress!, values: values.baseAddress!, rows: rows, k: k,
-                                          latentDim: layout.dim, what: "code")
-        }
         let total = try Size.product(rows, layout.rowBytes, what: "the packed codes")
+        var out = try [UInt8].fallible(repeating: 0, count: total, "the packed codes")
+        try out.withUnsafeMutableBufferPointer { try pack(indices: indices, values: values, rows: rows, layout: layout, into: $0) }
+        return out
+    }
+
+    /// Packs `rows` codes into `out` (at least `rows * layout.rowBytes`
+    /// bytes), after validating every code: on a throw nothing is written.
+    ///
+    /// - Complexity: O(rows (k log k + h / 2^L)).
+    static func pack(indices: UnsafeBufferPointer<Int32>, values: UnsafeBufferPointer<Float>, rows: Int,
+                     layout: PackedLayout, into out: UnsafeMutableBufferPointer<UInt8>) throws {
+        guard rows > 0 else { return }
+        let k = layout.k
+        try SparseIndex.validateCodes(indices: indices.baseAddress!, values: values.baseAddress!, rows: rows, k: k,
+                                      latentDim: layout.dim, what: "code")
+        precondition(out.count >= rows * layout.rowBytes)
         let order = try FallibleBuffer<Int>(count: k, "packing scratch")
         let levels = try FallibleBuffer<Int8>(count: k, "packing scratch")
-        return try [UInt8].fallible(count: total, "the packed codes") { out in
-            for i in 0..<rows {
-                layout.packRow(indices: indices.baseAddress! + i * k, values: values.baseAddress! + i * k,
-                               into: out.baseAddress! + i * layout.rowBytes, order: order.base, levels: levels.base)
-            }
+        for i in 0..<rows {
+            layout.packRow(indices: indices.baseAddress! + i * k, values: values.baseAddress! + i * k,
+                           into: out.baseAddress! + i * layout.rowBytes, order: order.base, levels: levels.base)
         }
     }
 
@@ -89,6 +98,7 @@ public struct PackedCodes: Sendable, Equatable {
         let count = try Size.product(rows, k, what: "the unpacked codes")
         var indices = try [Int32].fallible(repeating: 0, count: count, "the unpacked indices")
         var values = try [Float].fallible(repeating: 0, count: count, "the unpacked values")
+        guard rows > 0 else { return SparseCodes(rows: 0, k: k, dim: dim, indices: [], values: []) }
         try payload.withUnsafeBufferPointer { pb in
             try indices.withUnsafeMutableBufferPointer { ib in
                 try values.withUnsafeMutableBufferPointer { vb in
@@ -123,7 +133,7 @@ public struct PackedCodes: Sendable, Equatable {
         let total = try Size.sum(Self.headerBytes, payload.count, what: "the serialized packed codes")
         return try [UInt8].fallible(count: total, "the serialized packed codes") { out in
             Self.writeHeader(into: out.baseAddress!, rows: rows, layout: layout)
-            for (b, byte) in payload.enumerated() { out[Self.headerBytes + b] = byte }
+            _ = UnsafeMutableBufferPointer(rebasing: out[Self.headerBytes...]).initialize(fromContentsOf: payload)
         }
     }
 
@@ -134,14 +144,17 @@ public struct PackedCodes: Sendable, Equatable {
     /// - Complexity: O(rows (k log k + h / 2^L)).
     public init(serialized bytes: [UInt8]) throws {
         let (rows, layout) = try bytes.withUnsafeBytes { try Self.readHeader($0) }
-        let payload = Array(bytes[Self.headerBytes...])
-        let count = try Size.product(rows, layout.k, what: "the packed codes")
-        let indices = try FallibleBuffer<Int32>(count: count, "the unpacked indices")
-        let values = try FallibleBuffer<Float>(count: count, "the unpacked values")
-        try payload.withUnsafeBufferPointer { pb in
-            try Self.unpack(payload: pb.baseAddress!, rows: rows, layout: layout, indices: indices.base, values: values.base)
+        // Every row is verified before the payload is copied out of `bytes`.
+        if rows > 0 {
+            let count = try Size.product(rows, layout.k, what: "the packed codes")
+            let indices = try FallibleBuffer<Int32>(count: count, "the unpacked indices")
+            let values = try FallibleBuffer<Float>(count: count, "the unpacked values")
+            try bytes.withUnsafeBufferPointer { b in
+                try Self.unpack(payload: b.baseAddress! + Self.headerBytes, rows: rows, layout: layout,
+                                indices: indices.base, values: values.base)
+            }
         }
-        self.init(rows: rows, layout: layout, payload: payload)
+        self.init(rows: rows, layout: layout, payload: Array(bytes[Self.headerBytes...]))
     }
 
     static func writeHeader(into out: UnsafeMutablePointer<UInt8>, rows: Int, layout: PackedLayout) {
@@ -161,7 +174,7 @@ public struct PackedCodes: Sendable, Equatable {
     /// - Throws: `format`.
     /// - Complexity: O(1).
     static func readHeader(_ bytes: UnsafeRawBufferPointer) throws(CompresSAEError) -> (rows: Int, layout: PackedLayout) {
-        guard bytes.count >= headerBytes, Array(bytes[0..<8]) == magic else {
+        guard bytes.count >= headerBytes, bytes[0..<8].elementsEqual(magic) else {
             throw .format("not packed codes (no CSAEPACK header)")
         }
         guard bytes[8] == formatVersion else {
