@@ -81,7 +81,9 @@ public struct PackedCodes: Sendable, Equatable {
         let k = layout.k
         try SparseIndex.validateCodes(indices: indices.baseAddress!, values: values.baseAddress!, rows: rows, k: k,
                                       latentDim: layout.dim, what: "code")
-        precondition(out.count >= rows * layout.rowBytes)
+        guard out.count / layout.rowBytes >= rows else {
+            throw CompresSAEError.invalid("\(out.count) bytes cannot hold \(rows) packed rows of \(layout.rowBytes) bytes")
+        }
         let order = try FallibleBuffer<Int>(count: k, "packing scratch")
         let levels = try FallibleBuffer<Int8>(count: k, "packing scratch")
         for i in 0..<rows {
@@ -95,10 +97,10 @@ public struct PackedCodes: Sendable, Equatable {
     ///
     /// - Complexity: O(rows (k log k + h / 2^L)).
     public func unpack() throws -> SparseCodes {
+        guard rows > 0 else { return SparseCodes(rows: 0, k: k, dim: dim, indices: [], values: []) }
         let count = try Size.product(rows, k, what: "the unpacked codes")
         var indices = try [Int32].fallible(repeating: 0, count: count, "the unpacked indices")
         var values = try [Float].fallible(repeating: 0, count: count, "the unpacked values")
-        guard rows > 0 else { return SparseCodes(rows: 0, k: k, dim: dim, indices: [], values: []) }
         try payload.withUnsafeBufferPointer { pb in
             try indices.withUnsafeMutableBufferPointer { ib in
                 try values.withUnsafeMutableBufferPointer { vb in
