@@ -44,7 +44,7 @@ def test_package_metadata():
         assert installed == compressae.__version__
     assert os.path.isfile(compressae.library_path)
     assert isinstance(compressae.blas_name(), str)
-    assert compressae._ffi.csae_abi_version() == compressae._ffi.ABI_VERSION == 6
+    assert compressae._ffi.csae_abi_version() == compressae._ffi.ABI_VERSION == 7
 
 
 def test_code_path_switches_are_reported():
