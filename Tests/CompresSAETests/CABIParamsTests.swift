@@ -79,7 +79,7 @@ struct CABIParamsTests {
         #expect(lastError().contains("newer header"))
     }
 
-    @Test("*_params_init fill the caller's struct_size bytes and no more; bad sizes and recipes are refused")
+    @Test("*_init fill the caller's struct_size bytes and no more; bad sizes and recipes are refused")
     func initSizes() throws {
         var pair = (csae_search_params(), csae_search_params())
         withUnsafeMutableBytes(of: &pair) { _ = $0.initializeMemory(as: UInt8.self, repeating: 0xAB) }
@@ -96,6 +96,20 @@ struct CABIParamsTests {
         #expect(lastError().contains("recipe must be"))
         var encode = csae_encode_params()
         #expect(csae_encode_params_init(&encode, 8) == invalidArgument)
+        // The row source follows the same rule (csae_row_source_defaults() in the header).
+        var sources = (csae_row_source(), csae_row_source())
+        withUnsafeMutableBytes(of: &sources) { _ = $0.initializeMemory(as: UInt8.self, repeating: 0xAB) }
+        let sourceSize = UInt32(MemoryLayout<csae_row_source>.size)
+        #expect(csae_row_source_init(&sources.0, sourceSize) == 0)
+        #expect(sources.0.struct_size == sourceSize && sources.0.kind == Int32(CSAE_SOURCE_ROWS.rawValue)
+                && sources.0.block_rows == 1 && sources.0.max_validation_rows == 16384
+                && sources.0.read_rows == nil && sources.0.user_data == nil)
+        withUnsafeBytes(of: &sources.1) { #expect($0.allSatisfy { $0 == 0xAB }) }
+        for bad: UInt32 in [0, 8, sourceSize - 8, sourceSize + 8] {
+            #expect(csae_row_source_init(&sources.0, bad) == invalidArgument)
+            #expect(lastError().contains("csae_row_source_defaults()"))
+        }
+        #expect(csae_row_source_init(nil, sourceSize) == invalidArgument)
     }
 
     @Test("a params struct of the first version's size reads its fields; the rest are defaults")

@@ -52,7 +52,7 @@ extension VersionedParams {
     ///
     /// - Throws: `.invalidArgument` for a NULL pointer or a size `read` refuses.
     static func write(_ value: Self, to pointer: UnsafeMutablePointer<Self>?, size: UInt32) throws {
-        guard let pointer else { throw CompresSAEError.invalid("params is NULL") }
+        guard let pointer else { throw CompresSAEError.invalid("the \(cName) pointer is NULL") }
         try checkSize(Int(size))
         var sized = value
         sized.struct_size = size
