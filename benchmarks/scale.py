@@ -1,63 +1,74 @@
 #!/usr/bin/env python3
-"""Scale benchmark: compressae's indexes against faiss at 1M and 10M items.
+"""Scale benchmark: compressae's indexes against faiss and hnswlib at 1M and 10M items.
 
-Catalogues of ``--sizes`` items (default 1,000,000 and 10,000,000) are
-synthesised from the shared WordNet MiniLM data (``--data``, default
-/work/shared/data: 117,659 x 384 float16, a fixed split of 1,000 held-out
-queries; the other 116,659 rows are the base catalogue):
+Catalogue of 1M items (``--dense-n``), synthesised from the shared WordNet
+MiniLM data (``--data``, default /work/shared/data: 117,659 x 384 float16, a
+fixed split of 1,000 held-out queries; the other 116,659 rows are the base):
 
 - Row r < 116,659 is base row r (L2-normalised float32). Every later row is a
   perturbed copy of base row ``r mod 116,659``: ``x' = normalise(x + sigma e)``
-  with ``e ~ N(0, I / d)`` (so ``|sigma e| ~ sigma``), ``--noise`` sigma =
-  0.5 (a copy has cosine about 0.89 with its source). Rows are made in
-  aligned blocks of 65,536; block b draws its noise from
-  ``numpy.random.default_rng([seed, b])`` (``--seed`` 12345), so any block
-  can be regenerated alone and the 1M catalogue is the first 1M rows of the
-  10M one. The full catalogue is never held in memory as float32.
-- Queries: the 1,000 held-out rows under the same rule (one perturbed copy
-  each, noise from ``default_rng([seed, -1])``).
-- Truth: the exact top-100 of each query by cosine (float32, numpy BLAS
-  ``Q @ X.T`` per block, a running top-100), cached in ``--workdir``.
+  with ``e ~ N(0, I / d)``, ``--noise`` sigma = 0.5 (cosine about 0.89 with its
+  source). Rows are made in aligned blocks of 65,536; block b draws its noise
+  from ``numpy.random.default_rng([seed, b])`` (``--seed`` 12345), so any
+  block can be regenerated alone. The dense catalogue is never held whole.
+- Queries: the first ``--queries`` (200) of the 1,000 held-out rows, each
+  perturbed by the same rule (noise from ``default_rng([seed, 2**31])``).
+  200 queries give Recall@100 over 20,000 (query, true neighbour) pairs: a
+  standard error of about 0.01 on a recall near 0.5 (queries are correlated
+  within, so this is a lower bound), enough to order the methods here.
+- Truth: the exact top-100 of each query by cosine (float32 BLAS ``Q @ X.T``
+  per block, a running top-100).
+
+Catalogue of 10M items (``--code-n``), made in code space: a dense 10M x 384
+float32 catalogue is 15 GB (over this benchmark's 10 GB peak), and encoding it
+would take about an hour on 2 cores. Items 0 .. 1M-1 are the 1M catalogue's
+codes; item r >= 1M copies the code of item ``r mod 1M`` with its values
+scaled by ``exp(0.2 z)`` (z ~ N(0, 1) per value) and its ``--swap`` (4)
+smallest-|value| latents replaced by latents drawn from the 1M catalogue's
+latent frequencies (a replacement already in the row keeps the old latent);
+noise from ``default_rng([seed, 10**6 + block])``. Such items have no dense
+vectors, so at 10M there is no dense truth and no dense peer (IVFPQ, IVFFlat,
+HNSW, exact dense: the 15 GB they need is the point): compressae's rows are
+compared with the exhaustive sparse ranking of the same 10M codes, the goal's
+own measure ("0.95 of the exact ranking of the same mode").
 
 A compressae model (h = 4096, k = 32) is trained once with the library's
-default recipe for ``--epochs`` (default 4) epochs on a training sample: every
-8th row of the first 1M synthetic rows (125,000 rows: base rows and copies
-alike); it is saved in ``--workdir`` and reused. faiss's coarse quantisers
-and PQ codebooks train on the same sample (more rows at 10M, see
-``--faiss-train``). The catalogue is encoded block by block into memmaps in
-``--workdir`` (indices int32, encoder values, least-squares refitted values).
+default recipe for ``--epochs`` epochs on every 8th row of the 1M catalogue
+(125,000 rows). faiss's coarse quantiser and PQ codebooks train on the first
+``--faiss-rows`` of the same sample. Everything built is cached under
+``--workdir`` (default /work/scratch/scale): model, truth, codes (memmaps:
+indices and values, and the refitted codes with their own latent order: refit
+returns each row's latents by decreasing |refitted value|, which is not the
+encoder's order), faiss and hnswlib indexes. ``--build-only`` builds the
+caches and stops; a later run times them.
 
-Methods (each built, then timed round-robin with all the others: round 1 of
-every method, round 2, ...; the median of ``--runs`` rounds; threads 1 and 2):
+Methods, each timed round-robin with all the others (round 1 of every
+method, round 2, ...; the median of ``--runs`` rounds; threads 1 and 2):
 
 - compressae sparse (cosine between k-codes, inverted index), standard and
   compact storage, queries as k-codes (encoded beforehand);
 - compressae asymmetric: reconstructed mode with refitted item values, dense
   queries, standard and compact storage;
-- when ``SparseIndex.search`` takes a candidate-count knob (``candidates``),
-  the same modes at each ``--candidates`` value, with the recall against the
-  mode's own exhaustive ranking reported too;
-- faiss IVFFlat (nlist ``--nlist``, several nprobe; at nprobe = nlist it is
-  exact dense search), IVFPQ (m x 8-bit codes, several m and nprobe) and
-  HNSWFlat (M = ``--hnsw-m``, default 32, efConstruction 40, several efSearch). At 10M the dense
-  vectors alone are 15 GB in float32, over this benchmark's 8 GB budget:
-  IVFFlat and HNSW (which hold them) run at 1M only (``--dense-max``).
+- faiss IVF1024,PQ48x8 (nprobe 8, 32), IVF1024,Flat (nprobe 8, 32), exact
+  dense search (faiss IndexFlatIP), hnswlib HNSW (M ``--hnsw-m``,
+  efConstruction ``--hnsw-efc``, efSearch ``--ef``), its build bounded by
+  ``--hnsw-seconds``: when the bound stops it, the graph holds a prefix of the
+  catalogue and its recall is against the exact top-100 of that prefix (the
+  rows say so).
 
-Queries per second: ``--queries`` (1,000) queries per round, or fewer for a
-method whose single round would exceed ``--round-seconds`` (estimated from an
-untimed warm-up); the row says how many. Recall@100 is over all 1,000 queries
-unless a full pass would exceed ``--recall-seconds`` (then the stated count).
 Bytes per item: the index's own ``nbytes`` / N for compressae; for faiss the
-stored codes and ids (IVF: code + 8-byte id per item, plus the centroids and
-codebooks spread over N; HNSW: the float32 vectors plus the neighbour links).
+codes and 8-byte ids plus centroids and codebooks spread over N; for HNSW the
+float32 vectors plus the level-0 links (hnswlib's element size).
 
-Writes ``scale-<date>.md`` (tables, settings, machine, load), ``.csv`` and
-``.png`` (Recall@100 against q/s at 1 thread, a frontier per memory budget)
-to ``--out-dir`` (default benchmarks/results).
+Timed phases hold ``--lock`` (flock; other benchmarks on the shared machine
+take the same lock); builds run outside it. Writes ``scale-<date><tag>.md``
+(tables, settings, machine, load), ``.csv`` and ``.png`` (Recall@100 against
+q/s at 1 thread, a frontier per memory budget) to ``--out-dir``.
 
-Run:  python3 benchmarks/scale.py --sizes 1000000            # about 40 min on 2 loaded cores
-      python3 benchmarks/scale.py --sizes 10000000 --methods-large sparse,asym-compact,ivfpq
-Needs numpy, faiss-cpu, matplotlib and the compressae package.
+Run:  python3 benchmarks/scale.py --sizes 1000000 --build-only   # caches (~30 min on 2 cores)
+      python3 benchmarks/scale.py --sizes 1000000                # timing
+      python3 benchmarks/scale.py --sizes 10000000 --tag -10M    # code-space 10M
+Needs numpy, faiss-cpu, hnswlib, matplotlib and the compressae package.
 """
 
 from __future__ import annotations
@@ -65,8 +76,8 @@ from __future__ import annotations
 import argparse
 import csv
 import datetime as _dt
+import fcntl
 import gc
-import inspect
 import os
 import platform
 import resource
@@ -126,7 +137,7 @@ def machine() -> dict:
 # ---------------------------------------------------------------- data
 
 class Synth:
-    """The synthetic catalogue, made block by block (see the module doc)."""
+    """The synthetic dense catalogue, made block by block (see the module doc)."""
 
     def __init__(self, base: np.ndarray, sigma: float, seed: int):
         self.base = unit_rows(base)
@@ -150,7 +161,7 @@ class Synth:
         for b in range(start // BLOCK, (stop + BLOCK - 1) // BLOCK):
             x = self.block(b)
             lo, hi = max(start, b * BLOCK), min(stop, (b + 1) * BLOCK)
-            yield lo, x[lo - b * BLOCK:hi - b * BLOCK]
+            yield lo, np.ascontiguousarray(x[lo - b * BLOCK:hi - b * BLOCK])
 
     def queries(self, q: np.ndarray) -> np.ndarray:
         rng = np.random.default_rng([self.seed, 2**31])
@@ -168,7 +179,8 @@ def exact_truth(synth: Synth, queries: np.ndarray, n_items: int, path: Path) -> 
     best_i = np.full((nq, TOP), -1, np.int64)
     for lo, x in synth.rows(0, n_items):
         s = queries @ x.T
-        part = np.argpartition(-s, TOP - 1, axis=1)[:, :TOP]
+        top = min(TOP, s.shape[1])
+        part = np.argpartition(-s, top - 1, axis=1)[:, :top]
         cs = np.concatenate([best_s, np.take_along_axis(s, part, 1)], 1)
         ci = np.concatenate([best_i, part + lo], 1)
         keep = np.argpartition(-cs, TOP - 1, axis=1)[:, :TOP]
@@ -187,86 +199,114 @@ def recall(found: np.ndarray, truth: np.ndarray) -> float:
 
 # ---------------------------------------------------------------- model and codes
 
+def train_sample(synth: Synth, n: int) -> np.ndarray:
+    """Every 8th row of the first n synthetic rows."""
+    parts = [x[(-lo) % 8::8] for lo, x in synth.rows(0, n)]
+    return np.ascontiguousarray(np.concatenate(parts))
+
+
 def get_model(synth: Synth, a, workdir: Path):
     path = workdir / f"scale-model-h{H}-k{K}-e{a.epochs}-s{a.seed}.safetensors"
+    info = path.with_suffix(".txt")
     if path.is_file():
         log(f"model: cached {path}")
-        return compressae.CompresSAE.load(path), f"cached {path.name}", train_sample(synth, a)
-    sample = train_sample(synth, a)
+        return compressae.CompresSAE.load(path), info.read_text().strip()
+    sample = train_sample(synth, a.dense_n)
     log(f"model: training on {len(sample):,} rows, {a.epochs} epochs...")
     model = compressae.CompresSAE(synth.d, latent_dim=H, k=K, seed=0)
     t0 = time.perf_counter()
     model.fit(sample, epochs=a.epochs, seed=0, num_threads=2)
     seconds = time.perf_counter() - t0
     model.save(path)
-    log(f"model: {seconds:.0f} s, {len(model.history_)} steps")
-    return model, (f"trained here, the default recipe capped at {a.epochs} epochs: "
-                   f"{len(model.history_)} steps, {seconds:.0f} s on 2 threads"), sample
+    text = (f"h = {H}, k = {K}, the default recipe capped at {a.epochs} epochs on every 8th row of the 1M "
+            f"catalogue ({len(sample):,} rows): {len(model.history_)} steps, {seconds:.0f} s on 2 threads "
+            f"(load {load_avg()})")
+    info.write_text(text + "\n")
+    log(f"model: {text}")
+    return model, text
 
 
-def train_sample(synth: Synth, a) -> np.ndarray:
-    """Every 8th row of the first 1M synthetic rows."""
-    parts = [x[(-lo) % 8::8] for lo, x in synth.rows(0, 1_000_000)]
-    return np.ascontiguousarray(np.concatenate(parts))
+CODE_NAMES = ("indices", "values", "refit_indices", "refit_values")
 
 
 def encode_catalogue(model, synth: Synth, n: int, workdir: Path) -> tuple[dict, dict]:
-    """Codes of the first n rows in memmaps (cached): indices, values, refitted values."""
-    names = ("indices", "values", "refit")
-    paths = {m: workdir / f"scale-codes-{n}-{m}.npy" for m in names}
+    """Codes of the first n rows in memmaps (cached): the encoder's codes and
+    the refitted ones, each with its own latent order."""
+    paths = {m: workdir / f"scale-codes-{n}-{m}.npy" for m in CODE_NAMES}
     done = workdir / f"scale-codes-{n}.done"
-    times = {}
     if not done.is_file():
-        out = {m: np.lib.format.open_memmap(paths[m], mode="w+", dtype=np.int32 if m == "indices"
-                                            else np.float32, shape=(n, K)) for m in names}
-        t_enc = t_refit = t_make = 0.0
+        out = {m: np.lib.format.open_memmap(paths[m], mode="w+", dtype=np.int32 if "indices" in m
+                                            else np.float32, shape=(n, K)) for m in CODE_NAMES}
+        t_enc = t_refit = 0.0
         for lo, x in synth.rows(0, n):
-            t0 = time.perf_counter()
-            x = np.ascontiguousarray(x)
             t1 = time.perf_counter()
-            codes = model.encode(x)
+            codes = model.encode(x, num_threads=2)
             t2 = time.perf_counter()
-            refit = model.refit(x, codes)
+            refit = model.refit(x, codes, num_threads=2)
             t3 = time.perf_counter()
-            t_make += t1 - t0
             t_enc += t2 - t1
             t_refit += t3 - t2
-            out["indices"][lo:lo + len(x)] = codes.indices
-            out["values"][lo:lo + len(x)] = codes.values
-            out["refit"][lo:lo + len(x)] = refit.values
-            if (lo // BLOCK) % 16 == 0:
-                log(f"  encoded {lo + len(x):,} / {n:,} (rss max {rss_gb():.1f} GB)")
+            hi = lo + len(x)
+            out["indices"][lo:hi] = codes.indices
+            out["values"][lo:hi] = codes.values
+            out["refit_indices"][lo:hi] = refit.indices
+            out["refit_values"][lo:hi] = refit.values
+            if (lo // BLOCK) % 4 == 0:
+                log(f"  encoded {hi:,} / {n:,} (rss max {rss_gb():.1f} GB, load {load_avg()})")
         for m in out.values():
             m.flush()
         del out
-        times = dict(encode=t_enc, refit=t_refit)
-        (done).write_text(f"{t_enc} {t_refit}\n")
-    else:
-        t_enc, t_refit = map(float, done.read_text().split())
-        times = dict(encode=t_enc, refit=t_refit)
-    return {m: np.load(paths[m], mmap_mode="r") for m in names}, times
+        done.write_text(f"{t_enc} {t_refit} {load_avg()}\n")
+    t_enc, t_refit = map(float, done.read_text().split()[:2])
+    codes = {m: np.load(paths[m], mmap_mode="r") for m in CODE_NAMES}
+    return codes, dict(encode=t_enc, refit=t_refit)
+
+
+class CodeSynth:
+    """The code-space catalogue beyond the dense one (see the module doc)."""
+
+    def __init__(self, indices: np.ndarray, values: np.ndarray, seed: int, swap: int, h: int):
+        self.indices, self.values = indices, values
+        self.n0, self.k = indices.shape
+        self.seed, self.swap = seed, swap
+        counts = np.bincount(np.asarray(indices[::7]).ravel(), minlength=h).astype(np.float64)
+        self.cdf = np.cumsum(counts) / counts.sum()
+
+    def rows(self, start: int, stop: int):
+        """Yields (offset, (indices, values)) covering [start, stop) by aligned blocks."""
+        for b in range(start // BLOCK, (stop + BLOCK - 1) // BLOCK):
+            lo, hi = max(start, b * BLOCK), min(stop, (b + 1) * BLOCK)
+            yield lo, self.block(b, lo, hi)
+
+    def block(self, b: int, lo: int, hi: int):
+        src = np.arange(lo, hi) % self.n0
+        # Source rows of a block are consecutive modulo n0: slice, don't gather a memmap.
+        idx = np.asarray(self.indices[src]) if src[0] + len(src) > self.n0 else \
+            np.array(self.indices[src[0]:src[0] + len(src)])
+        val = np.asarray(self.values[src]) if src[0] + len(src) > self.n0 else \
+            np.array(self.values[src[0]:src[0] + len(src)])
+        if lo >= self.n0:
+            rng = np.random.default_rng([self.seed, 10**6 + b])
+            val = val * np.exp(np.float32(0.2) * rng.standard_normal(val.shape, dtype=np.float32))
+            if self.swap:
+                weakest = np.argsort(np.abs(val), axis=1)[:, :self.swap]
+                new = np.searchsorted(self.cdf, rng.random((len(idx), self.swap))).astype(np.int32)
+                new = np.minimum(new, len(self.cdf) - 1)
+                clash = (new[:, :, None] == idx[:, None, :]).any(axis=2)
+                clash |= (new[:, :, None] == new[:, None, :]).sum(axis=2) > 1
+                old = np.take_along_axis(idx, weakest, 1)
+                np.put_along_axis(idx, weakest, np.where(clash, old, new), 1)
+        return np.ascontiguousarray(idx, dtype=np.int32), np.ascontiguousarray(val, dtype=np.float32)
 
 
 # ---------------------------------------------------------------- methods
 
 class Method:
-    def __init__(self, family, name, setting, threads, fn, nbytes, build, note="", exact_of=None):
+    def __init__(self, family, name, setting, threads, fn, nbytes, build, truth_key="dense", note=""):
         self.family, self.name, self.setting, self.threads = family, name, setting, threads
         self.fn, self.nbytes, self.build, self.note = fn, nbytes, build, note
-        self.exact_of = exact_of  # key of the exhaustive method whose ranking this approximates
-        self.times, self.found, self.m_time, self.m_recall = [], None, None, None
-
-
-def has_knob(name: str) -> bool:
-    return name in inspect.signature(compressae.SparseIndex.search).parameters
-
-
-def add_codes(index, codes: dict, values: str, n: int) -> None:
-    step = 1 << 19
-    for lo in range(0, n, step):
-        hi = min(n, lo + step)
-        index.add((np.ascontiguousarray(codes["indices"][lo:hi]),
-                   np.ascontiguousarray(codes[values][lo:hi])))
+        self.truth_key = truth_key  # which truth its recall is against
+        self.times, self.found, self.m_time = [], None, None
 
 
 def faiss_ivf_bytes(index, n: int) -> float:
@@ -277,174 +317,209 @@ def faiss_ivf_bytes(index, n: int) -> float:
     return (ivf.code_size + 8) + extra / n
 
 
-def hnsw_bytes(index, n: int) -> float:
-    h = index.hnsw
-    links = h.neighbors.size() * 4 + h.offsets.size() * 8 + h.levels.size() * 4
-    return (4 * index.d * n + links) / n
+def timed_cache(path: Path, build):
+    """(object, build seconds), from ``path`` + ``path.seconds`` when cached."""
+    sec = Path(str(path) + ".seconds")
+    if path.is_file() and sec.is_file():
+        return None, float(sec.read_text().split()[0])
+    t0 = time.perf_counter()
+    obj = build()
+    seconds = time.perf_counter() - t0
+    return obj, seconds
 
 
-def add_faiss(index, synth: Synth, n: int, threads: int = 2) -> None:
-    faiss.omp_set_num_threads(threads)
-    for lo, x in synth.rows(0, n):
-        index.add(np.ascontiguousarray(x))
-
-
-def build_methods(a, n, synth, model, codes, enc_times, sample, queries, qcodes, qcodes_refit,
-                  threads, large: bool):
+def compressae_indexes(a, n, model, source, enc, qcodes, queries, threads, truth_key, modes):
+    """Builds compressae's indexes from codes (``source(values_kind)`` yields code blocks)."""
     methods = []
-    keep = []  # faiss indexes share the coarse quantiser, which must outlive them
-    wanted = set((a.methods_large if large else a.methods).split(",")) if (large or a.methods) else None
-
-    def want(tag):
-        return wanted is None or tag in wanted
-
-    knob = "candidates" if has_knob("candidates") else None
-    cands = [int(c) for c in a.candidates.split(",")] if knob else []
-    qdense = queries
-    enc_s = enc_times["encode"]
     for mode, storage, tag in (("sparse", "standard", "sparse"), ("sparse", "compact", "sparse-compact"),
                                ("reconstructed", "standard", "asym"),
                                ("reconstructed", "compact", "asym-compact")):
-        if not want(tag):
+        if tag not in modes:
             continue
         t0 = time.perf_counter()
         index = compressae.SparseIndex(model, mode=mode, storage=storage)
-        add_codes(index, codes, "values" if mode == "sparse" else "refit", n)
-        q = qcodes if mode == "sparse" else qdense
-        index.search(q[:1], n=TOP)  # sparse mode builds its posting lists at the first search
-        build = time.perf_counter() - t0 + enc_s + (enc_times["refit"] if mode != "sparse" else 0)
+        for _, block in source("values" if mode == "sparse" else "refit"):
+            index.add(block)
+        q = qcodes if mode == "sparse" else queries
+        index.search(q[:1], n=TOP, num_threads=2)  # sparse mode makes its posting lists at the first search
+        t_add = time.perf_counter() - t0
+        build = t_add + enc.get("encode", 0.0) + (enc.get("refit", 0.0) if mode != "sparse" else 0.0)
         nb = index.nbytes / n
-        log(f"  built compressae {mode}/{storage}: {build:.0f} s incl. encoding, {nb:.0f} B/item, "
-            f"rss max {rss_gb():.1f} GB")
+        log(f"  built compressae {mode}/{storage}: add {t_add:.0f} s, {build:.0f} s incl. encoding, "
+            f"{nb:.0f} B/item, rss max {rss_gb():.1f} GB")
         name = "compressae sparse" if mode == "sparse" else "compressae asymmetric"
         qkind = "k-code queries" if mode == "sparse" else "dense queries"
-        key = f"{name}|{storage}"
         for t in threads:
             methods.append(Method(name, f"{name} ({storage})", f"exhaustive, {qkind}", t,
                                   lambda m, index=index, t=t, q=q: index.search(q[:m], n=TOP, num_threads=t)[1],
-                                  nb, build, exact_of=None))
-            methods[-1].key = key
-            for c in cands:
-                methods.append(Method(name, f"{name} ({storage})", f"{knob}={c}, {qkind}", t,
-                                      lambda m, index=index, t=t, q=q, c=c: index.search(
-                                          q[:m], n=TOP, num_threads=t, **{knob: c})[1],
-                                      nb, build, exact_of=key))
-                methods[-1].key = f"{key}|{c}"
+                                  nb, build, (f"own:{name} (standard)|exhaustive, {qkind}"
+                                              if truth_key == "own" else truth_key),
+                                  note=f"add + posting lists {t_add:.0f} s"))
         gc.collect()
-
-    faiss.omp_set_num_threads(2)
-    d = synth.d
-    big_sample = sample[:a.faiss_rows] if a.faiss_rows else sample
-    if large and a.faiss_train > len(sample):
-        big_sample = np.concatenate([x for _, x in synth.rows(1_000_000, 1_000_000 + a.faiss_train)])
-    nlist = a.nlist_large if large else a.nlist
-    probes = [int(p) for p in a.nprobe.split(",")]
-    # One coarse quantiser (k-means, nlist centroids) serves IVFPQ and IVFFlat;
-    # each one's build time counts its training.
-    t0 = time.perf_counter()
-    coarse = faiss.IndexFlatIP(d)
-    km = faiss.Clustering(d, nlist)
-    km.spherical = True
-    km.niter = a.kmeans_iters
-    km.train(big_sample, coarse)
-    t_coarse = time.perf_counter() - t0
-    log(f"  faiss coarse quantiser: {nlist} centroids in {t_coarse:.0f} s")
-    if want("ivfpq"):
-        for m in [int(x) for x in (a.pq_large if large else a.pq).split(",")]:
-            t0 = time.perf_counter()
-            index = faiss.IndexIVFPQ(coarse, d, nlist, m, 8, faiss.METRIC_INNER_PRODUCT)
-            index.train(big_sample)
-            add_faiss(index, synth, n)
-            build = time.perf_counter() - t0 + t_coarse
-            nb = faiss_ivf_bytes(index, n)
-            log(f"  built faiss IVF{nlist},PQ{m}: {build:.0f} s, {nb:.0f} B/item, rss max {rss_gb():.1f} GB")
-            keep.append(index)
-            for t in threads:
-                for p in probes:
-                    def fn(mq, index=index, t=t, p=p):
-                        faiss.omp_set_num_threads(t)
-                        index.nprobe = p
-                        return index.search(qdense[:mq], TOP)[1]
-                    methods.append(Method("faiss IVFPQ", f"faiss IVF{nlist},PQ{m}x8", f"nprobe {p}", t,
-                                          fn, nb, build))
-    dense_ok = n <= a.dense_max
-    if want("ivfflat") and dense_ok:
-        t0 = time.perf_counter()
-        index = faiss.IndexIVFFlat(coarse, d, nlist, faiss.METRIC_INNER_PRODUCT)
-        add_faiss(index, synth, n)
-        build = time.perf_counter() - t0 + t_coarse
-        keep.append(index)
-        nb = faiss_ivf_bytes(index, n)
-        log(f"  built faiss IVF{nlist},Flat: {build:.0f} s, {nb:.0f} B/item, rss max {rss_gb():.1f} GB")
-        for t in threads:
-            for p in probes + [nlist]:
-                def fn(mq, index=index, t=t, p=p):
-                    faiss.omp_set_num_threads(t)
-                    index.nprobe = p
-                    return index.search(qdense[:mq], TOP)[1]
-                methods.append(Method("faiss IVFFlat", f"faiss IVF{nlist},Flat",
-                                      f"nprobe {p}" + (" (all lists: exact dense search)" if p == nlist else ""),
-                                      t, fn, nb, build))
-    if want("hnsw") and dense_ok:
-        t0 = time.perf_counter()
-        index = faiss.IndexHNSWFlat(d, a.hnsw_m, faiss.METRIC_INNER_PRODUCT)
-        index.hnsw.efConstruction = 40
-        add_faiss(index, synth, n)
-        build = time.perf_counter() - t0
-        nb = hnsw_bytes(index, n)
-        log(f"  built faiss HNSW{a.hnsw_m},Flat: {build:.0f} s (2 threads), {nb:.0f} B/item, rss max {rss_gb():.1f} GB")
-        for t in threads:
-            for ef in [int(e) for e in a.ef.split(",")]:
-                def fn(mq, index=index, t=t, ef=ef):
-                    faiss.omp_set_num_threads(t)
-                    index.hnsw.efSearch = ef
-                    return index.search(qdense[:mq], TOP)[1]
-                methods.append(Method("faiss HNSW", f"faiss HNSW{a.hnsw_m},Flat", f"efSearch {ef}", t, fn, nb, build))
-    methods.append(Method("keep", "keep", "", 0, None, 0, 0))
-    methods[-1].objects = (coarse, keep)
     return methods
 
 
-def measure(methods, truth, a):
+def dense_methods(a, n, synth, queries, threads, workdir, modes):
+    methods, keep, notes = [], [], {}
+    d = synth.d
+    sample = train_sample(synth, n)[:a.faiss_rows]
+    nlist = a.nlist
+    probes = [int(p) for p in a.nprobe.split(",")]
+    faiss.omp_set_num_threads(2)
+
+    def fn_ivf(index, p, t):
+        def fn(mq):
+            faiss.omp_set_num_threads(t)
+            index.nprobe = p
+            return index.search(queries[:mq], TOP)[1]
+        return fn
+
+    def ivf(kind):
+        path = workdir / f"scale-faiss-{n}-IVF{nlist}-{kind}-r{a.faiss_rows}-i{a.kmeans_iters}.index"
+        sec = Path(str(path) + ".seconds")
+        if path.is_file() and sec.is_file():
+            return faiss.read_index(str(path)), float(sec.read_text().split()[0])
+        faiss.omp_set_num_threads(2)
+        t0 = time.perf_counter()
+        coarse = faiss.IndexFlatIP(d)
+        if kind == "Flat":
+            index = faiss.IndexIVFFlat(coarse, d, nlist, faiss.METRIC_INNER_PRODUCT)
+        else:
+            index = faiss.IndexIVFPQ(coarse, d, nlist, int(kind[2:]), 8, faiss.METRIC_INNER_PRODUCT)
+        index.cp.niter = a.kmeans_iters
+        index.cp.spherical = True
+        index.train(sample)
+        for _, x in synth.rows(0, n):
+            index.add(x)
+        seconds = time.perf_counter() - t0
+        faiss.write_index(index, str(path))
+        sec.write_text(f"{seconds} {load_avg()}\n")
+        log(f"  built faiss IVF{nlist},{kind}: {seconds:.0f} s (2 threads, load {load_avg()})")
+        return index, seconds
+
+    for kind, tag in ((f"PQ{a.pq}", "ivfpq"), ("Flat", "ivfflat")):
+        if tag not in modes:
+            continue
+        index, build = ivf(kind)
+        keep.append(index)
+        nb = faiss_ivf_bytes(index, n)
+        fam = "faiss IVFPQ" if tag == "ivfpq" else "faiss IVFFlat"
+        label = f"faiss IVF{nlist},{kind}" + ("x8" if tag == "ivfpq" else "")
+        for t in threads:
+            for p in probes:
+                methods.append(Method(fam, label, f"nprobe {p}", t, fn_ivf(index, p, t), nb, build))
+    if "flat" in modes:
+        t0 = time.perf_counter()
+        index = faiss.IndexFlatIP(d)
+        for _, x in synth.rows(0, n):
+            index.add(x)
+        build = time.perf_counter() - t0
+        keep.append(index)
+        for t in threads:
+            def fn(mq, index=index, t=t):
+                faiss.omp_set_num_threads(t)
+                return index.search(queries[:mq], TOP)[1]
+            methods.append(Method("exact dense", "faiss IndexFlatIP (exact dense)", "float32 BLAS", t, fn,
+                                  4.0 * d, build, note="synthesis of the rows included in build"))
+    if "hnsw" in modes:
+        index, n_hnsw, build, complete = hnsw(a, n, synth, workdir)
+        keep.append(index)
+        tkey = "dense" if complete else f"dense-{n_hnsw}"
+        notes["hnsw"] = (n_hnsw, complete)
+        # hnswlib's level-0 element (vector, 2M links + count, label) plus upper levels (~1/M of nodes)
+        nb = 4 * d + 4 * (2 * a.hnsw_m + 1) + 8 + 4 * (a.hnsw_m + 1) / max(1, a.hnsw_m - 1) * 1.0
+        for t in threads:
+            for ef in [int(e) for e in a.ef.split(",")]:
+                def fn(mq, index=index, t=t, ef=ef):
+                    index.set_ef(ef)
+                    return index.knn_query(queries[:mq], k=TOP, num_threads=t)[0].astype(np.int64)
+                setting = f"efSearch {ef}" + ("" if complete else f" (graph of the first {n_hnsw:,} items)")
+                methods.append(Method("HNSW (hnswlib)", f"hnswlib HNSW M{a.hnsw_m} efC {a.hnsw_efc}", setting,
+                                      t, fn, nb, build, tkey))
+    return methods, keep, notes
+
+
+def hnsw(a, n, synth, workdir):
+    """hnswlib graph over the first rows of the catalogue, its build bounded by --hnsw-seconds."""
+    import hnswlib
+    stem = workdir / f"scale-hnsw-{n}-M{a.hnsw_m}-efc{a.hnsw_efc}-b{a.hnsw_seconds:.0f}"
+    meta = Path(str(stem) + ".meta")
+    if meta.is_file():
+        n_hnsw, build, complete = meta.read_text().split()[:3]
+        index = hnswlib.Index(space="ip", dim=synth.d)
+        index.load_index(str(stem) + ".bin", max_elements=int(n_hnsw))
+        return index, int(n_hnsw), float(build), complete == "1"
+    index = hnswlib.Index(space="ip", dim=synth.d)
+    index.init_index(max_elements=n, ef_construction=a.hnsw_efc, M=a.hnsw_m, random_seed=0)
+    t0 = time.perf_counter()
+    added = 0
+    for lo, x in synth.rows(0, n):
+        for s in range(0, len(x), 8192):
+            part = x[s:s + 8192]
+            index.add_items(part, np.arange(lo + s, lo + s + len(part)), num_threads=2)
+            added = lo + s + len(part)
+            if time.perf_counter() - t0 > a.hnsw_seconds:
+                break
+        log(f"  hnsw: {added:,} items, {time.perf_counter() - t0:.0f} s (load {load_avg()})")
+        if time.perf_counter() - t0 > a.hnsw_seconds:
+            break
+    build = time.perf_counter() - t0
+    complete = added == n
+    index.save_index(str(stem) + ".bin")
+    meta.write_text(f"{added} {build} {int(complete)} {load_avg()}\n")
+    log(f"  built hnswlib HNSW M{a.hnsw_m}: {added:,} items in {build:.0f} s (2 threads)")
+    return index, added, build, complete
+
+
+class Lock:
+    """flock on the shared benchmark lock while timing."""
+
+    def __init__(self, path):
+        self.path = path
+
+    def __enter__(self):
+        self.f = None
+        if self.path:
+            self.f = open(self.path, "a")
+            log(f"waiting for {self.path} (load {load_avg()})")
+            fcntl.flock(self.f, fcntl.LOCK_EX)
+            log(f"holding {self.path} (load {load_avg()})")
+        return self
+
+    def __exit__(self, *exc):
+        if self.f:
+            fcntl.flock(self.f, fcntl.LOCK_UN)
+            self.f.close()
+
+
+def measure(methods, truths, a, nq):
     methods = [m for m in methods if m.fn is not None]
-    nq = len(truth)
-    # Recall pass (untimed beyond an estimate), one per method at its thread count's first.
-    by_key = {}
     for m in methods:
         t0 = time.perf_counter()
-        m.fn(8)
-        est = (time.perf_counter() - t0) / 8
-        m.m_time = int(max(50, min(nq, a.round_seconds / max(est, 1e-9))))
-        m.m_recall = int(max(100, min(nq, a.recall_seconds / max(est, 1e-9))))
+        m.fn(4)
+        est = (time.perf_counter() - t0) / 4
+        m.m_time = int(max(20, min(nq, a.round_seconds / max(est, 1e-9))))
     shared = {}
     for m in methods:
         sig = (m.name, m.setting)
-        if sig in shared:  # the same index and setting at another thread count: same ids
-            m.found, m.m_recall = shared[sig]
-            continue
-        m.found = m.fn(m.m_recall)
-        shared[sig] = (m.found, m.m_recall)
-        if hasattr(m, "key"):
-            by_key[m.key] = m
+        if sig not in shared:  # the same index and setting at another thread count: same ids
+            shared[sig] = m.fn(nq)
+        m.found = shared[sig]
     for r in range(a.runs):
         log(f"  round {r + 1}/{a.runs} (load {load_avg()})")
         for m in methods:
-            gc.collect()
             t0 = time.perf_counter()
             m.fn(m.m_time)
             m.times.append(time.perf_counter() - t0)
     rows = []
     for m in methods:
-        qps = m.m_time / statistics.median(m.times)
-        rec = recall(m.found, truth)
-        own = None
-        if m.exact_of is not None and m.exact_of in by_key:
-            ref = by_key[m.exact_of].found
-            k = min(len(ref), len(m.found))
-            own = compressae.recall_at_n(m.found[:k], ref[:k])
+        truth = truths.get(m.truth_key)
+        if truth is None and m.truth_key.startswith("own:"):
+            truth = shared[tuple(m.truth_key[4:].split("|"))]
         rows.append(dict(family=m.family, method=m.name, setting=m.setting, threads=m.threads,
-                         bytes=m.nbytes, build=m.build, qps=qps, recall=rec, own=own,
-                         q_time=m.m_time, q_recall=m.m_recall, rounds=len(m.times)))
+                         bytes=m.nbytes, build=m.build, qps=m.m_time / statistics.median(m.times),
+                         recall=recall(m.found, truth), truth=m.truth_key, q_time=m.m_time,
+                         rounds=len(m.times), note=m.note))
     return rows
 
 
@@ -461,151 +536,197 @@ def frontier(points):
     return sorted(out)
 
 
-def plot(all_rows, path: Path, budgets=(64, 256, 2048)):
+COLOURS = {"compressae sparse": "tab:blue", "compressae asymmetric": "tab:green",
+           "faiss IVFPQ": "tab:orange", "faiss IVFFlat": "tab:red", "HNSW (hnswlib)": "tab:purple",
+           "exact dense": "black"}
+
+
+def plot(rows, path: Path, title: str, budgets=(64, 256, 2048)):
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
-    sizes = sorted({r["N"] for r in all_rows})
-    fig, axes = plt.subplots(len(sizes), len(budgets), figsize=(5 * len(budgets), 4.2 * len(sizes)),
-                             squeeze=False)
-    colours = {"compressae sparse": "tab:blue", "compressae asymmetric": "tab:green",
-               "faiss IVFPQ": "tab:orange", "faiss IVFFlat": "tab:red", "faiss HNSW": "tab:purple"}
-    for i, n in enumerate(sizes):
-        rows = [r for r in all_rows if r["N"] == n and r["threads"] == 1]
-        for j, budget in enumerate(budgets):
-            ax = axes[i][j]
-            for fam, col in colours.items():
-                pts = [(r["recall"], r["qps"]) for r in rows if r["family"] == fam and r["bytes"] <= budget]
-                if not pts:
-                    continue
-                ax.scatter(*zip(*pts), color=col, s=14, alpha=0.5)
-                f = frontier(pts)
-                ax.plot(*zip(*f), color=col, marker="o", ms=4, label=fam)
-            ax.set_yscale("log")
-            ax.set_xlabel("Recall@100")
-            ax.set_ylabel("queries/s (1 thread)")
-            ax.set_title(f"N = {n:,}: at most {budget} B/item")
-            ax.grid(alpha=0.3)
-            ax.legend(fontsize=7)
+    rows = [r for r in rows if r["threads"] == 1 and r["truth"] == "dense"]
+    fig, axes = plt.subplots(1, len(budgets), figsize=(5 * len(budgets), 4.2), squeeze=False)
+    for j, budget in enumerate(budgets):
+        ax = axes[0][j]
+        for fam, col in COLOURS.items():
+            pts = [(r["recall"], r["qps"]) for r in rows if r["family"] == fam and r["bytes"] <= budget]
+            if not pts:
+                continue
+            ax.scatter(*zip(*pts), color=col, s=14, alpha=0.5)
+            ax.plot(*zip(*frontier(pts)), color=col, marker="o", ms=4, label=fam)
+        ax.set_yscale("log")
+        ax.set_xlabel("Recall@100")
+        ax.set_ylabel("queries/s (1 thread)")
+        ax.set_title(f"at most {budget} B/item")
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=7)
+    fig.suptitle(title, fontsize=10)
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
+    fig.savefig(path, dpi=100)
     log(f"plot {path}")
 
 
-def markdown(all_rows, meta) -> str:
-    lines = [f"# Scale benchmark ({meta['date']})", "",
+def truth_label(key: str) -> str:
+    if key == "dense":
+        return "exact dense top-100"
+    if key.startswith("dense-"):
+        return f"exact dense top-100 of the first {int(key[6:]):,} items"
+    return "own mode's exhaustive ranking (standard storage)"
+
+
+def markdown(rows, meta) -> str:
+    lines = [f"# Scale benchmark, N = {meta['N']:,} ({meta['date']})", "",
              f"Command: `{meta['command']}`", "",
-             f"Machine: {meta['cpu']}, {meta['nproc']} CPUs, {meta['memory']}; commit {meta['commit']}; "
-             f"compressae {compressae.library_version()}, BLAS {compressae.blas_name()}, "
-             f"faiss {faiss.__version__}. Load (uptime) before: {meta['load_before']}, after: "
-             f"{meta['load_after']} (other helpers share the 2 cores: timings are noisy; every figure is "
-             f"the median of {meta['runs']} rounds, all methods interleaved in each round). "
+             f"Machine: {meta['cpu']}, {meta['nproc']} CPUs, {meta['memory']}, shared with other sessions; "
+             f"commit {meta['commit']}; compressae {compressae.library_version()} (release build), BLAS "
+             f"{compressae.blas_name()}, faiss {faiss.__version__}. Load (uptime 1/5/15 min) before timing: "
+             f"{meta['load_before']}, after: {meta['load_after']}; timed under flock {meta['lock']}. "
+             f"q/s: the median of {meta['runs']} rounds, all methods interleaved in each round. "
              f"Peak RSS {meta['rss']:.1f} GB.", "",
-             f"Data: {meta['data']}", "", f"Model: {meta['model']}", ""]
-    for n in sorted({r["N"] for r in all_rows}):
-        note = meta["sizes"].get(n, "")
-        lines += [f"## N = {n:,}", "", note, "",
-                  "| method | setting | threads | bytes/item | build s | q/s | Recall@100 | vs own exhaustive | "
-                  "queries timed / for recall |",
-                  "|---|---|---:|---:|---:|---:|---:|---:|---|"]
-        for r in sorted([r for r in all_rows if r["N"] == n],
-                        key=lambda r: (r["family"], r["method"], r["threads"], r["setting"])):
-            own = "" if r["own"] is None else f"{r['own']:.3f}"
-            lines.append(f"| {r['method']} | {r['setting']} | {r['threads']} | {r['bytes']:,.0f} | "
-                         f"{r['build']:,.0f} | {r['qps']:,.0f} | {r['recall']:.3f} | {own} | "
-                         f"{r['q_time']} / {r['q_recall']} |")
-        lines.append("")
+             f"Data: {meta['data']}", "", f"Model: {meta['model']}", "", meta["note"], "",
+             "| method | setting | threads | bytes/item | build s | q/s | Recall@100 | against | queries/round |",
+             "|---|---|---:|---:|---:|---:|---:|---|---:|"]
+    for r in sorted(rows, key=lambda r: (r["family"], r["method"], r["setting"], r["threads"])):
+        lines.append(f"| {r['method']} | {r['setting']} | {r['threads']} | {r['bytes']:,.0f} | "
+                     f"{r['build']:,.0f} | {r['qps']:,.1f} | {r['recall']:.3f} | {truth_label(r['truth'])} | {r['q_time']} |")
+    lines.append("")
     return "\n".join(lines) + "\n"
 
 
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--data", default="/work/shared/data")
-    p.add_argument("--workdir", default="/tmp/compressae-scale")
-    p.add_argument("--sizes", default="1000000,10000000")
+    p.add_argument("--workdir", default="/work/scratch/scale")
+    p.add_argument("--sizes", default="1000000")
+    p.add_argument("--dense-n", type=int, default=1_000_000, help="rows of the dense catalogue")
+    p.add_argument("--queries", type=int, default=200)
     p.add_argument("--threads", default="1,2")
     p.add_argument("--runs", type=int, default=3)
     p.add_argument("--noise", type=float, default=0.5)
     p.add_argument("--seed", type=int, default=12345)
+    p.add_argument("--swap", type=int, default=4, help="latents replaced per code-space copy")
     p.add_argument("--epochs", type=int, default=4)
-    p.add_argument("--nlist", type=int, default=2048)
-    p.add_argument("--nlist-large", type=int, default=4096)
-    p.add_argument("--faiss-train", type=int, default=262144, help="training rows of faiss at sizes > 1M")
-    p.add_argument("--faiss-rows", type=int, default=0,
-                   help="training rows of faiss at 1M (the first of the model's sample; 0: all 125,000)")
-    p.add_argument("--kmeans-iters", type=int, default=25)
-    p.add_argument("--nprobe", default="8,16,32,64")
-    p.add_argument("--pq", default="48,96,192")
-    p.add_argument("--pq-large", default="48,96")
-    p.add_argument("--ef", default="32,64,128,256")
-    p.add_argument("--hnsw-m", type=int, default=32, help="HNSW links per node (efConstruction 40)")
-    p.add_argument("--candidates", default="200,500,1000,2000")
-    p.add_argument("--dense-max", type=int, default=1_000_000,
-                   help="largest N with methods that hold the dense vectors (IVFFlat, HNSW)")
-    p.add_argument("--methods", default="",
-                   help="methods at N <= 1M (same names as --methods-large; default: all)")
-    p.add_argument("--methods-large", default="sparse,sparse-compact,asym-compact,ivfpq",
-                   help="methods at N > 1M (of sparse, sparse-compact, asym, asym-compact, ivfpq, ivfflat, hnsw)")
-    p.add_argument("--round-seconds", type=float, default=20.0)
-    p.add_argument("--recall-seconds", type=float, default=120.0)
+    p.add_argument("--nlist", type=int, default=1024)
+    p.add_argument("--faiss-rows", type=int, default=65536)
+    p.add_argument("--kmeans-iters", type=int, default=10)
+    p.add_argument("--nprobe", default="8,32")
+    p.add_argument("--pq", type=int, default=48)
+    p.add_argument("--ef", default="64,200")
+    p.add_argument("--hnsw-m", type=int, default=16)
+    p.add_argument("--hnsw-efc", type=int, default=100)
+    p.add_argument("--hnsw-seconds", type=float, default=600.0)
+    p.add_argument("--methods", default="sparse,sparse-compact,asym,asym-compact,ivfpq,ivfflat,flat,hnsw")
+    p.add_argument("--round-seconds", type=float, default=10.0)
+    p.add_argument("--lock", default="/work/helpers/bench.lock")
+    p.add_argument("--build-only", action="store_true", help="build the caches in --workdir and stop")
     p.add_argument("--out-dir", default=str(HERE / "results"))
     p.add_argument("--tag", default="")
     a = p.parse_args()
     workdir = Path(a.workdir)
     workdir.mkdir(parents=True, exist_ok=True)
+    modes = set(a.methods.split(","))
+    threads = [int(t) for t in a.threads.split(",")]
     date = _dt.date.today().isoformat()
-    out = Path(a.out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    stem = out / f"scale-{date}{a.tag}"
-    meta = dict(machine(), date=date, command="python3 benchmarks/scale.py " + " ".join(sys.argv[1:]),
-                load_before=load_avg(), runs=a.runs, sizes={})
     data = Path(a.data)
     X = np.load(data / "wordnet_minilm384_f16.npy").astype(np.float32)
     qrows = np.load(data / "wordnet_split_queries.npy")
     mask = np.ones(len(X), bool)
     mask[qrows] = False
     synth = Synth(X[mask], a.noise, a.seed)
-    queries = synth.queries(X[qrows])
+    queries = np.ascontiguousarray(synth.queries(X[qrows])[:a.queries])
     del X
-    meta["data"] = (f"the shared set's {synth.nb:,} catalogue rows, then perturbed copies "
-                    f"x' = normalise(x + sigma e), e ~ N(0, I/d), sigma = {a.noise} (cos(x, x') ~ "
-                    f"{1 / np.sqrt(1 + a.noise ** 2):.2f}), noise per 65,536-row block from "
-                    f"default_rng([{a.seed}, block]); queries: the 1,000 held-out rows perturbed by the same "
-                    f"rule; truth: exact float32 cosine top-100 (numpy BLAS, blocks of 65,536 rows).")
-    model, meta["model"], sample = get_model(synth, a, workdir)
+    nq = len(queries)
+    model, model_text = get_model(synth, a, workdir)
     qcodes = model.encode(queries)
-    qcodes_refit = None
-    threads = [int(t) for t in a.threads.split(",")]
-    all_rows = []
+    n0 = a.dense_n
+    truth0, _ = exact_truth(synth, queries, n0, workdir / f"scale-truth-{n0}-q{nq}-s{a.seed}.npy")
+    codes, enc = encode_catalogue(model, synth, n0, workdir)
     for n in [int(s) for s in a.sizes.split(",")]:
         log(f"== N = {n:,} ==")
-        truth, t_truth = exact_truth(synth, queries, n, workdir / f"scale-truth-{n}-s{a.seed}.npy")
-        codes, enc = encode_catalogue(model, synth, n, workdir)
-        large = n > 1_000_000
-        methods = build_methods(a, n, synth, model, codes, enc, sample, queries, qcodes, qcodes_refit,
-                                threads, large)
-        rows = measure(methods, truth, a)
+        truths = {}
+        if n == n0:
+            truths["dense"] = truth0
+
+            def source(kind):
+                ind, val = (("indices", "values") if kind == "values" else ("refit_indices", "refit_values"))
+                step = 1 << 18
+                for lo in range(0, n, step):
+                    yield lo, (np.ascontiguousarray(codes[ind][lo:lo + step]),
+                               np.ascontiguousarray(codes[val][lo:lo + step]))
+            cmodes = modes
+            tkey = "dense"
+            enc_n = enc
+        else:
+            cs = CodeSynth(codes["indices"], codes["values"], a.seed, a.swap, H)
+            csr = CodeSynth(codes["refit_indices"], codes["refit_values"], a.seed, a.swap, H)
+
+            def source(kind):
+                return (cs if kind == "values" else csr).rows(0, n)
+            cmodes = modes & {"sparse", "sparse-compact", "asym", "asym-compact"}
+            tkey = "own"
+            enc_n = {k: v * n / n0 for k, v in enc.items()}  # what encoding n dense rows would cost
+        if a.build_only:
+            if n == n0:
+                dense_methods(a, n, synth, queries, [], workdir, modes - {"flat"})
+            log("build only: done")
+            continue
+        methods = compressae_indexes(a, n, model, source, enc_n, qcodes, queries, threads, tkey, cmodes)
+        keep = None
+        notes = {}
+        if n == n0:
+            dm, keep, notes = dense_methods(a, n, synth, queries, threads, workdir, modes)
+            methods += dm
+            if "hnsw" in notes and not notes["hnsw"][1]:
+                n_h = notes["hnsw"][0]
+                truths[f"dense-{n_h}"], _ = exact_truth(synth, queries, n_h,
+                                                       workdir / f"scale-truth-{n_h}-q{nq}-s{a.seed}.npy")
+        meta = dict(machine(), date=date, N=n, runs=a.runs, lock=a.lock,
+                    command="python3 benchmarks/scale.py " + " ".join(sys.argv[1:]), model=model_text)
+        meta["data"] = (f"the shared set's {synth.nb:,} catalogue rows, then perturbed copies "
+                        f"x' = normalise(x + sigma e), e ~ N(0, I/d), sigma = {a.noise}, up to {n0:,} rows; "
+                        f"queries: the first {nq} held-out rows perturbed by the same rule; truth: exact "
+                        f"float32 cosine top-100." +
+                        ("" if n == n0 else f" Rows {n0:,} .. {n:,}: code-space copies of the {n0:,} codes "
+                         f"(values times exp(0.2 z), the {a.swap} weakest latents redrawn by latent frequency)."))
+        if n == n0:
+            h = notes.get("hnsw")
+            meta["note"] = (f"Build times: compressae's = encoding of the {n:,} rows ({enc['encode']:.0f} s on "
+                            f"2 threads) + refit in asymmetric mode ({enc['refit']:.0f} s) + add + posting lists; "
+                            f"faiss's = k-means ({a.kmeans_iters} iterations on {a.faiss_rows:,} rows) + PQ "
+                            f"training + add, 2 threads; exact dense: synthesising and adding the rows; "
+                            f"HNSW: adding on 2 threads, bounded by {a.hnsw_seconds:.0f} s. "
+                            + ("" if not h or h[1] else
+                               f"The HNSW build reached the bound after {h[0]:,} of {n:,} items: its rows "
+                               f"search that prefix, and their recall is against the exact top-100 of the "
+                               f"prefix ('dense-{h[0]}').")
+                            + " Builds ran before timing, outside the lock, on the shared machine.")
+        else:
+            meta["note"] = (f"No dense vectors exist for the code-space items, so there is no dense truth and no "
+                            f"dense peer at this N (IVFFlat, HNSW and exact dense would hold "
+                            f"{4 * synth.d * n / 2**30:.0f} GiB of float32 vectors, over the 10 GB budget; "
+                            f"IVFPQ needs them to encode). Recall is against the exhaustive sparse ranking "
+                            f"of the same codes. Build s = add + posting lists + encoding scaled from the 1M "
+                            f"encoding to {n:,} rows ({enc_n['encode']:.0f} s; refit {enc_n['refit']:.0f} s).")
+        with Lock(a.lock):
+            meta["load_before"] = load_avg()
+            rows = measure(methods, truths, a, nq)
+            meta["load_after"] = load_avg()
+        meta["rss"] = rss_gb()
         for r in rows:
             r["N"] = n
-        all_rows += rows
-        meta["sizes"][n] = (f"Synthesis + encoding of the catalogue: encode {enc['encode']:.0f} s, refit "
-                            f"{enc['refit']:.0f} s (cached runs reuse them); compressae's build time = "
-                            f"encoding (+ refit in asymmetric mode) + add + posting lists; faiss's = "
-                            f"training + adding on 2 threads. "
-                            + ("" if n <= a.dense_max else
-                               f"IVFFlat and HNSW hold the float32 vectors ({4 * synth.d * n / 2**30:.0f} GiB "
-                               f"at this N, over the 8 GB budget of a run on this shared machine): not run."))
-        del methods, codes
-        gc.collect()
-        meta["load_after"] = load_avg()
-        meta["rss"] = rss_gb()
-        stem.with_suffix(".md").write_text(markdown(all_rows, meta))
+        stem = Path(a.out_dir) / f"scale-{date}{a.tag}"
+        stem.with_suffix(".md").write_text(markdown(rows, meta))
         with open(stem.with_suffix(".csv"), "w", newline="") as f:
-            w = csv.DictWriter(f, fieldnames=list(all_rows[0].keys()))
+            w = csv.DictWriter(f, fieldnames=list(rows[0].keys()))
             w.writeheader()
-            w.writerows(all_rows)
-        plot(all_rows, stem.with_suffix(".png"))
-    print(markdown(all_rows, meta))
+            w.writerows(rows)
+        if n == n0:
+            plot(rows, stem.with_suffix(".png"), f"N = {n:,}, {nq} queries, Recall@100 vs exact dense, "
+                                                 f"1 thread ({meta['cpu']})")
+        print(markdown(rows, meta))
+        del methods, keep
+        gc.collect()
     return 0
 
 
