@@ -545,21 +545,27 @@ COLOURS = {"compressae sparse": "tab:blue", "compressae asymmetric": "tab:green"
            "exact dense": "black"}
 
 
-def plot(rows, path: Path, title: str, budgets=(64, 256, 2048)):
+def plot(rows, path: Path, title: str, budgets=(64, 160, 256, 2048)):
+    """Recall@100 against q/s at 1 thread, one panel per memory budget; rows
+    may come from the run or from its CSV (strings)."""
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
-    rows = [r for r in rows if r["threads"] == 1 and r["truth"] == "dense"]
-    fig, axes = plt.subplots(1, len(budgets), figsize=(5 * len(budgets), 4.2), squeeze=False)
+    # HNSW over a prefix (bounded build) is drawn too, against its prefix's truth, hollow.
+    rows = [r for r in rows if int(r["threads"]) == 1 and r["truth"].startswith("dense")]
+    fig, axes = plt.subplots(1, len(budgets), figsize=(4.2 * len(budgets), 4.0), squeeze=False)
     for j, budget in enumerate(budgets):
         ax = axes[0][j]
         for fam, col in COLOURS.items():
-            pts = [(r["recall"], r["qps"]) for r in rows if r["family"] == fam and r["bytes"] <= budget]
+            sel = [r for r in rows if r["family"] == fam and float(r["bytes"]) <= budget]
+            pts = [(float(r["recall"]), float(r["qps"])) for r in sel]
             if not pts:
                 continue
-            ax.scatter(*zip(*pts), color=col, s=14, alpha=0.5)
-            ax.plot(*zip(*frontier(pts)), color=col, marker="o", ms=4, label=fam)
+            prefix = any(r["truth"] != "dense" for r in sel)
+            ax.plot(*zip(*frontier(pts)), color=col, marker="o", ms=5, mfc="none" if prefix else col,
+                    label=fam + (" (graph of a prefix, its own truth)" if prefix else ""))
         ax.set_yscale("log")
+        ax.set_xlim(0.4, 1.0)
         ax.set_xlabel("Recall@100")
         ax.set_ylabel("queries/s (1 thread)")
         ax.set_title(f"at most {budget} B/item")
