@@ -22,6 +22,21 @@ extension CompresSAEModel {
         }
     }
 
+    /// `out[j, l] = decoder_w[j] . queries[l]` for `columns` queries
+    /// (`[columns, d]` row-major) into `out` (`[h, columns]` row-major), under
+    /// the model's read lock; returns the weights version the projections
+    /// belong to. What the reconstructed-mode search needs of the decoder,
+    /// without holding the model's lock while it scores items.
+    ///
+    /// Complexity: O(h d columns).
+    func projectOntoDecoder(_ queries: UnsafePointer<Float>, columns: Int,
+                            into out: UnsafeMutablePointer<Float>) -> Int {
+        withDecoder { decoder, version in
+            GEMM.multiplyTransposed(m: latentDim, n: columns, kk: inputDim, a: decoder, b: queries, beta: 0, c: out)
+            return version
+        }
+    }
+
     /// Encodes `rows` dense rows at `k` into the given buffers, refitting the
     /// values when `refit`, all under one read lock, and returns the weights
     /// version the codes were made with: an index can then tell whether they
