@@ -1,41 +1,34 @@
-#if canImport(Glibc)
-import Glibc
-#endif
+import Synchronization
 
 /// Maps the opaque `csae_model *` handles given to C callers to live models.
 ///
 /// A handle is a never-reused number dressed as a pointer, not the object's
 /// address: a freed or forged handle is then looked up and refused with
 /// CSAE_ERR_INVALID_HANDLE instead of being dereferenced.
-final class HandleRegistry<Object: AnyObject>: @unchecked Sendable {
+final class HandleRegistry<Object: AnyObject & Sendable>: Sendable {
     /// Low bits of a handle that are always zero (the id is shifted past
     /// them), so that a handle looks like an aligned pointer and is never NULL.
     static var tagBits: UInt { 4 }
 
-    private var objects: [UInt: Object] = [:]
-    private var nextID: UInt = 1
-    private let mutex: UnsafeMutablePointer<pthread_mutex_t>
+    /// The live objects by id, and the next id to hand out.
+    private struct Table {
+        var objects: [UInt: Object] = [:]
+        var nextID: UInt = 1
+    }
+
+    private let table = Mutex(Table())
     private let kind: String
 
     init(kind: String) {
         self.kind = kind
-        mutex = .allocate(capacity: 1)
-        mutex.initialize(to: pthread_mutex_t())
-        pthread_mutex_init(mutex, nil)
-    }
-
-    private func locked<T>(_ body: () -> T) -> T {
-        pthread_mutex_lock(mutex)
-        defer { pthread_mutex_unlock(mutex) }
-        return body()
     }
 
     /// Registers `object` and returns its new handle.
     func insert(_ object: Object) -> OpaquePointer {
-        locked {
-            let id = nextID
-            nextID += 1
-            objects[id] = object
+        table.withLock { table in
+            let id = table.nextID
+            table.nextID += 1
+            table.objects[id] = object
             return OpaquePointer(bitPattern: id << Self.tagBits)!
         }
     }
@@ -44,7 +37,7 @@ final class HandleRegistry<Object: AnyObject>: @unchecked Sendable {
     func lookup(_ handle: OpaquePointer?) throws -> Object {
         guard let handle else { throw CompresSAEError(.invalidHandle, "the \(kind) handle is NULL") }
         let bits = UInt(bitPattern: Int(bitPattern: UnsafeRawPointer(handle)))
-        let object = locked { Self.isAligned(bits) ? objects[bits >> Self.tagBits] : nil }
+        let object = table.withLock { Self.isAligned(bits) ? $0.objects[bits >> Self.tagBits] : nil }
         guard let object else {
             throw CompresSAEError(.invalidHandle, "the \(kind) handle is not valid (already freed, or never created)")
         }
@@ -56,7 +49,7 @@ final class HandleRegistry<Object: AnyObject>: @unchecked Sendable {
     func remove(_ handle: OpaquePointer?) {
         guard let handle else { return }
         let bits = UInt(bitPattern: Int(bitPattern: UnsafeRawPointer(handle)))
-        _ = locked { Self.isAligned(bits) ? objects.removeValue(forKey: bits >> Self.tagBits) : nil }
+        _ = table.withLock { Self.isAligned(bits) ? $0.objects.removeValue(forKey: bits >> Self.tagBits) : nil }
     }
 
     /// Whether the tag bits of a handle's value are zero, as in every handle `insert` returns.
