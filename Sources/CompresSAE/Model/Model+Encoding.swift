@@ -203,8 +203,11 @@ extension CompresSAEModel {
         private let preBuffer: FallibleBuffer<Float>         // chunk rows x h
         private let keys: FallibleBuffer<UInt32>             // TopK.scratchKeys(n: h)
         private let indices: FallibleBuffer<Int32>           // TopK.scratchIndices(n: h)
+        private let reconstructionBuffer: FallibleBuffer<Float>  // 2 x d
 
         init(chunkRows: Int, d: Int, h: Int) throws(CompresSAEError) {
+            reconstructionBuffer = try FallibleBuffer(count: try Size.product(2, d, what: "encoder scratch"),
+                                                      "a row's reconstructions")
             normalizedBuffer = try FallibleBuffer(count: try Size.product(chunkRows, d, what: "encoder scratch"),
                                                   "the encoder's normalised rows")
             preBuffer = try FallibleBuffer(count: try Size.product(chunkRows, h, what: "encoder scratch"),
@@ -216,6 +219,8 @@ extension CompresSAEModel {
         var normalized: UnsafeMutablePointer<Float> { normalizedBuffer.base }
         var pre: UnsafeMutablePointer<Float> { preBuffer.base }
         var selection: TopK.Scratch { (keys.base, indices.base) }
+        /// Two rows of `d` floats: a training row's k and 4k reconstructions.
+        var reconstructions: UnsafeMutablePointer<Float> { reconstructionBuffer.base }
     }
 
     /// One `EncoderScratch` per worker that an encode of `rows` rows uses.

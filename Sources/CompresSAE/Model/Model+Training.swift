@@ -376,9 +376,8 @@ extension CompresSAEModel {
         let chunkRows = min(encoderChunkRows, b)
         let chunks = (b + chunkRows - 1) / chunkRows
         // Loss sums per chunk, added in chunk order: repeatable for any thread count.
-        let chunkSums = UnsafeMutablePointer<LossSums>.allocate(capacity: chunks)
+        let chunkSums = buffers.chunkSums
         chunkSums.initialize(repeating: LossSums(), count: chunks)
-        defer { chunkSums.deallocate() }
         let sums = SharedPointer(chunkSums)
         let weightK = 1 / Float(b), weight4k = 1 / (8 * Float(b))
         let src = SharedConstPointer(x)
@@ -389,9 +388,7 @@ extension CompresSAEModel {
             forEachEncoderChunk(x, rows: b, threads: workers, normalizedOut: out.normalized,
                                 scratchPool: buffers.encoderScratch) { start, count, pre, scratch in
                 var local = LossSums()
-                let work = UnsafeMutablePointer<Float>.allocate(capacity: 2 * d)
-                defer { work.deallocate() }
-                let reconK = work, recon4k = work + d
+                let reconK = scratch.reconstructions, recon4k = reconK + d
                 var boundHint: UInt32 = 0
                 for r in 0..<count {
                     let i = start + r
@@ -469,10 +466,10 @@ extension CompresSAEModel {
         let blockSize = buffers.latentBlockSize, blocks = buffers.latentBlocks
         buffers.groupEntriesByLatentBlock(rows: b, k: k)
         let p = buffers.pointers
-        let stride = min(workers, blocks)
+        let stride = min(workers, blocks, buffers.latentWorkers)
+        let firstAccumulators = SharedPointer(buffers.latentAccumulators(worker: 0))
         Parallel.run(workers: stride) { w in
-            let accumulators = UnsafeMutablePointer<Float>.allocate(capacity: blockSize * (2 * d + 1))
-            defer { accumulators.deallocate() }
+            let accumulators = firstAccumulators.base + w * blockSize * (2 * d + 1)
             let accBias = accumulators + 2 * blockSize * d
             var blockIndex = w
             while blockIndex < blocks {

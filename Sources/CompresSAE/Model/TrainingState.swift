@@ -67,18 +67,23 @@ final class StepBuffers {
     private let selectedBuffer: FallibleBuffer<Int32>
     private let blockStartBuffer: FallibleBuffer<Int>
     private let blockEntryBuffer: FallibleBuffer<csae_block_entry>
+    /// Per chunk of rows of the row phase, its loss sums.
+    private let chunkSumBuffer: FallibleBuffer<LossSums>
+    /// Per worker of the latent phase, a block's gradient accumulators.
+    private let latentAccumulatorBuffer: FallibleBuffer<Float>
     let pointers: Pointers
     let d: Int, h: Int, m: Int
     /// Latents per block of the latent phase, a power of two (`1 <<
     /// latentBlockShift`): their gradient accumulators (`2 d + 1` floats
-    /// each) take at most about 1.5 MB. Every block reads the
+    /// each) take at most `maxLatentBlockBytes`. Every block reads the
     /// batch's rows once more, and those passes cost more than accumulators
-    /// that spill from L2 into L3: at b = 4096, d = 384, h = 4096, blocks of
-    /// 1.5 MB (8 blocks) made the training step 12% faster than L2-sized
-    /// blocks of 384 KB (33 blocks) on the development machine
-    /// (benchmarks/train_step_ab.py; results/train-step-ab-2026-11-29-latent-blocks.md;
-    /// measured with the per-entry axpy loop that csae_k_latent_block_sums replaced).
+    /// that spill from L2 into L3, so blocks are sized past L2
+    /// (benchmarks/train_step_ab.py measures the choice).
     let latentBlockShift: Int
+    /// The most bytes of gradient accumulators a latent block may take.
+    static let maxLatentBlockBytes = 1600 * 1024
+    /// Bounds of `latentBlockShift`: at least 8 latents per block, at most 2^20.
+    static let latentBlockShifts = 3...20
     var latentBlockSize: Int { 1 << latentBlockShift }
     /// Number of latent blocks.
     var latentBlocks: Int { (h + latentBlockSize - 1) >> latentBlockShift }
@@ -93,8 +98,12 @@ final class StepBuffers {
         self.d = d
         self.h = h
         self.m = m
-        var shift = 3
-        while shift < 20 && (1 << (shift + 1)) * 4 * (2 * d + 1) <= 1600 * 1024 && (1 << shift) < h { shift += 1 }
+        var shift = Self.latentBlockShifts.lowerBound
+        while shift < Self.latentBlockShifts.upperBound
+                && (1 << (shift + 1)) * MemoryLayout<Float>.stride * (2 * d + 1) <= Self.maxLatentBlockBytes
+                && (1 << shift) < h {
+            shift += 1
+        }
         latentBlockShift = shift
         let blocks = (h + (1 << shift) - 1) >> shift
         let what = "training buffers for batches of \(rows) rows"
@@ -110,11 +119,29 @@ final class StepBuffers {
             blockStart: blockStartBuffer.base, blockEntries: blockEntryBuffer.base)
         let chunkRows = min(encoderChunkRows, rows)
         let chunks = (rows + chunkRows - 1) / chunkRows
+        chunkSumBuffer = try FallibleBuffer(count: chunks, what)
+        latentWorkers = max(1, min(workers, blocks))
+        latentAccumulatorBuffer = try FallibleBuffer(
+            count: try Size.product(latentWorkers, 1 << shift, try Size.sum(2 * d, 1, what: what), what: what), what)
         var scratch: [CompresSAEModel.EncoderScratch] = []
         for _ in 0..<max(1, min(workers, chunks)) {
             scratch.append(try CompresSAEModel.EncoderScratch(chunkRows: chunkRows, d: d, h: h))
         }
         encoderScratch = scratch
+    }
+
+    /// Workers the latent phase has accumulators for.
+    let latentWorkers: Int
+
+    /// Per chunk of `encoderChunkRows` rows of a batch, its loss sums (row phase).
+    var chunkSums: UnsafeMutablePointer<LossSums> { chunkSumBuffer.base }
+
+    /// The gradient accumulators of latent-phase worker `w` (`0..<latentWorkers`):
+    /// `latentBlockSize * (2 d + 1)` floats.
+    ///
+    /// Complexity: O(1).
+    func latentAccumulators(worker w: Int) -> UnsafeMutablePointer<Float> {
+        latentAccumulatorBuffer.base + w * latentBlockSize * (2 * d + 1)
     }
 
     /// Buffers for the similarity term over `rows` rows, kept for later steps
