@@ -25,7 +25,7 @@ import CCompresSAE
 /// Name of the BLAS used for the encoder GEMM, e.g. "OpenBLAS Haswell
 /// (libopenblas.so.0)", or "none (built-in kernel)". Static string.
 @c public func csae_blas_name() -> UnsafePointer<CChar> {
-    blasNameCString
+    GEMM.backendCName
 }
 
 /// Instruction set of the library's own vector kernels, chosen at load time
@@ -51,11 +51,3 @@ import CCompresSAE
 @c public func csae_get_num_threads() -> Int32 {
     Int32(clamping: Threads.defaultCount)
 }
-
-/// The BLAS name as a C string made once, for csae_blas_name.
-nonisolated(unsafe) let blasNameCString: UnsafePointer<CChar> = {
-    let name = GEMM.backendName
-    let buffer = UnsafeMutablePointer<CChar>.allocate(capacity: name.utf8.count + 1)
-    name.withCString { buffer.update(from: $0, count: name.utf8.count + 1) }
-    return UnsafePointer(buffer)
-}()

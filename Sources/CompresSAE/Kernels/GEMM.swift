@@ -9,11 +9,21 @@ enum GEMM {
     private static let noTrans: Int32 = 111
     private static let trans: Int32 = 112
 
-    /// Name of the BLAS in use, or "none (built-in kernel)".
-    static var backendName: String {
-        let name = String(cString: csae_internal_blas_name())
-        return name == "none" ? "none (built-in kernel)" : name
+    /// What `backendCName` says when no BLAS was found.
+    private static let builtInKernelName: StaticString = "none (built-in kernel)"
+
+    /// Name of the BLAS in use, or "none (built-in kernel)", as a static
+    /// NUL-terminated string (the loader's, or a literal of the binary).
+    ///
+    /// Complexity: O(length of the name).
+    static var backendCName: UnsafePointer<CChar> {
+        let loaded = csae_internal_blas_name()!
+        guard String(cString: loaded) == "none" else { return loaded }
+        return UnsafeRawPointer(builtInKernelName.utf8Start).assumingMemoryBound(to: CChar.self)
     }
+
+    /// Name of the BLAS in use, or "none (built-in kernel)".
+    static var backendName: String { String(cString: backendCName) }
 
     /// `c[m,n] = a[m,kk] * b[n,kk]^T + beta * c`, all row-major and contiguous.
     ///
