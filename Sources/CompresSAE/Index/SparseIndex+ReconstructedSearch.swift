@@ -59,6 +59,8 @@ extension SparseIndex {
     /// the kernel flags the items of a run against the limits as they stand
     /// at the run's start, and since limits only rise, flagged items are
     /// checked again here and unflagged ones skipped.
+    ///
+    /// - Complexity: O(items k 64), plus O(log n) per candidate offered.
     static func scanItems(_ codes: ReconstructedRowsView, worker w: Int, of workers: Int, activeQueries active: Int,
                           projections: UnsafePointer<Float>, scratch: ReconstructedSearchScratch.Worker,
                           selectors mine: UnsafeMutablePointer<TopNSelector>) {
@@ -90,6 +92,8 @@ extension SparseIndex {
 
     /// Writes the `queryBlock` scores of items `first..<first+count` (item
     /// major) and flags the items whose score beats some query's limit.
+    ///
+    /// - Complexity: O(count k 64).
     @inline(__always)
     static func scoreRun(_ codes: ReconstructedRowsView, first: Int, count: Int, projections: UnsafePointer<Float>,
                          limits: UnsafePointer<Float>, scores: UnsafeMutablePointer<Float>,
@@ -111,6 +115,8 @@ extension SparseIndex {
     /// Merges the workers' selectors of each active query of the block (the
     /// last selector of the pool collects them) and writes its results. The
     /// order is total, so the result does not depend on how items were split.
+    ///
+    /// - Complexity: O(active workers n log n).
     static func mergeBlock(first: Int, active: Int, workers: Int, selectors: TopNSelectorPool,
                            into output: SearchOutput) {
         let qb = ReconstructedSearchScratch.queryBlock

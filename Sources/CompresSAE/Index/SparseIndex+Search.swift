@@ -24,6 +24,9 @@ extension SparseIndex {
     ///     columns past the result count.
     /// - Returns: the results per query, `min(n, items searched)`: 0 for an
     ///   empty index, which is an empty result rather than an error.
+    /// - Complexity: sparse mode: the encoding, O(rows d h), then per query
+    ///   O(sum of its posting-list lengths + count); reconstructed mode:
+    ///   O(rows d h / 64) for the projections plus O(rows count k).
     @discardableResult
     public func search(
         dense queries: UnsafeBufferPointer<Float>, rows: Int, n: Int, queryK: Int? = nil,
@@ -66,6 +69,9 @@ extension SparseIndex {
     /// Searches with sparse queries (`rows` codes of `k` nonzeros; `k` may
     /// differ from the index's). In reconstructed mode the queries are decoded
     /// first. Outputs and result count as the dense form.
+    ///
+    /// - Complexity: as the dense form without the encoding; reconstructed
+    ///   mode adds O(rows k d) for the decoding.
     @discardableResult
     public func search(
         indices: UnsafeBufferPointer<Int32>, values: UnsafeBufferPointer<Float>, rows: Int, k: Int, n: Int,
@@ -104,6 +110,9 @@ extension SparseIndex {
 
     // MARK: - Checks
 
+    /// Checks `n` and that the output buffers hold `rows * n` slots.
+    ///
+    /// - Complexity: O(1).
     func checkOutputs(rows: Int, n: Int, scores: UnsafeMutableBufferPointer<Float>,
                       ids: UnsafeMutableBufferPointer<Int64>) throws {
         guard n >= 1 else { throw CompresSAEError.invalid("n must be >= 1, got \(n)") }
@@ -113,6 +122,8 @@ extension SparseIndex {
 
     /// Whether the index holds items to search (false: the result is empty);
     /// throws when they are stale. Caller holds the read lock.
+    ///
+    /// - Complexity: O(1).
     func checkSearchable() throws -> Bool {
         guard state.count > 0 else { return false }
         try checkModelVersion()

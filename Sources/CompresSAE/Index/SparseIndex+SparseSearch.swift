@@ -48,6 +48,8 @@ extension SparseIndex {
 
     /// Fills `selector` with the best items for query `q`: its lists are
     /// found, then every tile is scored and offered in id order.
+    ///
+    /// - Complexity: O(sum of the query's posting-list lengths + item count).
     @inline(__always)
     static func searchSparseQuery(_ q: Int, of queries: SparseQueries, in lists: PostingListsView,
                                   cursor: SparseSearchScratch.Worker, floorRank: Int,
@@ -76,6 +78,8 @@ extension SparseIndex {
 
     /// Adds the `k` lists' parts of tile `tileIndex` (`count` items) into
     /// `cursor.accumulator`: each item's sum of query weight times entry value.
+    ///
+    /// - Complexity: O(k + the entries of the tile in the k lists).
     @inline(__always)
     static func scoreTile(_ tileIndex: Int, count tileCount: Int, lists: PostingListsView, k: Int,
                           cursor: SparseSearchScratch.Worker) {
@@ -109,6 +113,8 @@ extension SparseIndex {
     /// The rank, among every `floorSampleStride`-th score of the first tile,
     /// whose score about 1.5 n items of the tile exceed; 0 when `n` is too
     /// large for a sample to help.
+    ///
+    /// - Complexity: O(1).
     static func floorSampleRank(n: Int) -> Int {
         let rank = 3 * n / (2 * floorSampleStride) + 1
         return rank <= maxFloorSampleRank ? rank : 0
@@ -120,6 +126,8 @@ extension SparseIndex {
     /// the top n). The heap otherwise takes every item of the first tile that
     /// beats the running n-th best, several hundred sifts per query; with the
     /// floor it takes about 1.5 n.
+    ///
+    /// - Complexity: O(count + (count / floorSampleStride) rank).
     @inline(__always)
     static func raiseFloor(_ scores: UnsafePointer<Float>, count: Int, rank: Int,
                            buffer top: UnsafeMutablePointer<Float>, of selector: inout TopNSelector) {
@@ -149,6 +157,8 @@ extension SparseIndex {
     /// Offers the scores of items `first..<first+count` (in id order) to the
     /// selector: a vector scan skips to the next score above its threshold.
     /// Leaves `scores[0..<count]` zeroed.
+    ///
+    /// - Complexity: O(count + o log n) for the `o` scores offered.
     @inline(__always)
     static func offerTile(_ scores: UnsafeMutablePointer<Float>, first: Int, count: Int,
                           to selector: inout TopNSelector) {

@@ -96,10 +96,14 @@ public final class SparseIndex: @unchecked Sendable {
     /// and an id within its tile fits the lists' 16-bit ids.
     static let searchTile = 8192
 
+    /// The largest latent dimension whose indices fit the 16 bits that
+    /// reconstructed mode keeps them in outside the standard storage.
+    static let maxLatentDim16 = Int(UInt16.max) + 1
+
     /// Creates an empty index over the codes of `model`.
     public init(model: CompresSAEModel, mode: Mode, storage: Storage = .standard) throws {
-        if storage != .standard && mode == .reconstructed && model.latentDim > 65536 {
-            throw CompresSAEError.invalid("\(storage.name) storage keeps latent indices in 16 bits: latent_dim must be <= 65536, got \(model.latentDim)")
+        if storage != .standard && mode == .reconstructed && model.latentDim > Self.maxLatentDim16 {
+            throw CompresSAEError.invalid("\(storage.name) storage keeps latent indices in 16 bits: latent_dim must be <= \(Self.maxLatentDim16), got \(model.latentDim)")
         }
         self.model = model
         self.mode = mode
