@@ -111,7 +111,7 @@ extension csae_row_source: VersionedParams {
     static var defaultsHelper: String { "csae_row_source_defaults()" }
     static var firstVersionSize: Int { MemoryLayout<Self>.offset(of: \.user_data)! + MemoryLayout<UnsafeMutableRawPointer?>.size }
     /// Held-out rows a stream keeps in memory when the caller does not say.
-    static let defaultMaxValidationRows: Int64 = 16384
+    static var defaultMaxValidationRows: Int64 { Int64(CompresSAEModel.defaultMaxValidationRows) }
     static var defaults: Self {
         Self(struct_size: UInt32(currentSize), kind: Int32(CSAE_SOURCE_ROWS.rawValue),
              rows: 0, block_rows: 1, max_validation_rows: defaultMaxValidationRows,

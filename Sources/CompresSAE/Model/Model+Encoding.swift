@@ -23,9 +23,10 @@ public struct SparseCodes: Sendable, Equatable {
 }
 
 /// Rows per chunk of the encoder: each chunk is one GEMM, whose packing of
-/// the encoder weights is then shared by 512 rows (with 256 a training step
-/// took about 4% longer: benchmarks/train_step_ab.py); its pre-activations
-/// (`rows * h` floats, 8 MB at h = 4096) are selected right after.
+/// the encoder weights is shared by all its rows, so a chunk should be
+/// long; its pre-activations (`rows * h` floats, 8 MB at h = 4096) are
+/// selected right after, so it should not be much longer
+/// (benchmarks/train_step_ab.py compares chunk lengths).
 let encoderChunkRows = 512
 
 extension CompresSAEModel {

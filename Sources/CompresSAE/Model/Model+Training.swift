@@ -95,7 +95,7 @@ extension CompresSAEModel {
     ///   `maxValidationRows * d` floats for the held-out rows.
     @discardableResult
     public func train(
-        stream: some RowStream, maxValidationRows: Int = 16384, options: TrainingOptions = TrainingOptions(),
+        stream: some RowStream, maxValidationRows: Int = CompresSAEModel.defaultMaxValidationRows, options: TrainingOptions = TrainingOptions(),
         progress: ((Int, Int, Float) -> Bool)? = nil
     ) throws -> [Float] {
         guard maxValidationRows >= 0 else {

@@ -138,6 +138,13 @@ struct ShuffledBatches<Reader: RowReader>: TrainingBatches {
     }
 }
 
+extension CompresSAEModel {
+    /// Held-out rows a stream keeps by default (`train(stream:maxValidationRows:)`):
+    /// enough for a validation loss that moves little between epochs, at 24 MB
+    /// for d = 384.
+    public static let defaultMaxValidationRows = 16384
+}
+
 /// Training batches of a stream (`RowStream`), read in its order pass after
 /// pass. Held out: the rows at positions that a seeded hash selects with
 /// probability `validationFraction`, up to `maxValidationRows` of them (the
