@@ -3,6 +3,10 @@
 // SparseIndex+SparseSearch.swift and SparseIndex+ReconstructedSearch.swift.
 
 extension SparseIndex {
+    /// Nonzeros of a dense query's code in sparse mode per nonzero of the
+    /// items' codes, by default: the top-4k code of the training objective.
+    static let defaultQueryKFactor = 4
+
     /// Searches with dense queries `[rows, d]`: encoded with the model in
     /// sparse mode; used as they are in reconstructed mode (asymmetric search).
     ///
@@ -43,7 +47,7 @@ extension SparseIndex {
         switch mode {
         case .sparse:
             guard let itemK = k else { return SearchOutput.empty(scores, ids) }
-            let kk = queryK ?? min(h, 4 * itemK)
+            let kk = queryK ?? min(h, Self.defaultQueryKFactor * itemK)
             let count = try Size.product(rows, kk, what: "query codes")
             let indices = try FallibleBuffer<Int32>(count: count, "the query codes' indices")
             let values = try FallibleBuffer<Float>(count: count, "the query codes' values")
