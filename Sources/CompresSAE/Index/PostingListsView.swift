@@ -45,32 +45,45 @@ extension SparseIndex {
         let tiles = (itemCount + Self.searchTile - 1) / Self.searchTile
         return try state.tileOffsets.withUnsafeBufferPointer { offsets in
             try state.postingStart.withUnsafeBufferPointer { starts in
-                try state.postingLocalIDs.withUnsafeBufferPointer { ids in
-                    try withPostingEntries { values, values16, levels, scales in
-                        try body(PostingListsView(
-                            itemCount: itemCount, tiles: tiles, tileOffsets: offsets.baseAddress!,
-                            listStart: starts.baseAddress!, localIDs: ids.baseAddress!, values: values,
-                            values16: values16, levels: levels, levelBits: storage.levelBits, itemScales: scales))
-                    }
+                try withPostingEntries { entries in
+                    try body(PostingListsView(
+                        itemCount: itemCount, tiles: tiles, tileOffsets: offsets.baseAddress!,
+                        listStart: starts.baseAddress!, localIDs: entries.ids, values: entries.values,
+                        values16: entries.values16, levels: entries.levels, levelBits: storage.levelBits,
+                        itemScales: entries.scales))
                 }
             }
         }
     }
 
-    /// Runs `body` on the entry values of the storage's kind, `nil` for the others:
-    /// (standard values, compact values, packed levels, packed item scales).
-    private func withPostingEntries<R>(
-        _ body: (UnsafePointer<Float>?, UnsafePointer<UInt16>?, UnsafePointer<UInt8>?, UnsafePointer<Float>?) throws -> R
-    ) rethrows -> R {
-        switch storage {
-        case .standard:
-            return try state.postingValues.withUnsafeBufferPointer { try body($0.baseAddress, nil, nil, nil) }
-        case .compact:
-            return try state.postingValues16.withUnsafeBufferPointer { try body(nil, $0.baseAddress, nil, nil) }
-        case .packed8, .packed4:
-            return try state.postingLevels.withUnsafeBufferPointer { levels in
-                try state.itemScales.withUnsafeBufferPointer { scales in
-                    try body(nil, nil, levels.baseAddress, scales.baseAddress)
+    /// The posting entries' arrays: the tile-relative ids, and the values of
+    /// the storage's kind (`nil` for the others).
+    private struct PostingEntries {
+        var ids: UnsafePointer<UInt16>
+        var values: UnsafePointer<Float>? = nil
+        var values16: UnsafePointer<UInt16>? = nil
+        var levels: UnsafePointer<UInt8>? = nil
+        var scales: UnsafePointer<Float>? = nil
+    }
+
+    /// Runs `body` on the posting entries (at least one).
+    private func withPostingEntries<R>(_ body: (PostingEntries) throws -> R) rethrows -> R {
+        try state.postingLocalIDs.withUnsafeBufferPointer { idBuffer in
+            let ids = idBuffer.baseAddress!
+            switch storage {
+            case .standard:
+                return try state.postingValues.withUnsafeBufferPointer {
+                    try body(PostingEntries(ids: ids, values: $0.baseAddress))
+                }
+            case .compact:
+                return try state.postingValues16.withUnsafeBufferPointer {
+                    try body(PostingEntries(ids: ids, values16: $0.baseAddress))
+                }
+            case .packed8, .packed4:
+                return try state.postingLevels.withUnsafeBufferPointer { levels in
+                    try state.itemScales.withUnsafeBufferPointer { scales in
+                        try body(PostingEntries(ids: ids, levels: levels.baseAddress, scales: scales.baseAddress))
+                    }
                 }
             }
         }
