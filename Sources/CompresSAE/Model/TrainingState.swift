@@ -67,6 +67,8 @@ final class StepBuffers {
     private let selectedBuffer: FallibleBuffer<Int32>
     private let blockStartBuffer: FallibleBuffer<Int>
     private let blockEntryBuffer: FallibleBuffer<csae_block_entry>
+    /// Per latent block, where its next entry goes while entries are grouped.
+    private let blockCursorBuffer: FallibleBuffer<Int>
     /// Per chunk of rows of the row phase, its loss sums.
     private let chunkSumBuffer: FallibleBuffer<LossSums>
     /// Per worker of the latent phase, a block's gradient accumulators.
@@ -112,6 +114,7 @@ final class StepBuffers {
         selectedBuffer = try FallibleBuffer(count: bm, what)
         blockStartBuffer = try FallibleBuffer(count: blocks + 1, what)
         blockEntryBuffer = try FallibleBuffer(count: bm, what)
+        blockCursorBuffer = try FallibleBuffer(count: blocks, what)
         let f = floats.base
         pointers = Pointers(
             normalized: f, selected: selectedBuffer.base, values: f + bd, gPre: f + bd + bm,
@@ -165,19 +168,17 @@ final class StepBuffers {
         p.blockStart.initialize(repeating: 0, count: blocks + 1)
         for e in 0..<(rows * m) { p.blockStart[(Int(p.selected[e]) >> shift) + 1] += 1 }
         for block in 0..<blocks { p.blockStart[block + 1] += p.blockStart[block] }
-        // Blocks are few (at least 8 latents each): a small array.
-        var cursor = Array(UnsafeBufferPointer(start: p.blockStart, count: blocks))
-        cursor.withUnsafeMutableBufferPointer { cursor in
-            for i in 0..<rows {
-                for t in 0..<m {
-                    let e = i * m + t
-                    let latent = Int(p.selected[e])
-                    let block = latent >> shift
-                    p.blockEntries[cursor[block]] = csae_block_entry(
-                        row_code: Int32(truncatingIfNeeded: 2 * i + (t < k ? 1 : 0)),
-                        local: Int32(truncatingIfNeeded: latent & mask), g: p.gPre[e], v: p.values[e])
-                    cursor[block] += 1
-                }
+        let cursor = blockCursorBuffer.base
+        cursor.update(from: p.blockStart, count: blocks)
+        for i in 0..<rows {
+            for t in 0..<m {
+                let e = i * m + t
+                let latent = Int(p.selected[e])
+                let block = latent >> shift
+                p.blockEntries[cursor[block]] = csae_block_entry(
+                    row_code: Int32(truncatingIfNeeded: 2 * i + (t < k ? 1 : 0)),
+                    local: Int32(truncatingIfNeeded: latent & mask), g: p.gPre[e], v: p.values[e])
+                cursor[block] += 1
             }
         }
     }
