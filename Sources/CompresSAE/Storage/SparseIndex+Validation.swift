@@ -25,6 +25,9 @@ extension SparseIndex {
         /// 1000) is far outside.
         var normTolerance: Float { storage == .standard ? 1e-3 : 1e-2 }
 
+        /// Rows below which the decoded-norm check adds no worker.
+        static let rowsPerValidationWorker = 64
+
         func value(_ position: Int, posting: Bool, item: Int) -> Float {
             if let bits = storage.levelBits {
                 let level = SparseIndex.level(posting ? postingLevels : rowLevels,
@@ -98,16 +101,19 @@ extension SparseIndex {
             } catch let e as CompresSAEError {
                 throw CompresSAEError.format(e.message)
             }
-            let values = try [Float].fallible(count: count * k, "the index's values") { out in
-                for e in 0..<(count * k) { out[e] = value(e, posting: false, item: e / k) }
-            }
+            let nonzeros = try Size.product(count, k, what: "the index's values")
+            let values = try FallibleBuffer<Float>(count: nonzeros, "the index's values")
+            for e in 0..<nonzeros { values.base[e] = value(e, posting: false, item: e / k) }
             let tolerance = normTolerance
             // Half precision flushes magnitudes below its smallest normal to zero.
             let flushed: Float = storage == .compact ? HalfPrecision.smallestNormal : 0
             let d = model.inputDim
-            let workers = max(1, min(Parallel.threadCount(requested: 0), count / 64))
-            let firstBad = try [Int].fallible(repeating: Int.max, count: workers, "per-worker results")
-            let scratch = try FallibleBuffer<Float>(count: workers * d, "decode scratch")
+            let workers = max(1, min(Parallel.threadCount(requested: 0), count / Self.rowsPerValidationWorker))
+            // Per worker, the first row it found that does not decode to a unit vector.
+            let firstBad = try FallibleBuffer<Int>(count: workers, "per-worker results")
+            firstBad.buffer.initialize(repeating: Int.max)
+            let scratch = try FallibleBuffer<Float>(count: try Size.product(workers, d, what: "decode scratch"),
+                                                    "decode scratch")
             let rowNorms = try FallibleBuffer<Float>(count: h, "decoder row norms")
             try model.withDecoder { decoderRows, version in
                 guard version == weightsVersion else {
@@ -115,39 +121,31 @@ extension SparseIndex {
                 }
                 for j in 0..<h { rowNorms.base[j] = robustNorm(decoderRows + j * d, d) }
                 let decoder = SharedConstPointer(decoderRows)
-                let norms = SharedConstPointer(rowNorms.base)
-                let out = SharedPointer(scratch.base)
-                try indices.withUnsafeBufferPointer { ib in
-                    try values.withUnsafeBufferPointer { vb in
-                        let idx = SharedConstPointer(ib.baseAddress!), val = SharedConstPointer(vb.baseAddress!)
-                        var results = firstBad
-                        try results.withUnsafeMutableBufferPointer { rb in
-                            let found = SharedPointer(rb.baseAddress!)
-                            Parallel.run(workers: workers) { w in
-                                let decoded = out.base + w * d
-                                for i in (count * w / workers)..<(count * (w + 1) / workers) {
-                                    decoded.initialize(repeating: 0, count: d)
-                                    var scale: Float = 0, allZero = true
-                                    for t in 0..<k {
-                                        let v = val.base[i * k + t], j = Int(idx.base[i * k + t])
-                                        if v != 0 { allZero = false }
-                                        axpy(v, decoder.base + j * d, decoded, d)
-                                        scale += abs(v) * norms.base[j] + flushed * norms.base[j]
-                                    }
-                                    if allZero { continue }
-                                    let norm = robustNorm(decoded, d)
-                                    if !(abs(norm - 1) <= tolerance * max(1, scale)) {
-                                        found.base[w] = i
-                                        return
-                                    }
-                                }
+                indices.withUnsafeBufferPointer { ib in
+                    let idx = SharedConstPointer(ib.baseAddress!)
+                    Parallel.run(workers: workers) { w in
+                        let decoded = scratch.base + w * d, val = values.base, norms = rowNorms.base
+                        for i in (count * w / workers)..<(count * (w + 1) / workers) {
+                            decoded.initialize(repeating: 0, count: d)
+                            var scale: Float = 0, allZero = true
+                            for t in 0..<k {
+                                let v = val[i * k + t], j = Int(idx.base[i * k + t])
+                                if v != 0 { allZero = false }
+                                axpy(v, decoder.base + j * d, decoded, d)
+                                scale += abs(v) * norms[j] + flushed * norms[j]
                             }
-                            if let row = rb.min(), row != Int.max {
-                                throw CompresSAEError.format("stored code row \(row) does not decode to a unit vector (the writer stores codes divided by their decoded norm)")
+                            if allZero { continue }
+                            let norm = robustNorm(decoded, d)
+                            if !(abs(norm - 1) <= tolerance * max(1, scale)) {
+                                firstBad.base[w] = i
+                                return
                             }
                         }
                     }
                 }
+            }
+            if let row = firstBad.buffer.min(), row != Int.max {
+                throw CompresSAEError.format("stored code row \(row) does not decode to a unit vector (the writer stores codes divided by their decoded norm)")
             }
         }
 
