@@ -71,13 +71,15 @@ final class SparseSearchScratch: @unchecked Sendable {
 /// slices `worker(_:)` gives them; the query block and projections are
 /// written between parallel sections.
 final class ReconstructedSearchScratch: @unchecked Sendable {
+    // Computed constants, so that the kernel's loops see literals.
+
     /// Queries scored together: eight 8-lane accumulators in the kernel.
-    static let queryBlock = 64
+    static var queryBlock: Int { 64 }
     /// Lanes of one limit vector.
-    static let lanes = 8
+    static var lanes: Int { SIMD8<Float>.scalarCount }
     /// Items the kernel scores before their scores are checked against the
     /// running limits: 256 items x 64 queries of scores (64 KB) stay in cache.
-    static let runLength = 256
+    static var runLength: Int { 256 }
 
     /// One worker's slices.
     struct Worker {

@@ -103,7 +103,7 @@ extension SparseIndex {
     }
 
     /// The stride of the scores sampled by `raiseFloor`.
-    static let floorSampleStride = 8
+    static var floorSampleStride: Int { 8 }
     /// The largest floor-sample rank worth sorting for; a larger `n` goes without a floor.
     static let maxFloorSampleRank = 64
     /// `raiseFloor` samples a tile only when it holds at least this many
