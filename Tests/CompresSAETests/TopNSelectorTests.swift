@@ -43,4 +43,21 @@ struct TopNSelectorTests {
         #expect(scores == [1, 0.5])
         #expect(ids == [4_294_967_295, 2_147_483_648])
     }
+
+    @Test("a pool's selectors are independent, and a pool too large to allocate is an error")
+    func pool() throws {
+        let pool = try TopNSelectorPool(count: 3, capacity: 2)
+        for slot in 0..<3 {
+            pool[slot].pointee.offer(Float(slot), Int64(slot))
+            pool[slot].pointee.offer(-1, 99)
+        }
+        var scores = [Float](repeating: 0, count: 2), ids = [Int64](repeating: 0, count: 2)
+        for slot in 0..<3 {
+            let found = pool[slot].pointee.drainSorted(scores: &scores, ids: &ids)
+            #expect(found == 2)
+            #expect(ids == [Int64(slot), 99])
+        }
+        // A heap that cannot be made fails the pool (with nothing leaked: ASan's leak check).
+        #expect(throws: CompresSAEError.self) { try TopNSelectorPool(count: 2, capacity: Int.max / 32) }
+    }
 }
