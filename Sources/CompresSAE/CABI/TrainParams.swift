@@ -40,6 +40,8 @@ struct TrainParamField {
             .same(\.similarity_temperature, \.similarityTemperature),
             .count(\.similarity_rows, \.similarityRows, "similarity_rows", minimum: 0),
             .count(\.validation_steps, \.validationSteps, "validation_steps", minimum: 0),
+            .same(\.dead_latent_aux_weight, \.deadLatentAuxWeight),
+            .count(\.dead_latent_aux_k, \.deadLatentAuxK, "dead_latent_aux_k", minimum: 0),
         ]
     }
 

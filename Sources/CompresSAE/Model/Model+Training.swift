@@ -199,6 +199,13 @@ extension CompresSAEModel {
             if sampled >= 2 { _ = try buffers.similarityWorkspace(rows: sampled, k: kk, workers: min(workers, sampled)) }
         }
 
+        // Made before the first step too; active once a window has shown which latents are dead.
+        let deadLatents = options.deadLatentAuxWeight > 0
+            ? try DeadLatentWorkspace(weight: Float(options.deadLatentAuxWeight),
+                                      auxK: options.deadLatentAuxK(k: kk, d: d, h: h), rows: batchSize, d: d, h: h,
+                                      blocks: buffers.latentBlocks)
+            : nil
+
         var step = 0
         for _ in 0..<options.epochs {
             try batches.startEpoch(shuffle: options.shuffle, using: &rng)
@@ -211,15 +218,21 @@ extension CompresSAEModel {
                 }
                 guard count > 0 else { break }
                 let learningRate = options.learningRate(step: step + 1, total: total) * plateauScale
+                if let deadLatents {
+                    let seen = rowsSeen, span = window
+                    deadLatents.setDead { seen >= span && seen - firedAt.base[$0] >= span }
+                }
                 let loss = try lock.withWriteLock { () throws -> Float in
-                    let report = forwardBackward(batch.base, rows: count, k: kk, buffers: buffers, workers: workers)
+                    let report = forwardBackward(batch.base, rows: count, k: kk, buffers: buffers, workers: workers,
+                                                 deadLatents: deadLatents)
                     if let sparseSimilarity {
                         _ = try addSparseSimilarityGradient(sparseSimilarity, buffers: buffers, rows: count, k: kk,
                                                         workers: workers)
                     }
                     adam.step += 1
                     let scalars = AdamScalars(options: options, step: adam.step, learningRate: learningRate)
-                    applyAdam(scalars, adam: adam, buffers: buffers, rows: count, k: kk, workers: workers)
+                    applyAdam(scalars, adam: adam, buffers: buffers, rows: count, k: kk, workers: workers,
+                              deadLatents: deadLatents)
                     // Each k-code's latents fired at its row (rows ascend: the last one stays).
                     let selected = buffers.pointers.selected
                     for i in 0..<count {
@@ -370,7 +383,8 @@ extension CompresSAEModel {
     ///
     /// - Complexity: the chunked encoder GEMM, then O(b (h + k d)).
     func forwardBackward(
-        _ x: UnsafePointer<Float>, rows b: Int, k: Int, buffers: StepBuffers, workers: Int
+        _ x: UnsafePointer<Float>, rows b: Int, k: Int, buffers: StepBuffers, workers: Int,
+        deadLatents: DeadLatentWorkspace? = nil
     ) -> LossReport {
         let d = inputDim, h = latentDim, m = 4 * k
         let chunkRows = min(encoderChunkRows, b)
@@ -382,13 +396,21 @@ extension CompresSAEModel {
         let weightK = 1 / Float(b), weight4k = 1 / (8 * Float(b))
         let src = SharedConstPointer(x)
         let out = buffers.pointers
+        let aux = deadLatents.flatMap { $0.isActive ? DeadLatentPointers($0) : nil }
+        let auxSums = UnsafeMutablePointer<Double>.allocate(capacity: chunks)
+        auxSums.initialize(repeating: 0, count: chunks)
+        defer { auxSums.deallocate() }
+        let auxOut = SharedPointer(auxSums)
 
         decoder.withUnsafeBufferPointer { decBuffer in
             let dec = SharedConstPointer(decBuffer.baseAddress!)
             forEachEncoderChunk(x, rows: b, threads: workers, normalizedOut: out.normalized,
                                 scratchPool: buffers.encoderScratch) { start, count, pre, scratch in
-                var local = LossSums()
+                var local = LossSums(), localAux = 0.0
                 let reconK = scratch.reconstructions, recon4k = reconK + d
+                // The dead-latent term's residual (d floats) and gathered pre-activations.
+                let auxWork = aux.map { UnsafeMutablePointer<Float>.allocate(capacity: d + $0.deadCount) }
+                defer { auxWork?.deallocate() }
                 var boundHint: UInt32 = 0
                 for r in 0..<count {
                     let i = start + r
@@ -434,12 +456,23 @@ extension CompresSAEModel {
                     }
                     gatherDot(into: gPre, rowsOf: dec.base, indices: selected, count: k, with: upstreamK, d)
                     gatherDot(into: gPre + k, rowsOf: dec.base, indices: selected + k, count: m - k, with: upstream4k, d)
+                    if let aux, let auxWork {
+                        localAux += deadLatentRow(i, rows: b, pre: row, xn: out.normalized + i * d, reconK: reconK,
+                                                  decoder: dec.base, aux: aux, gather: auxWork + d,
+                                                  work: auxWork, scratch: scratch.selection)
+                    }
                 }
                 sums.base[start / chunkRows] = local
+                auxOut.base[start / chunkRows] = localAux
             }
         }
         var total = LossSums()
         for c in 0..<chunks { total.add(chunkSums[c]) }
+        if let deadLatents {
+            var auxTotal = 0.0
+            if aux != nil { for c in 0..<chunks { auxTotal += auxSums[c] } }
+            deadLatents.lastLoss = Float(Double(deadLatents.weight) * auxTotal / Double(b))
+        }
         return total.report(rows: b, dim: d)
     }
 
@@ -459,13 +492,19 @@ extension CompresSAEModel {
     ///
     /// - Complexity: O(b k d) arithmetic; O(b d * blocks) memory traffic.
     func forEachLatentGradient(
-        buffers: StepBuffers, rows b: Int, k: Int, workers: Int,
+        buffers: StepBuffers, rows b: Int, k: Int, workers: Int, deadLatents: DeadLatentWorkspace? = nil,
         _ body: @Sendable (Int, UnsafePointer<Float>, UnsafePointer<Float>, Float) -> Void
     ) {
         let d = inputDim, h = latentDim
         let blockSize = buffers.latentBlockSize, blocks = buffers.latentBlocks
         buffers.groupEntriesByLatentBlock(rows: b, k: k)
         let p = buffers.pointers
+        // The dead-latent term's entries: a second pass of the same kernel per block.
+        let aux = deadLatents.flatMap { $0.isActive ? $0 : nil }
+        aux?.groupEntriesByLatentBlock(rows: b, blocks: blocks, shift: buffers.latentBlockShift)
+        let auxStart = aux.map { SharedConstPointer(UnsafePointer($0.blockStart)) }
+        let auxEntries = aux.map { SharedConstPointer(UnsafePointer($0.blockEntries)) }
+        let auxUpstream = aux.map { SharedConstPointer(UnsafePointer($0.upstream)) }
         let stride = min(workers, blocks, buffers.latentWorkers)
         let firstAccumulators = SharedPointer(buffers.latentAccumulators(worker: 0))
         Parallel.run(workers: stride) { w in
@@ -480,6 +519,13 @@ extension CompresSAEModel {
                 accumulators.initialize(repeating: 0, count: blockSize * (2 * d + 1))
                 csae_k_latent_block_sums(accumulators, accBias, Int64(d), entries, Int64(entryCount),
                                          p.normalized, p.upstreamK, p.upstream4k)
+                if let auxStart, let auxEntries, let auxUpstream {
+                    let start = auxStart.base[blockIndex], end = auxStart.base[blockIndex + 1]
+                    if end > start {
+                        csae_k_latent_block_sums(accumulators, accBias, Int64(d), auxEntries.base + start,
+                                                 Int64(end - start), p.normalized, auxUpstream.base, auxUpstream.base)
+                    }
+                }
                 for local in 0..<count {
                     let acc = accumulators + local * 2 * d
                     body(first + local, acc, acc + d, accBias[local])
@@ -492,7 +538,10 @@ extension CompresSAEModel {
     /// One bias-corrected Adam update of all parameters, fused with the
     /// gradient gathering and the decoder renormalisation: each latent's rows
     /// are updated while they are in cache. Caller holds the write lock.
-    func applyAdam(_ s: AdamScalars, adam: AdamState, buffers: StepBuffers, rows: Int, k: Int, workers: Int) {
+    func applyAdam(
+        _ s: AdamScalars, adam: AdamState, buffers: StepBuffers, rows: Int, k: Int, workers: Int,
+        deadLatents: DeadLatentWorkspace? = nil
+    ) {
         let d = inputDim
         encoderT.withUnsafeMutableBufferPointer { encBuffer in
             encoderBias.withUnsafeMutableBufferPointer { biasBuffer in
@@ -500,7 +549,8 @@ extension CompresSAEModel {
                     let enc = SharedPointer(encBuffer.baseAddress!), bias = SharedPointer(biasBuffer.baseAddress!)
                     let dec = SharedPointer(decBuffer.baseAddress!)
                     let moments = adam.pointers
-                    forEachLatentGradient(buffers: buffers, rows: rows, k: k, workers: workers) { j, gEnc, gDec, gBias in
+                    forEachLatentGradient(buffers: buffers, rows: rows, k: k, workers: workers,
+                                          deadLatents: deadLatents) { j, gEnc, gDec, gBias in
                         let row = j * d
                         withUnsafePointer(to: s) { s in
                             csae_k_adam(enc.base + row, moments.encoderT + row, moments.encoderTSq + row, gEnc,

@@ -84,8 +84,24 @@ public struct TrainingOptions: Sendable {
     /// Rows of each batch (its first ones; batches are shuffled) that the
     /// similarity term compares pairwise.
     public var similarityRows: Int = 1024
+    /// Weight of the auxiliary dead-latent term (0: off, the reference's
+    /// objective): each row's top `deadLatentAuxK` dead latents (those in no
+    /// k-code during the last `deadLatentWindow` rows) are trained to
+    /// reconstruct what its k-code misses, so that they come back into use
+    /// (docs/maths.md, "The dead-latent term").
+    public var deadLatentAuxWeight: Double = 0.125
+    /// Dead latents each row's auxiliary reconstruction uses, at most;
+    /// 0 = `deadLatentAuxK(k:d:h:)`'s default, d / 2.
+    public var deadLatentAuxK: Int = 0
 
     public init() {}
+
+    /// The auxiliary term's k for a model of `k`, `d`, `h`: the option, or
+    /// d / 2 (at least 1, at most h) when it is 0.
+    public func deadLatentAuxK(k: Int, d: Int, h: Int) -> Int {
+        let wanted = deadLatentAuxK > 0 ? deadLatentAuxK : d / 2
+        return max(1, min(wanted, h))
+    }
 
     /// The former name of `numThreads`.
     @available(*, deprecated, renamed: "numThreads")
@@ -113,6 +129,7 @@ public struct TrainingOptions: Sendable {
         o.patience = 0
         o.sparseSimilarityWeight = 0
         o.validationSteps = 0
+        o.deadLatentAuxWeight = 0
         return o
     }
 
@@ -194,6 +211,12 @@ public struct TrainingOptions: Sendable {
         }
         guard similarityRows >= 2 && similarityRows <= 16384 else {
             throw CompresSAEError.invalid("similarity_rows must be in 2...16384, got \(similarityRows)")
+        }
+        guard deadLatentAuxWeight.isFinite && deadLatentAuxWeight >= 0 else {
+            throw CompresSAEError.invalid("dead_latent_aux_weight must be finite and >= 0, got \(deadLatentAuxWeight)")
+        }
+        guard deadLatentAuxK >= 0 else {
+            throw CompresSAEError.invalid("dead_latent_aux_k must be >= 0, got \(deadLatentAuxK)")
         }
         // (batch_size may be as large as Int.max: the steps are counted from the rows.)
         let batch = min(batchSize, rows)
