@@ -144,6 +144,8 @@ class csae_train_params(Structure):
         ('similarity_temperature', c_double),
         ('similarity_rows', c_int64),
         ('validation_steps', c_int64),
+        ('dead_latent_aux_weight', c_double),
+        ('dead_latent_aux_k', c_int64),
     ]
 
 

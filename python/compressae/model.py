@@ -659,6 +659,7 @@ class CompresSAE:
             plateau_factor: float | None = None, plateau_reductions: int | None = None,
             sparse_similarity_weight: float | None = None, similarity_temperature: float | None = None,
             similarity_rows: int | None = None, validation_steps: int | None = None,
+            dead_latent_aux_weight: float | None = None, dead_latent_aux_k: int | None = None,
             **settings) -> "CompresSAE":
         """Train on ``X`` with Adam, updating the model in place.
 
@@ -780,6 +781,14 @@ class CompresSAE:
             ``patience`` counts work, not
             passes over a small set (a set of 1,700 rows is one step per
             epoch); 0 measures it after every epoch.
+        dead_latent_aux_weight : float, default 0.125
+            Weight of the auxiliary dead-latent term: each row's top
+            ``dead_latent_aux_k`` dead latents (in no k-code during the last
+            ``dead_latent_window`` training rows) are trained to reconstruct
+            what its k-code misses, so that they come back into use
+            (``docs/maths.md``, "The dead-latent term"). 0 turns it off.
+        dead_latent_aux_k : int, default 0
+            Dead latents per row in that term; 0 = ``input_dim // 2``.
         **settings
             The former names above, and any field of ``csae_train_params``
             this signature does not list yet.
