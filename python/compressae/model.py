@@ -781,14 +781,14 @@ class CompresSAE:
             ``patience`` counts work, not
             passes over a small set (a set of 1,700 rows is one step per
             epoch); 0 measures it after every epoch.
-        dead_latent_aux_weight : float, default 0.125
+        dead_latent_aux_weight : float, default 0.5
             Weight of the auxiliary dead-latent term: each row's top
             ``dead_latent_aux_k`` dead latents (in no k-code during the last
             ``dead_latent_window`` training rows) are trained to reconstruct
             what its k-code misses, so that they come back into use
             (``docs/maths.md``, "The dead-latent term"). 0 turns it off.
         dead_latent_aux_k : int, default 0
-            Dead latents per row in that term; 0 = ``input_dim // 2``.
+            Dead latents per row in that term; 0 = ``max(4, k // 4)``.
         **settings
             The former names above, and any field of ``csae_train_params``
             this signature does not list yet.

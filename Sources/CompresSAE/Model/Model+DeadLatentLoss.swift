@@ -1,10 +1,4 @@
 import CCompresSAE
-#if canImport(Glibc)
-import Glibc
-#endif
-
-// Experiment switch (not kept): CSAE_AUX_MSE=1 uses a normalised squared error.
-nonisolated(unsafe) let deadLatentMSE: Bool = getenv("CSAE_AUX_MSE") != nil
 
 /// `PyTorch's cosine_similarity` clamps each norm at this value (as the
 /// reconstruction terms do).
@@ -174,26 +168,6 @@ extension CompresSAEModel {
         let auxRecon = upstream
         auxRecon.initialize(repeating: 0, count: d)
         gatherAxpy(into: auxRecon, d, rowsOf: dec, indices: selected, weights: values, count: kk)
-        if deadLatentMSE {
-            // Normalised squared error against the residual in the reconstruction's units.
-            let inv: Float = scale > 0 ? 1 / scale : 1
-            for c in 0..<d { residual[c] *= inv }
-            let ee = max(squaredNorm(residual, d), auxNormFloor * auxNormFloor)
-            var err: Float = 0
-            let weight = 2 * aux.weight / (Float(b) * ee)
-            for c in 0..<d {
-                let diff = auxRecon[c] - residual[c]
-                err += diff * diff
-                upstream[c] = weight * diff
-            }
-            guard err.isFinite else {
-                upstream.initialize(repeating: 0, count: d)
-                gPre.initialize(repeating: 0, count: kk)
-                return 0
-            }
-            gatherDot(into: gPre, rowsOf: dec, indices: selected, count: kk, with: upstream, d)
-            return Double(err / ee)
-        }
         let aa = squaredNorm(auxRecon, d), ea = dot(residual, auxRecon, d)
         let aNorm = max(aa.squareRoot(), auxNormFloor)
         let cos = ea / (eNorm * aNorm)

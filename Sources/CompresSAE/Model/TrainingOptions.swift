@@ -89,17 +89,20 @@ public struct TrainingOptions: Sendable {
     /// k-code during the last `deadLatentWindow` rows) are trained to
     /// reconstruct what its k-code misses, so that they come back into use
     /// (docs/maths.md, "The dead-latent term").
-    public var deadLatentAuxWeight: Double = 0.125
+    public var deadLatentAuxWeight: Double = 0.5
     /// Dead latents each row's auxiliary reconstruction uses, at most;
-    /// 0 = `deadLatentAuxK(k:d:h:)`'s default, d / 2.
+    /// 0 = `deadLatentAuxK(k:d:h:)`'s default, max(4, k / 4).
     public var deadLatentAuxK: Int = 0
 
     public init() {}
 
     /// The auxiliary term's k for a model of `k`, `d`, `h`: the option, or
-    /// d / 2 (at least 1, at most h) when it is 0.
+    /// max(4, k / 4) when it is 0; at most h. Few latents per row: each
+    /// then takes a larger share of the residual, and more of them revive
+    /// than with the d / 2 of sparse autoencoders of language models
+    /// (docs/quality.md, "Dead latents").
     public func deadLatentAuxK(k: Int, d: Int, h: Int) -> Int {
-        let wanted = deadLatentAuxK > 0 ? deadLatentAuxK : d / 2
+        let wanted = deadLatentAuxK > 0 ? deadLatentAuxK : max(4, k / 4)
         return max(1, min(wanted, h))
     }
 
