@@ -84,7 +84,7 @@ def test_fit_takes_the_c_defaults_and_names():
     assert compressae.REFERENCE_TRAINING == {
         "epochs": 1, "learning_rate": 1e-3, "warmup_steps": 0, "learning_rate_decay": "constant",
         "validation_fraction": 0.0, "patience": 0, "sparse_similarity_weight": 0.0,
-        "validation_steps": 0}
+        "validation_steps": 0, "dead_latent_aux_weight": 0.0}
 
 
 def test_fit_passes_what_it_is_given_and_the_c_defaults_for_the_rest(model, x, monkeypatch):

@@ -116,7 +116,8 @@ def test_integers_beyond_int64_are_refused_not_wrapped(big, x):
         compressae.CompresSAE(D, latent_dim=H, k=big)
     with compressae.CompresSAE(D, latent_dim=H, k=K) as m:
         for setting in ("batch_size", "epochs", "warmup_steps", "patience",
-                        "dead_latent_window", "plateau_reductions", "similarity_rows", "validation_steps"):
+                        "dead_latent_window", "plateau_reductions", "similarity_rows", "validation_steps",
+                        "dead_latent_aux_k"):
             with pytest.raises(compressae.InvalidArgumentError, match=setting):
                 m.fit(x, **{setting: big})
         assert m.history_.shape == (0,)

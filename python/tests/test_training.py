@@ -144,7 +144,8 @@ def test_num_threads_gives_same_result(wordnet):
     {"sparse_similarity_weight": float("nan")}, {"similarity_temperature": 0.0}, {"similarity_rows": 1},
     {"similarity_rows": 10**6}, {"learning_rate_decay": "plateau"},
     {"learning_rate_decay": "plateau", "validation_fraction": 0.2, "patience": 1, "plateau_factor": 1.0},
-    {"plateau_reductions": -1},
+    {"plateau_reductions": -1}, {"dead_latent_aux_weight": -1.0}, {"dead_latent_aux_weight": float("nan")},
+    {"dead_latent_aux_k": -1},
 ])
 def test_bad_fit_settings(wordnet, kwargs):
     with compressae.CompresSAE(384, latent_dim=512, k=8) as m:
