@@ -13,7 +13,8 @@ extension CompresSAEModel {
     ///
     /// Each step: a mini-batch is encoded, the objective
     /// `mean(1 - cos(x, recon_k)) + mean(1 - cos(x, recon_4k)) / 8` is
-    /// differentiated through the selected entries only, Adam updates all three
+    /// differentiated through the selected entries only (with the similarity
+    /// and dead-latent terms the options weight), Adam updates all three
     /// parameters, and the decoder rows are renormalised.
     ///
     /// - Parameters:
@@ -26,7 +27,8 @@ extension CompresSAEModel {
     ///     `CompresSAEError.cancelled` is thrown and the steps done so far are kept).
     /// - Returns: the loss of every step, before its update (also in `lossHistory`).
     /// - Complexity: per step O(b d h) for the encoder GEMM, O(b h) for the
-    ///   selection, O(b k d) for the sparse forward and backward, O(h d) for Adam.
+    ///   selection, O(b k d) for the sparse forward and backward, O(h d) for Adam;
+    ///   the dead-latent term adds O(b (h + auxK d)).
     ///   Memory: the weights, Adam's moments, and O(b (d + k)) per batch; the
     ///   `[b,h]` pre-activations exist only one chunk of rows at a time.
     @discardableResult

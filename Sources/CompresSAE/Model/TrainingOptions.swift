@@ -22,7 +22,8 @@ public enum LearningRateDecay: Int32, Sendable {
 ///
 /// The defaults are the recipe chosen by measurement (docs/quality.md):
 /// Adam at 1e-2 after a 50-step warm-up, cut on validation plateaus until
-/// convergence (validated after epochs at least 25 steps apart, at most 400 epochs), with the sparse similarity term.
+/// convergence (validated after epochs at least 25 steps apart, at most 400 epochs), with the sparse similarity
+/// and dead-latent terms.
 /// `TrainingOptions.reference` is the PyTorch reference's recipe: one epoch
 /// at a constant 1e-3, the reconstruction objective alone.
 public struct TrainingOptions: Sendable {
