@@ -781,7 +781,7 @@ class CompresSAE:
             ``patience`` counts work, not
             passes over a small set (a set of 1,700 rows is one step per
             epoch); 0 measures it after every epoch.
-        dead_latent_aux_weight : float, default 0.5
+        dead_latent_aux_weight : float, default 0.125
             Weight of the auxiliary dead-latent term: each row's top
             ``dead_latent_aux_k`` dead latents (in no k-code during the last
             ``dead_latent_window`` training rows) are trained to reconstruct

@@ -208,7 +208,7 @@ typedef struct csae_train_params {
     double dead_latent_aux_weight;/**< weight of the auxiliary term that trains each row's top
                                        dead_latent_aux_k dead latents (in no k-code during the last
                                        dead_latent_window rows) to reconstruct what its k-code misses;
-                                       0 = off (default 0.5) */
+                                       0 = off (default 0.125) */
     int64_t dead_latent_aux_k;/**< dead latents per row in that term; 0 = max(4, k / 4) (default 0) */
 } csae_train_params;
 CSAE_ASSERT_SIZE(csae_train_params, 184);

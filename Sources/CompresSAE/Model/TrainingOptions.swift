@@ -90,7 +90,7 @@ public struct TrainingOptions: Sendable {
     /// k-code during the last `deadLatentWindow` rows) are trained to
     /// reconstruct what its k-code misses, so that they come back into use
     /// (docs/maths.md, "The dead-latent term").
-    public var deadLatentAuxWeight: Double = 0.5
+    public var deadLatentAuxWeight: Double = 0.125
     /// Dead latents each row's auxiliary reconstruction uses, at most;
     /// 0 = `deadLatentAuxK(k:d:h:)`'s default, max(4, k / 4).
     public var deadLatentAuxK: Int = 0
