@@ -229,7 +229,7 @@ typedef struct csae_train_params {
                                        0 = off (default 0.125) */
     int64_t dead_latent_aux_k;/**< dead latents per row in that term; 0 = max(4, k / 4) (default 0) */
 } csae_train_params;
-CSAE_ASSERT_SIZE(csae_train_params, 184);
+CSAE_ASSERT_SIZE(csae_train_params, 200);
 CSAE_ASSERT_OFFSET(csae_train_params, struct_size, 0);
 CSAE_ASSERT_OFFSET(csae_train_params, num_threads, 4);
 CSAE_ASSERT_OFFSET(csae_train_params, batch_size, 8);
@@ -255,6 +255,8 @@ CSAE_ASSERT_OFFSET(csae_train_params, sparse_similarity_weight, 152);
 CSAE_ASSERT_OFFSET(csae_train_params, similarity_temperature, 160);
 CSAE_ASSERT_OFFSET(csae_train_params, similarity_rows, 168);
 CSAE_ASSERT_OFFSET(csae_train_params, validation_steps, 176);
+CSAE_ASSERT_OFFSET(csae_train_params, dead_latent_aux_weight, 184);
+CSAE_ASSERT_OFFSET(csae_train_params, dead_latent_aux_k, 192);
 
 /** Settings of csae_model_encode and csae_model_refit. Start from
  *  csae_encode_default_params(). */
