@@ -30,7 +30,7 @@ extension CompresSAEModel {
     public func refit(
         _ x: UnsafeBufferPointer<Float>, rows: Int, k: Int,
         indices: UnsafeMutableBufferPointer<Int32>, values: UnsafeMutableBufferPointer<Float>,
-        threads: Int = 0
+        numThreads threads: Int = 0
     ) throws {
         let d = inputDim, h = latentDim
         try InputValidation.checkRowCount(rows)
@@ -84,7 +84,7 @@ extension CompresSAEModel {
     public func encodeRefitted(
         _ x: UnsafeBufferPointer<Float>, rows: Int, k: Int? = nil,
         indices: UnsafeMutableBufferPointer<Int32>, values: UnsafeMutableBufferPointer<Float>,
-        threads: Int = 0
+        numThreads threads: Int = 0
     ) throws {
         _ = try encodeReportingVersion(x, rows: rows, k: k ?? self.k, refit: true, indices: indices, values: values,
                                        threads: threads)
