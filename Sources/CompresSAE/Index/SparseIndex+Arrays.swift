@@ -72,7 +72,7 @@ extension SparseIndex {
     }
 
     /// Searches with sparse queries given as flat row-major arrays of `rows * k`
-    /// entries; see `search(indices:values:rows:k:n:scores:ids:threads:)`.
+    /// entries; see `search(indices:values:rows:k:n:scores:ids:numThreads:)`.
     /// `n` is capped at the number of items, so the results hold no padding
     /// (an empty index gives `n = 0`).
     ///
@@ -93,7 +93,7 @@ extension SparseIndex {
 
     /// Searches with codes from `CompresSAEModel.encode`.
     ///
-    /// - Complexity: as `search(indices:values:rows:k:n:scores:ids:threads:)`.
+    /// - Complexity: as `search(indices:values:rows:k:n:scores:ids:numThreads:)`.
     public func search(_ codes: SparseCodes, n: Int, numThreads threads: Int = 0) throws -> SearchResults {
         guard codes.dim == model.latentDim else {
             throw CompresSAEError.invalid(
