@@ -42,7 +42,7 @@ extension CompresSAEModel {
     ///   - k: nonzeros per code (`1...h`); `nil` uses the model's `k`.
     ///   - indices: receives `rows * k` latent indices.
     ///   - values: receives `rows * k` signed values.
-    ///   - threads: worker threads, 0 = the default (`Threads.defaultCount`).
+    ///   - threads: worker threads, 0 = the default (`Threads.numThreads`).
     /// - Complexity: O(rows * d * h) for the GEMM, O(rows * h) for the selection.
     public func encode(
         _ x: UnsafeBufferPointer<Float>, rows: Int, k: Int? = nil,

@@ -24,7 +24,7 @@ extension CompresSAEModel {
     ///   - values: `rows * k` values, replaced by the refitted ones (a row
     ///     whose factorisation fails, which the ridge makes all but
     ///     impossible, keeps its values).
-    ///   - threads: worker threads, 0 = the default (`Threads.defaultCount`).
+    ///   - threads: worker threads, 0 = the default (`Threads.numThreads`).
     /// - Complexity: per row O(k^2 d) for the Gram matrix (one small GEMM) and
     ///   O(k^3) for its Cholesky factorisation.
     public func refit(
