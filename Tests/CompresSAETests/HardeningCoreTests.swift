@@ -237,7 +237,7 @@ struct IndexStalenessTests {
                 try indices.withUnsafeMutableBufferPointer { ib in
                     try values.withUnsafeMutableBufferPointer { vb in
                         try model.encodeReportingVersion(xb, rows: 40, k: 4, refit: mode == .reconstructed,
-                                                         indices: ib, values: vb, numThreads: 1)
+                                                         indices: ib, values: vb, threads: 1)
                     }
                 }
             }
