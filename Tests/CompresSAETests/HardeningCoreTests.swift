@@ -105,12 +105,12 @@ struct CapturedValuesTests {
                 let head = UnsafeBufferPointer(rebasing: xb[0..<(8 * d)])
                 try indices.withUnsafeMutableBufferPointer { ib in
                     try values.withUnsafeMutableBufferPointer { vb in
-                        do { try model.encodeRefitted(head, rows: 8, indices: ib, values: vb, threads: 1) }
+                        do { try model.encodeRefitted(head, rows: 8, indices: ib, values: vb, numThreads: 1) }
                         catch let e as CompresSAEError { #expect(e.kind == .invalidArgument) }
                     }
                 }
             }
-            let codes = try model.encode(Array(x[0..<(8 * d)]), rows: 8, refit: true, threads: 1)
+            let codes = try model.encode(Array(x[0..<(8 * d)]), rows: 8, refit: true, numThreads: 1)
             #expect(codes.indices.count == 8 * codes.k && codes.values.count == 8 * codes.k)
             iterations += 1
         }
@@ -158,7 +158,7 @@ struct BoundedResourcesTests {
                 try scores.withUnsafeMutableBufferPointer { sb in
                     try ids.withUnsafeMutableBufferPointer { ib in
                         _ = try index.search(dense: UnsafeBufferPointer(rebasing: xb[0..<d]), rows: 1, n: n,
-                                         scores: sb, ids: ib, threads: 2)
+                                         scores: sb, ids: ib, numThreads: 2)
                     }
                 }
             }
@@ -283,7 +283,7 @@ struct IndexStalenessTests {
             let index = try SparseIndex(model: model, mode: iterations % 2 == 0 ? .sparse : .reconstructed)
             try x.withUnsafeBufferPointer { xb in
                 let head = UnsafeBufferPointer(rebasing: xb[0..<(20 * d)])
-                do { try index.add(dense: head, rows: 20, threads: 1) } catch let e as CompresSAEError {
+                do { try index.add(dense: head, rows: 20, numThreads: 1) } catch let e as CompresSAEError {
                     #expect(e.message.contains("trained"))
                     return
                 }
@@ -291,7 +291,7 @@ struct IndexStalenessTests {
                     try ids.withUnsafeMutableBufferPointer { ib in
                         do {
                             try index.search(dense: UnsafeBufferPointer(rebasing: xb[0..<d]), rows: 1, n: 5,
-                                             scores: sb, ids: ib, threads: 1)
+                                             scores: sb, ids: ib, numThreads: 1)
                         } catch let e as CompresSAEError { #expect(e.message.contains("trained")) }
                     }
                 }

@@ -34,7 +34,7 @@ struct RefitTests {
         try x.withUnsafeBufferPointer { xb in
             try indices.withUnsafeMutableBufferPointer { ib in
                 try values.withUnsafeMutableBufferPointer { vb in
-                    try model.refit(xb, rows: rows, k: k, indices: ib, values: vb, threads: threads)
+                    try model.refit(xb, rows: rows, k: k, indices: ib, values: vb, numThreads: threads)
                 }
             }
         }

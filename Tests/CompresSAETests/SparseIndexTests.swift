@@ -75,7 +75,7 @@ struct SparseIndexTests {
             try queries.withUnsafeBufferPointer { qb in
                 try scores.withUnsafeMutableBufferPointer { sb in
                     try ids.withUnsafeMutableBufferPointer { ib in
-                        _ = try index.search(dense: qb, rows: 200, n: n, queryK: queryK, scores: sb, ids: ib, threads: threads)
+                        _ = try index.search(dense: qb, rows: 200, n: n, queryK: queryK, scores: sb, ids: ib, numThreads: threads)
                     }
                 }
             }
@@ -115,7 +115,7 @@ struct SparseIndexTests {
             try queryCodes.values.withUnsafeBufferPointer { qv in
                 try scores.withUnsafeMutableBufferPointer { sb in
                     try ids.withUnsafeMutableBufferPointer { ib in
-                        _ = try index.search(indices: qi, values: qv, rows: 200, k: 16, n: n, scores: sb, ids: ib, threads: threads)
+                        _ = try index.search(indices: qi, values: qv, rows: 200, k: 16, n: n, scores: sb, ids: ib, numThreads: threads)
                     }
                 }
             }
@@ -132,7 +132,7 @@ struct SparseIndexTests {
         try queries.withUnsafeBufferPointer { qb in
             try scores.withUnsafeMutableBufferPointer { sb in
                 try ids.withUnsafeMutableBufferPointer { ib in
-                    _ = try index.search(dense: qb, rows: 200, n: n, scores: sb, ids: ib, threads: threads)
+                    _ = try index.search(dense: qb, rows: 200, n: n, scores: sb, ids: ib, numThreads: threads)
                 }
             }
         }

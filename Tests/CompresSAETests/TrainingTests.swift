@@ -121,11 +121,11 @@ struct EncodingTests {
     func threadsAndPrefix() throws {
         let (x, d) = try Fixtures.realEmbeddings(rows: 1500)
         let model = try CompresSAEModel(inputDim: d, latentDim: 1024, k: 32, seed: 5)
-        let one = try model.encode(x, rows: 1500, threads: 1)
-        let two = try model.encode(x, rows: 1500, threads: 2)
+        let one = try model.encode(x, rows: 1500, numThreads: 1)
+        let two = try model.encode(x, rows: 1500, numThreads: 2)
         let same = one == two  // compared outside #expect, which would print both arrays
         #expect(same)
-        let small = try model.encode(x, rows: 1500, k: 8, threads: 2)
+        let small = try model.encode(x, rows: 1500, k: 8, numThreads: 2)
         let prefixes = (0..<1500).allSatisfy {
             Array(one.indices[($0 * 32)..<($0 * 32 + 8)]) == Array(small.indices[($0 * 8)..<($0 * 8 + 8)])
         }

@@ -40,7 +40,7 @@ import CCompresSAE
         let p = try csae_encode_params.read(params)
         let (k, threads) = try codeSettings(m, p)
         let (data, idx, val) = try rowsAndCodes(m, x, n, d, k, indices, values, capacity)
-        try m.encode(data, rows: Int(n), k: k, indices: idx, values: val, threads: threads)
+        try m.encode(data, rows: Int(n), k: k, indices: idx, values: val, numThreads: threads)
         k_used?.pointee = Int64(k)
     }
 }
@@ -71,7 +71,7 @@ import CCompresSAE
         let p = try csae_encode_params.read(params)
         let (k, threads) = try codeSettings(m, p)
         let (data, idx, val) = try rowsAndCodes(m, x, n, d, k, indices, values, capacity)
-        try m.refit(data, rows: Int(n), k: k, indices: idx, values: val, threads: threads)
+        try m.refit(data, rows: Int(n), k: k, indices: idx, values: val, numThreads: threads)
         k_used?.pointee = Int64(k)
     }
 }
@@ -93,7 +93,7 @@ import CCompresSAE
         try m.decode(indices: try requireBuffer(indices, "indices", count: count, "n*k"),
                      values: try requireBuffer(values, "values", count: count, "n*k"),
                      rows: Int(n), k: Int(k),
-                     into: try requireMutableBuffer(out, "out", count: outCount, "n*d"), threads: threads)
+                     into: try requireMutableBuffer(out, "out", count: outCount, "n*d"), numThreads: threads)
     }
 }
 
@@ -111,7 +111,7 @@ import CCompresSAE
         let outCount = try elementCount(rows: n, cols: Int64(m.latentDim), colsName: "h")
         let threads = try threadsArgument(num_threads)
         try m.preactivations(data, rows: Int(n), into: try requireMutableBuffer(out, "out", count: outCount, "n*h"),
-                             threads: threads)
+                             numThreads: threads)
     }
 }
 

@@ -91,7 +91,7 @@ public typealias ConstIndexHandle = OpaquePointer
         let i = try indexHandles.lookup(index)
         let count = try checkedInput(i.model, n: n, d: d)
         let threads = try threadsArgument(num_threads)
-        try i.add(dense: try requireBuffer(x, "x", count: count, "n*d floats"), rows: Int(n), threads: threads)
+        try i.add(dense: try requireBuffer(x, "x", count: count, "n*d floats"), rows: Int(n), numThreads: threads)
     }
 }
 
@@ -130,7 +130,7 @@ public typealias ConstIndexHandle = OpaquePointer
         let (n, threads, outScores, outIDs) = try searchOutputs(p, nq: nq, scores, ids, capacity)
         let found = try i.search(dense: try requireBuffer(queries, "queries", count: count, "nq*d"), rows: Int(nq),
                                  n: n, queryK: p.query_k == 0 ? nil : Int(p.query_k),
-                                 scores: outScores, ids: outIDs, threads: threads)
+                                 scores: outScores, ids: outIDs, numThreads: threads)
         n_results?.pointee = Int64(found)
     }
 }
@@ -159,7 +159,7 @@ public typealias ConstIndexHandle = OpaquePointer
         let (n, threads, outScores, outIDs) = try searchOutputs(p, nq: nq, scores, ids, capacity)
         let found = try i.search(indices: try requireBuffer(indices, "indices", count: count, "nq*k"),
                                  values: try requireBuffer(values, "values", count: count, "nq*k"),
-                                 rows: Int(nq), k: Int(k), n: n, scores: outScores, ids: outIDs, threads: threads)
+                                 rows: Int(nq), k: Int(k), n: n, scores: outScores, ids: outIDs, numThreads: threads)
         n_results?.pointee = Int64(found)
     }
 }

@@ -43,11 +43,11 @@ import CCompresSAE
 ///                     read once per process
 /// @return CSAE_OK, or CSAE_ERR_INVALID_ARGUMENT for a negative count
 @c public func csae_set_num_threads(_ num_threads: Int32) -> Int32 {
-    withStatus { try Threads.setDefault(try threadsArgument(num_threads)) }
+    withStatus { try Threads.setNumThreads(try threadsArgument(num_threads)) }
 }
 
 /// Number of worker threads a call given num_threads = 0 uses (see
 /// csae_set_num_threads).
 @c public func csae_get_num_threads() -> Int32 {
-    Int32(clamping: Threads.defaultCount)
+    Int32(clamping: Threads.numThreads)
 }

@@ -92,7 +92,7 @@ import CCompresSAE
         let threads = try threadsArgument(num_threads)
         let wantGradients = grad_encoder_w != nil || grad_encoder_b != nil || grad_decoder_w != nil
         let (report, gradients) = try m.lossAndGradients(data, rows: Int(n), withGradients: wantGradients,
-                                                         threads: threads)
+                                                         numThreads: threads)
         losses?.pointee = csae_losses(l2: report.l2, l2_4k: report.l2_4k, l1: report.l1, l0: report.l0,
                                       cosine: report.cosine, cosine_4k: report.cosine4k, loss: report.loss)
         if let gradients {

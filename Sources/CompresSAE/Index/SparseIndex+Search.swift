@@ -34,7 +34,7 @@ extension SparseIndex {
     @discardableResult
     public func search(
         dense queries: UnsafeBufferPointer<Float>, rows: Int, n: Int, queryK: Int? = nil,
-        scores: UnsafeMutableBufferPointer<Float>, ids: UnsafeMutableBufferPointer<Int64>, threads: Int = 0
+        scores: UnsafeMutableBufferPointer<Float>, ids: UnsafeMutableBufferPointer<Int64>, numThreads threads: Int = 0
     ) throws -> Int {
         let d = model.inputDim, h = model.latentDim
         if let queryK, queryK < 1 || queryK > h {
@@ -54,7 +54,7 @@ extension SparseIndex {
             // The queries' weights version needs no check of its own: versions
             // only rise, so codes made before `checkSearchable` passes belong
             // to the version the index's items were made with.
-            try model.encode(queries, rows: rows, k: kk, indices: indices.buffer, values: values.buffer, threads: threads)
+            try model.encode(queries, rows: rows, k: kk, indices: indices.buffer, values: values.buffer, numThreads: threads)
             return try withMergedPostings(ifEmpty: { SearchOutput.empty(scores, ids) }) {
                 try searchSparse(indices: indices.base, values: values.base, rows: rows, k: kk, n: n,
                                  scores: scores.baseAddress!, ids: ids.baseAddress!, threads: threads)
@@ -79,7 +79,7 @@ extension SparseIndex {
     @discardableResult
     public func search(
         indices: UnsafeBufferPointer<Int32>, values: UnsafeBufferPointer<Float>, rows: Int, k: Int, n: Int,
-        scores: UnsafeMutableBufferPointer<Float>, ids: UnsafeMutableBufferPointer<Int64>, threads: Int = 0
+        scores: UnsafeMutableBufferPointer<Float>, ids: UnsafeMutableBufferPointer<Int64>, numThreads threads: Int = 0
     ) throws -> Int {
         let d = model.inputDim, h = model.latentDim
         try InputValidation.checkRowCount(rows)
@@ -97,7 +97,7 @@ extension SparseIndex {
             }
         case .reconstructed:
             let unit = try FallibleBuffer<Float>(count: try Size.product(rows, d, what: "queries"), "the decoded queries")
-            try model.decode(indices: indices, values: values, rows: rows, k: k, into: unit.buffer, threads: threads)
+            try model.decode(indices: indices, values: values, rows: rows, k: k, into: unit.buffer, numThreads: threads)
             // A query decoding to zero has no direction: its row stays zero and scores 0 everywhere.
             for i in 0..<rows {
                 let row = unit.base + i * d

@@ -225,7 +225,7 @@ public final class SparseIndex: @unchecked Sendable {
     /// code cosines rank better. The codes are made under one version of the
     /// weights; if the model is trained before they are added, the add fails
     /// instead of mixing codes of two versions.
-    public func add(dense x: UnsafeBufferPointer<Float>, rows: Int, threads: Int = 0) throws {
+    public func add(dense x: UnsafeBufferPointer<Float>, rows: Int, numThreads threads: Int = 0) throws {
         let kk = k ?? model.k
         try InputValidation.checkRowCount(rows)
         let count = try Size.product(rows, kk, what: "codes of \(rows) rows")

@@ -42,12 +42,12 @@ extension CompresSAEModel {
     ///   - k: nonzeros per code (`1...h`); `nil` uses the model's `k`.
     ///   - indices: receives `rows * k` latent indices.
     ///   - values: receives `rows * k` signed values.
-    ///   - threads: worker threads, 0 = the default (`Threads.defaultCount`).
+    ///   - threads: worker threads, 0 = the default (`Threads.numThreads`).
     /// - Complexity: O(rows * d * h) for the GEMM, O(rows * h) for the selection.
     public func encode(
         _ x: UnsafeBufferPointer<Float>, rows: Int, k: Int? = nil,
         indices: UnsafeMutableBufferPointer<Int32>, values: UnsafeMutableBufferPointer<Float>,
-        threads: Int = 0
+        numThreads threads: Int = 0
     ) throws {
         // k is read once: the buffer checks and the selection use the same one.
         let kk = k ?? self.k
@@ -97,7 +97,7 @@ extension CompresSAEModel {
 
     /// Encodes `rows` dense rows given as a flat row-major array; with
     /// `refit`, the values are refitted by least squares (see `refit`).
-    public func encode(_ x: [Float], rows: Int, k: Int? = nil, refit: Bool = false, threads: Int = 0) throws -> SparseCodes {
+    public func encode(_ x: [Float], rows: Int, k: Int? = nil, refit: Bool = false, numThreads threads: Int = 0) throws -> SparseCodes {
         let kk = k ?? self.k
         guard kk >= 1 && kk <= latentDim else {
             throw CompresSAEError.invalid("k must be in 1...\(latentDim) (the latent dimension), got \(kk)")
@@ -123,7 +123,7 @@ extension CompresSAEModel {
     ///   - x: `rows * d` floats.
     ///   - out: receives `rows * h` floats.
     public func preactivations(
-        _ x: UnsafeBufferPointer<Float>, rows: Int, into out: UnsafeMutableBufferPointer<Float>, threads: Int = 0
+        _ x: UnsafeBufferPointer<Float>, rows: Int, into out: UnsafeMutableBufferPointer<Float>, numThreads threads: Int = 0
     ) throws {
         let d = inputDim, h = latentDim
         try InputValidation.checkRowCount(rows)
@@ -147,7 +147,7 @@ extension CompresSAEModel {
     /// - Complexity: O(rows * k * d).
     public func decode(
         indices: UnsafeBufferPointer<Int32>, values: UnsafeBufferPointer<Float>, rows: Int, k: Int,
-        into out: UnsafeMutableBufferPointer<Float>, threads: Int = 0
+        into out: UnsafeMutableBufferPointer<Float>, numThreads threads: Int = 0
     ) throws {
         let d = inputDim, h = latentDim
         try InputValidation.checkRowCount(rows)
@@ -183,13 +183,13 @@ extension CompresSAEModel {
     }
 
     /// Decodes `codes` into a flat `[rows, d]` array.
-    public func decode(_ codes: SparseCodes, threads: Int = 0) throws -> [Float] {
+    public func decode(_ codes: SparseCodes, numThreads threads: Int = 0) throws -> [Float] {
         var out = try [Float].fallible(
             repeating: 0, count: try Size.product(codes.rows, inputDim, what: "decoded rows"), "the decoded rows")
         try codes.indices.withUnsafeBufferPointer { ib in
             try codes.values.withUnsafeBufferPointer { vb in
                 try out.withUnsafeMutableBufferPointer { ob in
-                    try decode(indices: ib, values: vb, rows: codes.rows, k: codes.k, into: ob, threads: threads)
+                    try decode(indices: ib, values: vb, rows: codes.rows, k: codes.k, into: ob, numThreads: threads)
                 }
             }
         }

@@ -24,13 +24,13 @@ extension CompresSAEModel {
     ///   - values: `rows * k` values, replaced by the refitted ones (a row
     ///     whose factorisation fails, which the ridge makes all but
     ///     impossible, keeps its values).
-    ///   - threads: worker threads, 0 = the default (`Threads.defaultCount`).
+    ///   - threads: worker threads, 0 = the default (`Threads.numThreads`).
     /// - Complexity: per row O(k^2 d) for the Gram matrix (one small GEMM) and
     ///   O(k^3) for its Cholesky factorisation.
     public func refit(
         _ x: UnsafeBufferPointer<Float>, rows: Int, k: Int,
         indices: UnsafeMutableBufferPointer<Int32>, values: UnsafeMutableBufferPointer<Float>,
-        threads: Int = 0
+        numThreads threads: Int = 0
     ) throws {
         let d = inputDim, h = latentDim
         try InputValidation.checkRowCount(rows)
@@ -84,7 +84,7 @@ extension CompresSAEModel {
     public func encodeRefitted(
         _ x: UnsafeBufferPointer<Float>, rows: Int, k: Int? = nil,
         indices: UnsafeMutableBufferPointer<Int32>, values: UnsafeMutableBufferPointer<Float>,
-        threads: Int = 0
+        numThreads threads: Int = 0
     ) throws {
         _ = try encodeReportingVersion(x, rows: rows, k: k ?? self.k, refit: true, indices: indices, values: values,
                                        threads: threads)

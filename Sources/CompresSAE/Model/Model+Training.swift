@@ -329,7 +329,7 @@ extension CompresSAEModel {
     ///   - withGradients: also return the gradients.
     /// - Throws: if `4k > h`, or on bad input.
     public func lossAndGradients(
-        _ x: UnsafeBufferPointer<Float>, rows: Int, withGradients: Bool = true, threads: Int = 0
+        _ x: UnsafeBufferPointer<Float>, rows: Int, withGradients: Bool = true, numThreads threads: Int = 0
     ) throws -> (LossReport, Gradients?) {
         let d = inputDim, h = latentDim
         try InputValidation.checkRowCount(rows)

@@ -44,7 +44,7 @@ public struct TrainingOptions: Sendable {
     public var seed: UInt64 = 0
     /// Shuffle the rows at every epoch (false: batches in row order).
     public var shuffle: Bool = true
-    /// Worker threads, 0 = the default (`Threads.defaultCount`).
+    /// Worker threads, 0 = the default (`Threads.numThreads`).
     public var numThreads: Int = 0
     /// Rows after which a latent that fired in no k-code counts as dead
     /// (`deadLatentHistory`); 0 = one epoch (the number of training rows).
