@@ -355,15 +355,17 @@ def log_rows(lines):
                        note="from the run's log: stopped at the session's deadline, times not recorded")
 
 
-def write(rows, meta, stem):
-    """Table, CSV and plot of the rows so far (rewritten after every k)."""
+def write(rows, meta, stem, plot_too=True):
+    """Table, CSV and plot of the rows so far (rewritten after every k; the
+    CSV and table after every method, so that a stopped run keeps its times)."""
     meta["load_after"] = " ".join(f"{x:.2f}" for x in os.getloadavg())
     with open(stem.with_suffix(".csv"), "w", newline="") as f:
         w = csv.DictWriter(f, fieldnames=list(rows[0].keys()))
         w.writeheader()
         w.writerows(rows)
     stem.with_suffix(".md").write_text(markdown(rows, meta))
-    plot(rows, stem.with_suffix(".png"))
+    if plot_too:
+        plot(rows, stem.with_suffix(".png"))
 
 
 def main() -> int:
@@ -447,7 +449,9 @@ def main() -> int:
                 run_sign_rp(C, Q, v, run)
             else:
                 run_itq(C, Q, vt, pca_s, v, run)
-        write(run.rows, meta, stem)
+            write(run.rows, meta, stem, plot_too=False)
+        if run.rows:
+            write(run.rows, meta, stem)
     print(markdown(run.rows, meta))
     return 0
 
