@@ -9,7 +9,9 @@ vector, from 16 B to 512 B, and ranks the catalogue for each query:
 
 compressae (h = 4096; one model per k in ``--ks``, default 4, 8, 16, 32, 64,
 trained with the library's default recipe capped at ``--epochs`` epochs,
-default 3, on 2 threads; cached in ``--workdir`` and reused):
+default 3, or per k at ``--epochs-for`` (say 32=30), on 2 threads; cached in
+``--workdir`` and reused, so a curve can be run in parts, each part's
+methods chosen by ``--ks`` and the peers' lists, then joined by ``--merge``):
 
 - ``sparse``: cosine between k-codes (SparseIndex, sparse mode), queries
   encoded to k-codes too (what a sparse-vector engine serves);
@@ -19,8 +21,10 @@ default 3, on 2 threads; cached in ``--workdir`` and reused):
   paper's count and today's ``SparseCodes`` arrays); ``compact`` = 4 B per
   nonzero (the index's compact storage: half-precision values, 16-bit
   indices), its recall measured with compact storage itself;
-- ``packed`` (when ``SparseCodes.pack`` exists): the packed form's own size
-  (``nbytes`` / rows) at each ``--pack-bits``, recall of the unpacked codes.
+- ``packed`` at each ``--pack-bits`` (8, 4): one packed row's exact size
+  (``compressae.packed.row_bytes``: a float32 scale, the smaller of
+  bit-packed and Elias-Fano indices, the value levels), recall measured with
+  the ``packed8`` / ``packed4`` index storage itself.
 
 Peers on the dense vectors (faiss, inner product = cosine on unit rows):
 
@@ -95,14 +99,24 @@ class Runner:
 
 # ---------------------------------------------------------------- compressae
 
+def epochs_for(k, a):
+    """``--epochs``, or the count ``--epochs-for`` names for this k."""
+    for item in filter(None, a.epochs_for.split(",")):
+        key, value = item.split("=")
+        if int(key) == k:
+            return int(value)
+    return a.epochs
+
+
 def get_model(k, C, a, workdir):
-    path = workdir / f"bytes-curve-h{H}-k{k}-e{a.epochs}.safetensors"
+    epochs = epochs_for(k, a)
+    path = workdir / f"bytes-curve-h{H}-k{k}-e{epochs}.safetensors"
     meta = path.with_suffix(".json")
     if path.is_file() and meta.is_file():
         return compressae.CompresSAE.load(path), json.loads(meta.read_text())["train_s"]
     model = compressae.CompresSAE(C.shape[1], H, k, seed=0)
     t0 = time.perf_counter()
-    model.fit(C, epochs=a.epochs, seed=1, num_threads=2)
+    model.fit(C, epochs=epochs, seed=1, num_threads=2)
     train_s = time.perf_counter() - t0
     model.save(path)
     meta.write_text(json.dumps(dict(train_s=train_s, steps=len(model.history_))))
@@ -141,26 +155,24 @@ def run_compressae(k, C, Q, a, workdir, run: Runner):
         run.add("compressae asymmetric", f"k={k}, {label}", per * k, index.search(Q, n=TOP)[1],
                 train_s, enc_s + refit_s, "dense queries, refitted item values")
         index.close()
-    if hasattr(codes, "pack"):
-        for bits in [int(b) for b in a.pack_bits.split(",")]:
-            try:
-                t0 = time.perf_counter()
-                packed = codes.pack(bits=bits)
-                pack_s = time.perf_counter() - t0
-                packed_refit = refit.pack(bits=bits)
-                size = packed.nbytes / len(C)
-                un, un_refit = unpack(packed), unpack(packed_refit)
-            except Exception as exc:  # an API other than the one probed: say so in the table
-                log(f"  packed bits={bits}: {exc!r}")
-                continue
-            for mode, items, queries, fam in (("sparse", un, qcodes, "compressae sparse"),
-                                              ("reconstructed", un_refit, Q, "compressae asymmetric")):
-                index = compressae.SparseIndex(model, mode=mode)
-                index.add(items)
-                run.add(fam, f"k={k}, packed {bits}-bit values", size,
-                        index.search(queries, n=TOP)[1], train_s, enc_s + pack_s,
-                        "recall of the unpacked codes")
-                index.close()
+    for bits in [int(b) for b in a.pack_bits.split(",") if b]:
+        # The packed index storages keep exactly what PackedCodes keeps (the
+        # levels and a scale per item) and rank like brute force over the
+        # dequantised codes; the bytes are one packed row's (index coding
+        # "auto", the smaller of bit-packed and Elias-Fano indices).
+        size = compressae.packed.row_bytes(H, k, bits)
+        t0 = time.perf_counter()
+        codes.pack(bits=bits)
+        pack_s = time.perf_counter() - t0
+        for mode, items, queries, fam, note in (
+                ("sparse", codes, qcodes, "compressae sparse", "k-code queries"),
+                ("reconstructed", refit, Q, "compressae asymmetric", "dense queries, refitted item values")):
+            index = compressae.SparseIndex(model, mode=mode, storage=f"packed{bits}")
+            index.add(items)
+            run.add(fam, f"k={k}, packed {bits}-bit values", size, index.search(queries, n=TOP)[1], train_s,
+                    enc_s + pack_s + (refit_s if mode == "reconstructed" else 0),
+                    note + f"; packed{bits} index storage")
+            index.close()
 
 
 # ---------------------------------------------------------------- peers
@@ -318,7 +330,7 @@ def markdown(rows, meta):
     lines += ["", "Best Recall@100 at each budget (bytes <= B):", "",
               "| budget B | best compressae (mode, setting) | best quantiser (method, setting) |",
               "|---:|---|---|"]
-    for b in (16, 32, 64, 128, 256, 512):
+    for b in (16, 32, 48, 64, 96, 128, 256, 512):
         mine = [r for r in rows if r["family"].startswith("compressae") and r["bytes"] <= b]
         peer = [r for r in rows if not r["family"].startswith("compressae") and r["bytes"] <= b]
         fm = lambda rs: "-" if not rs else (lambda r: f"{r['recall']:.3f} ({r['family']}, {r['variant']}, "
@@ -343,15 +355,17 @@ def log_rows(lines):
                        note="from the run's log: stopped at the session's deadline, times not recorded")
 
 
-def write(rows, meta, stem):
-    """Table, CSV and plot of the rows so far (rewritten after every k)."""
+def write(rows, meta, stem, plot_too=True):
+    """Table, CSV and plot of the rows so far (rewritten after every k; the
+    CSV and table after every method, so that a stopped run keeps its times)."""
     meta["load_after"] = " ".join(f"{x:.2f}" for x in os.getloadavg())
     with open(stem.with_suffix(".csv"), "w", newline="") as f:
         w = csv.DictWriter(f, fieldnames=list(rows[0].keys()))
         w.writeheader()
         w.writerows(rows)
     stem.with_suffix(".md").write_text(markdown(rows, meta))
-    plot(rows, stem.with_suffix(".png"))
+    if plot_too:
+        plot(rows, stem.with_suffix(".png"))
 
 
 def main() -> int:
@@ -360,6 +374,7 @@ def main() -> int:
     p.add_argument("--workdir", default="/tmp/compressae-bytes-curve")
     p.add_argument("--ks", default="4,32,8,16,64", help="in the order run (results are written after each)")
     p.add_argument("--epochs", type=int, default=3)
+    p.add_argument("--epochs-for", default="", help="per-k epoch caps, e.g. 32=30,64=20 (else --epochs)")
     p.add_argument("--pack-bits", default="8,4")
     p.add_argument("--pq", default="16,24,32,48,64,96,128")
     p.add_argument("--opq", default="16,32,64,128")
@@ -385,7 +400,8 @@ def main() -> int:
     cpu = next((l.split(":", 1)[1].strip() for l in subprocess.run(
         ["lscpu"], capture_output=True, text=True).stdout.splitlines() if l.startswith("Model name:")), "?")
     meta = dict(date=date, command="python3 benchmarks/bytes_curve.py " + " ".join(sys.argv[1:]),
-                machine=f"{cpu}, {os.cpu_count()} CPUs", epochs=a.epochs,
+                machine=f"{cpu}, {os.cpu_count()} CPUs",
+                epochs=f"{a.epochs}" + (f" ({a.epochs_for}: k=epochs)" if a.epochs_for else ""),
                 commit=subprocess.run(["git", "-C", str(REPO), "rev-parse", "--short", "HEAD"],
                                       capture_output=True, text=True).stdout.strip(),
                 load_before=" ".join(f"{x:.2f}" for x in os.getloadavg()))
@@ -418,9 +434,10 @@ def main() -> int:
              + [("opq", m) for m in ints(a.opq)])
     ks = ints(a.ks)
     per_k = max(1, -(-len(peers) // max(1, len(ks))))
-    for i, k in enumerate(ks):
-        log(f"== compressae k = {k}")
-        run_compressae(k, C, Q, a, workdir, run)
+    for i, k in enumerate(ks or [None]):
+        if k is not None:
+            log(f"== compressae k = {k}")
+            run_compressae(k, C, Q, a, workdir, run)
         for kind, v in peers[i * per_k:(i + 1) * per_k]:
             if kind == "pq":
                 run_pq(C, Q, v, False, run, pq_rows=a.pq_rows)
@@ -432,7 +449,9 @@ def main() -> int:
                 run_sign_rp(C, Q, v, run)
             else:
                 run_itq(C, Q, vt, pca_s, v, run)
-        write(run.rows, meta, stem)
+            write(run.rows, meta, stem, plot_too=False)
+        if run.rows:
+            write(run.rows, meta, stem)
     print(markdown(run.rows, meta))
     return 0
 

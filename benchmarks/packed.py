@@ -51,8 +51,8 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 STORAGES = ("standard", "compact", "packed8", "packed4")
 
 
-def model_for(k, C, models_dir):
-    path = os.path.join(models_dir, f"default-k{k}.safetensors") if models_dir else None
+def model_for(k, C, models_dir, name="default-k{k}.safetensors"):
+    path = os.path.join(models_dir, name.format(k=k)) if models_dir else None
     if path and os.path.exists(path):
         return compressae.CompresSAE.load(path), "loaded"
     model = compressae.CompresSAE(C.shape[1], quality.H, k, seed=0)
@@ -69,22 +69,39 @@ def overlap(a, b):
 
 
 def run_k(k, C, Q, catalogue_ids, truth, a, rows):
-    model, how = model_for(k, C, a.models)
+    model, how = model_for(k, C, a.models, a.model_name)
     print(f"k = {k}: model {how}", flush=True)
-    codes = {"sparse": model.encode(C), "reconstructed": model.encode(C, refit=True)}
+    modes = a.modes.split(",")
+
+    def encoded(name, refit):
+        # Cached with --codes-cache: the timed part is the search, not the encoding.
+        path = os.path.join(a.codes_cache, f"{a.model_name.format(k=k)}-{name}.npz") if a.codes_cache else None
+        if path and os.path.exists(path):
+            z = np.load(path)
+            return compressae.SparseCodes(z["indices"], z["values"], int(z["dim"]))
+        codes = model.encode(C, refit=refit)
+        if path:
+            os.makedirs(a.codes_cache, exist_ok=True)
+            np.savez(path, indices=codes.indices, values=codes.values, dim=codes.dim)
+        return codes
+
+    codes = {"sparse": encoded("sparse", False) if any(m.startswith("sparse") for m in modes) else None,
+             "reconstructed": encoded("refit", True) if "asymmetric" in modes else None}
     query_codes = model.encode(Q)
     packed_bytes = {8: compressae.packed.row_bytes(quality.H, k, 8), 4: compressae.packed.row_bytes(quality.H, k, 4)}
     searches = {"sparse": ("sparse", lambda index: index.search(query_codes, n=quality.N_TOP)),
                 "sparse+4k-query": ("sparse", lambda index: index.search(Q, n=quality.N_TOP)),
                 "asymmetric": ("reconstructed", lambda index: index.search(Q, n=quality.N_TOP))}
     for mode in ("sparse", "reconstructed"):
+        if not any(searches[m][0] == mode for m in a.modes.split(",") if m in searches):
+            continue
         indexes = {}
         for storage in STORAGES:
             index = compressae.SparseIndex(model, mode=mode, storage=storage)
             index.add(codes[mode])
             indexes[storage] = index
         for name, (index_mode, search) in searches.items():
-            if index_mode != mode:
+            if index_mode != mode or name not in a.modes.split(","):
                 continue
             times = {s: [] for s in STORAGES}
             ids = {}
@@ -115,11 +132,20 @@ def main():
     ap.add_argument("--data", default=os.path.join(os.path.dirname(ROOT), "shared", "data"))
     ap.add_argument("--ks", default="16,32,64")
     ap.add_argument("--models", help="directory of trained models default-k<k>.safetensors (read, or written)")
+    ap.add_argument("--model-name", default="default-k{k}.safetensors",
+                    help="file name of the model for k in --models ({k} is replaced)")
+    ap.add_argument("--modes", default="sparse,sparse+4k-query,asymmetric",
+                    help="searches timed: sparse (k-code queries), sparse+4k-query (dense queries), asymmetric")
+    ap.add_argument("--codes-cache", help="directory where the items' codes are kept between runs")
+    ap.add_argument("--threads", type=int, default=0, help="search threads (0: the library's default)")
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--pq", default="32,48,64,96,128", help="faiss PQ sizes in bytes ('' for none)")
+    ap.add_argument("--tag", default="", help="suffix of the result files' names")
     ap.add_argument("--out-dir", default=os.path.join(ROOT, "benchmarks", "results"))
     a = ap.parse_args()
     C, Q, catalogue_ids, truth = quality.load(a.data)
+    if a.threads:
+        compressae.set_num_threads(a.threads)
     rows = []
     for k in [int(x) for x in a.ks.split(",") if x]:
         run_k(k, C, Q, catalogue_ids, truth, a, rows)
@@ -132,7 +158,7 @@ def main():
             print("faiss PQ", pq[-1], flush=True)
     stamp = _dt.date.today().isoformat()
     os.makedirs(a.out_dir, exist_ok=True)
-    base = os.path.join(a.out_dir, f"packed-{stamp}")
+    base = os.path.join(a.out_dir, f"packed-{stamp}{a.tag}")
     with open(base + ".csv", "w", newline="") as f:
         writer = csv.DictWriter(f, fieldnames=list(rows[0]))
         writer.writeheader()
@@ -141,7 +167,8 @@ def main():
     with open(base + ".md", "w") as f:
         f.write(f"# Packed codes, {stamp}\n\n`python3 benchmarks/packed.py {' '.join(sys.argv[1:])}`\n\n")
         f.write(f"Machine: {quality.machine()}; load average at the end {load[0]:.1f} / {load[1]:.1f} / {load[2]:.1f}; "
-                f"{compressae.get_num_threads()} threads; {a.rounds} rounds, medians.\n\n")
+                f"{compressae.get_num_threads()} threads; {a.rounds} rounds, medians; "
+                f"library {compressae._ffi.library_path}; models {a.models}/{a.model_name}.\n\n")
         f.write("| k | mode | storage | bytes/vector | index bytes/item | Recall@100 | top-100 overlap with standard | search ms (1000 q) |\n")
         f.write("|---|---|---|---|---|---|---|---|\n")
         for r in rows:

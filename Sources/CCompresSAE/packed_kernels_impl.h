@@ -38,35 +38,21 @@
         flags[i] = (uint8_t)((hit[0] | hit[1] | hit[2] | hit[3] | hit[4] | hit[5] | hit[6] | hit[7]) != 0); \
     }
 
-/* SCATTER_LISTS_BODY for levels addressed by absolute entry number (a 4-bit
- * list may start in the middle of a byte); LEVEL_BYTES(e) is the byte
- * offset of entry e, for the prefetch. */
-#define LEVEL_SCATTER_BODY(LEVEL, LEVEL_BYTES)                                    \
-    for (int64_t l = 0; l < lists; l++) {                                         \
-        if (l + PF_AHEAD < lists) {                                               \
-            const char *pi = (const char *)(ids + from[l + PF_AHEAD]);            \
-            const char *pe = (const char *)(ids + to[l + PF_AHEAD]);              \
-            for (; pi < pe; pi += 64) __builtin_prefetch(pi);                     \
-            const char *pv = (const char *)(levels + LEVEL_BYTES(from[l + PF_AHEAD])); \
-            const char *pw = (const char *)(levels + LEVEL_BYTES(to[l + PF_AHEAD])); \
-            for (; pv < pw; pv += 64) __builtin_prefetch(pv);                     \
-        }                                                                         \
-        const uint16_t *lid = ids + from[l];                                      \
-        int64_t first = from[l], count = to[l] - from[l];                         \
-        float wl = w[l];                                                          \
-        int64_t e = 0;                                                            \
-        for (; e + 4 <= count; e += 4) {                                          \
-            uint16_t i0 = lid[e], i1 = lid[e + 1], i2 = lid[e + 2], i3 = lid[e + 3]; \
-            float a0 = acc[i0] + wl * LEVEL(levels, first + e);                   \
-            float a1 = acc[i1] + wl * LEVEL(levels, first + e + 1);               \
-            float a2 = acc[i2] + wl * LEVEL(levels, first + e + 2);               \
-            float a3 = acc[i3] + wl * LEVEL(levels, first + e + 3);               \
-            acc[i0] = a0; acc[i1] = a1; acc[i2] = a2; acc[i3] = a3;               \
-        }                                                                         \
-        for (; e < count; e++) acc[lid[e]] += wl * LEVEL(levels, first + e);      \
-    }
+/* Byte offset of entry e of a level array (a 4-bit list may start in the
+ * middle of a byte). */
 #define LEVEL8_BYTES(e) (e)
 #define LEVEL4_BYTES(e) ((e) >> 1)
+/* Prefetches the ids and level bytes of list l + PF_AHEAD (LEVEL_BYTES(e):
+ * the byte holding entry e). */
+#define PREFETCH_LEVEL_LIST(l, LEVEL_BYTES)                                       \
+    if ((l) + PF_AHEAD < lists) {                                                 \
+        const char *pi = (const char *)(ids + from[(l) + PF_AHEAD]);              \
+        const char *pe = (const char *)(ids + to[(l) + PF_AHEAD]);                \
+        for (; pi < pe; pi += 64) __builtin_prefetch(pi);                         \
+        const char *pv = (const char *)(levels + LEVEL_BYTES(from[(l) + PF_AHEAD])); \
+        const char *pw = (const char *)(levels + LEVEL_BYTES(to[(l) + PF_AHEAD])); \
+        for (; pv < pw; pv += 64) __builtin_prefetch(pv);                         \
+    }
 #endif
 
 KERNEL_TARGET
@@ -86,18 +72,93 @@ static void KERNEL(csae_k_sparse_times_dense64_levels4)(float *out, uint8_t *fla
     SCALED_SPARSE_TIMES_DENSE_BODY(indices[i * k + t], LEVEL4_AT(levels + i * stride, t))
 }
 
+
+/* 8-bit levels: eight at a time widened to floats and multiplied by the
+ * list's weight in one vector step, then added to their items one by one
+ * (a list holds an item at most once, so the eight stores never collide). */
 KERNEL_TARGET
 static void KERNEL(csae_k_scatter_lists_levels8)(float *acc, const uint16_t *ids, const uint8_t *levels,
                                                  const int64_t *from, const int64_t *to, const float *w,
                                                  int64_t lists) {
-    LEVEL_SCATTER_BODY(LEVEL8_AT, LEVEL8_BYTES)
+    typedef int8_t v8b __attribute__((vector_size(8), aligned(1), may_alias));
+    for (int64_t l = 0; l < lists; l++) {
+        PREFETCH_LEVEL_LIST(l, LEVEL8_BYTES)
+        int64_t e = from[l];
+        const int64_t end = to[l];
+        const float wl = w[l];
+        const v8f w8 = splat8(wl);
+        for (; e + 8 <= end; e += 8) {
+            v8f v = w8 * __builtin_convertvector(__builtin_convertvector(*(const v8b *)(levels + e), v8i), v8f);
+            const uint16_t *lid = ids + e;
+            float a0 = acc[lid[0]] + v[0], a1 = acc[lid[1]] + v[1], a2 = acc[lid[2]] + v[2], a3 = acc[lid[3]] + v[3];
+            acc[lid[0]] = a0; acc[lid[1]] = a1; acc[lid[2]] = a2; acc[lid[3]] = a3;
+            float a4 = acc[lid[4]] + v[4], a5 = acc[lid[5]] + v[5], a6 = acc[lid[6]] + v[6], a7 = acc[lid[7]] + v[7];
+            acc[lid[4]] = a4; acc[lid[5]] = a5; acc[lid[6]] = a6; acc[lid[7]] = a7;
+        }
+        for (; e < end; e++) {
+            float v = wl * LEVEL8_AT(levels, e);
+            acc[ids[e]] += v;
+        }
+    }
 }
 
+/* 4-bit levels: the list's weight times each of the 16 levels in a table
+ * (nibble n holds level (n ^ 8) - 8), and two entries per level byte. */
 KERNEL_TARGET
 static void KERNEL(csae_k_scatter_lists_levels4)(float *acc, const uint16_t *ids, const uint8_t *levels,
                                                  const int64_t *from, const int64_t *to, const float *w,
                                                  int64_t lists) {
-    LEVEL_SCATTER_BODY(LEVEL4_AT, LEVEL4_BYTES)
+    const v8f low = {0.0f, 1.0f, 2.0f, 3.0f, 4.0f, 5.0f, 6.0f, 7.0f};
+    const v8f high = {-8.0f, -7.0f, -6.0f, -5.0f, -4.0f, -3.0f, -2.0f, -1.0f};
+    float table[16];
+    for (int64_t l = 0; l < lists; l++) {
+        PREFETCH_LEVEL_LIST(l, LEVEL4_BYTES)
+        int64_t e = from[l];
+        const int64_t end = to[l];
+        const v8f w8 = splat8(w[l]);
+        store8(table, w8 * low);
+        store8(table + 8, w8 * high);
+        if (e < end && (e & 1)) { /* the list starts in a byte's high nibble */
+            acc[ids[e]] += table[levels[e >> 1] >> 4];
+            e++;
+        }
+        for (; e + 4 <= end; e += 4) {
+            const uint8_t b0 = levels[e >> 1], b1 = levels[(e >> 1) + 1];
+            const uint16_t *lid = ids + e;
+            float a0 = acc[lid[0]] + table[b0 & 15u], a1 = acc[lid[1]] + table[b0 >> 4];
+            float a2 = acc[lid[2]] + table[b1 & 15u], a3 = acc[lid[3]] + table[b1 >> 4];
+            acc[lid[0]] = a0; acc[lid[1]] = a1; acc[lid[2]] = a2; acc[lid[3]] = a3;
+        }
+        for (; e < end; e++) acc[ids[e]] += table[(levels[e >> 1] >> ((e & 1) << 2)) & 15u];
+    }
+}
+
+/* csae_k_next_above on the products x[i] * scales[i] (the packed storages'
+ * item scores), without writing them: the scan that follows the scatter
+ * also applies the items' scales, in one pass over the tile. */
+KERNEL_TARGET
+static int64_t KERNEL(csae_k_next_above_scaled)(float *x, const float *scales, int64_t from, int64_t n,
+                                                float threshold) {
+    int64_t i = from;
+    v8f t = splat8(threshold), zero = splat8(0.0f);
+    for (; i + 32 <= n; i += 32) {
+        v8i h0 = load8(x + i) * load8(scales + i) > t, h1 = load8(x + i + 8) * load8(scales + i + 8) > t;
+        v8i h2 = load8(x + i + 16) * load8(scales + i + 16) > t, h3 = load8(x + i + 24) * load8(scales + i + 24) > t;
+        v8i any = h0 | h1 | h2 | h3;
+        if (any[0] | any[1] | any[2] | any[3] | any[4] | any[5] | any[6] | any[7]) {
+            uint32_t bits = (uint32_t)MASK8(h0) | (uint32_t)MASK8(h1) << 8 | (uint32_t)MASK8(h2) << 16
+                          | (uint32_t)MASK8(h3) << 24;
+            int64_t hit = i + __builtin_ctz(bits);
+            for (int64_t j = i; j < hit; j++) x[j] = 0.0f;
+            return hit;
+        }
+        store8(x + i, zero); store8(x + i + 8, zero); store8(x + i + 16, zero); store8(x + i + 24, zero);
+    }
+    for (; i < n; i++) {
+        if (x[i] * scales[i] > threshold) return i;
+        x[i] = 0.0f;
+    }
+    return n;
 }
 
 KERNEL_TARGET

@@ -259,3 +259,8 @@ CSAE_HIDDEN void csae_k_scatter_lists_levels4(float *acc, const uint16_t *ids, c
 CSAE_HIDDEN void csae_k_multiply(float *x, const float *scales, int64_t n) {
     DISPATCH(csae_k_multiply, (x, scales, n));
 }
+
+CSAE_HIDDEN int64_t csae_k_next_above_scaled(float *x, const float *scales, int64_t from, int64_t n,
+                                             float threshold) {
+    return DISPATCH(csae_k_next_above_scaled, (x, scales, from, n, threshold));
+}

@@ -96,6 +96,9 @@ void csae_k_multiply(float *x, const float *scales, int64_t n);
 /* The first i in [from, n) with x[i] > threshold (NaN is never above), or n;
  * sets x[from..i) to 0 (the caller zeroes x[i] after reading it). */
 int64_t csae_k_next_above(float *x, int64_t from, int64_t n, float threshold);
+/* csae_k_next_above on x[i] * scales[i] (compared, not stored): the first i
+ * in [from, n) with x[i] * scales[i] > threshold, or n; sets x[from..i) to 0. */
+int64_t csae_k_next_above_scaled(float *x, const float *scales, int64_t from, int64_t n, float threshold);
 /* The number of i in [0, n) with x[i] > threshold. */
 int64_t csae_k_count_above(const float *x, int64_t n, float threshold);
 /* The m entries of row[0..n) of largest magnitude (1 <= split <= m <= n;

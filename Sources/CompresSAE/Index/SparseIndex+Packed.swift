@@ -1,3 +1,5 @@
+import CCompresSAE
+
 // The packed storages (`packed8`, `packed4`): an item's values are kept as
 // the signed levels of `ValueQuantizer` (the quantiser of `PackedCodes`),
 // and its scale, `1 / |levels|` in sparse mode or `1 / |decoder^T levels|`
@@ -80,5 +82,25 @@ extension SparseIndex {
     /// - Complexity: as `add(_:)` plus the unpacking, O(rows k log k).
     public func add(_ packed: PackedCodes) throws {
         try add(try packed.unpack())
+    }
+}
+
+extension SparseIndex {
+    /// Offers the level sums of items `first..<first+count` of a packed
+    /// storage, each multiplied by its scale (`scales[0..<count]`), to the
+    /// selector: `offerTile` with the scale applied within the threshold scan
+    /// instead of in a pass of its own. Leaves `sums[0..<count]` zeroed.
+    ///
+    /// - Complexity: O(count + offered items log n).
+    @inline(__always)
+    static func offerScaledTile(_ sums: UnsafeMutablePointer<Float>, scales: UnsafePointer<Float>, first: Int, count: Int,
+                         to selector: inout TopNSelector) {
+        let n = Int64(count)
+        var i = csae_k_next_above_scaled(sums, scales, 0, n, selector.threshold)
+        while i < n {
+            selector.offer(sums[Int(i)] * scales[Int(i)], Int64(first) + i)
+            sums[Int(i)] = 0
+            i = csae_k_next_above_scaled(sums, scales, i + 1, n, selector.threshold)
+        }
     }
 }

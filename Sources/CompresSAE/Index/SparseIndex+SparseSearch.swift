@@ -67,7 +67,14 @@ extension SparseIndex {
         for tileIndex in 0..<lists.tiles {
             let tileStart = tileIndex * searchTile
             let tileCount = min(lists.itemCount, tileStart + searchTile) - tileStart
-            scoreTile(tileIndex, count: tileCount, lists: lists, k: k, cursor: cursor)
+            // Packed storages: the items' scales applied in the threshold scan, but for a floor sample.
+            let scaledScan = lists.itemScales != nil && (tileIndex > 0 || floorRank == 0)
+            scoreTile(tileIndex, count: tileCount, lists: lists, k: k, cursor: cursor, applyScales: !scaledScan)
+            if scaledScan, let scales = lists.itemScales {
+                offerScaledTile(cursor.accumulator, scales: scales + tileStart, first: tileStart, count: tileCount,
+                                to: &selector.pointee)
+                continue
+            }
             if tileIndex == 0 && floorRank > 0 {
                 raiseFloor(cursor.accumulator, count: tileCount, rank: floorRank, buffer: cursor.floorSample,
                            of: &selector.pointee)
@@ -82,17 +89,17 @@ extension SparseIndex {
     /// - Complexity: O(k + the entries of the tile in the k lists).
     @inline(__always)
     static func scoreTile(_ tileIndex: Int, count tileCount: Int, lists: PostingListsView, k: Int,
-                          cursor: SparseSearchScratch.Worker) {
+                          cursor: SparseSearchScratch.Worker, applyScales: Bool = true) {
         for t in 0..<k {
             cursor.segmentFrom[t] = Int64(cursor.listStarts[t] + Int(cursor.lists[t][tileIndex]))
             cursor.segmentTo[t] = Int64(cursor.listStarts[t] + Int(cursor.lists[t][tileIndex + 1]))
         }
         if let itemScales = lists.itemScales, let levels = lists.levels {
-            // Packed: the levels' sums, then each item's scale.
+            // Packed: the levels' sums, then (unless the scan applies them) each item's scale.
             let scatter = lists.levelBits == 8 ? csae_k_scatter_lists_levels8 : csae_k_scatter_lists_levels4
             scatter(cursor.accumulator, lists.localIDs, levels, cursor.segmentFrom, cursor.segmentTo,
                     cursor.weights, Int64(k))
-            csae_k_multiply(cursor.accumulator, itemScales + tileIndex * searchTile, Int64(tileCount))
+            if applyScales { csae_k_multiply(cursor.accumulator, itemScales + tileIndex * searchTile, Int64(tileCount)) }
         } else if let values16 = lists.values16 {
             csae_k_scatter_lists_half(cursor.accumulator, lists.localIDs, values16, cursor.segmentFrom,
                                       cursor.segmentTo, cursor.weights, Int64(k))
