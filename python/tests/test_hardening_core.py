@@ -108,3 +108,31 @@ def test_index_of_a_retrained_model_refuses_to_save(mode, tmp_path):
     """)
     assert out.startswith("refused") and "trained after items were added" in out, out
     assert not path.exists()
+
+
+def test_fit_that_leaves_the_float_range_raises_and_keeps_the_weights():
+    # A decoder entry of -1.7e38 (finite, accepted by from_weights) takes the
+    # first step's products past the float range. Before the fix fit returned
+    # normally with NaN weights (found by the C-API fuzz harness).
+    import numpy as np
+    import compressae
+    encoder_w = np.array([
+        [0.08, 1.27, 0.58, 0.12, -0.47, -1.35, -0.17, 1.86],
+        [-0.48, -0.64, -0.24, -0.21, -0.56, 0.64, 0.33, 1.18],
+        [0.60, 0.19, -2.10, 0.20, -0.65, 1.08, 0.07, -0.76],
+        [-0.54, -1.20, -0.55, 0.32, 1.18, 0.52, 0.81, 0.89],
+        [-0.32, 1.45, -1.35, 0.12, -0.53, -1.97, 1.66, -2.00]], np.float32)
+    encoder_b = np.array([0.69, 1.79, -0.20, -0.12, -1.90, -0.25, 1.45, -0.52], np.float32)
+    decoder_w = np.array([
+        [-0.97, -2.32, 1.29, 0.41, -0.30], [1.04, -0.53, -0.33, 2.12, -0.90],
+        [0.29, 0.22, 0.10, 0.01, -1.31], [-0.14, -0.24, -0.67, -0.83, -1.00],
+        [-0.81, 0.41, 0.04, 1.66, -1.7e38], [-0.60, -0.54, -0.17, -0.35, 0.00],
+        [1.94, -0.15, 0.13, -1.19, -1.50], [-0.14, -0.42, 0.20, 1.36, -0.51]], np.float32)
+    model = compressae.CompresSAE.from_weights(encoder_w, encoder_b, decoder_w, k=1)
+    x = np.array([[0.125, 0.8125, 0.8125, 0.8125, 0.8125]], np.float32)
+    with pytest.raises(compressae.InvalidArgumentError, match="non-finite"):
+        model.fit(x, epochs=2, batch_size=14, sparse_similarity_weight=0.03, validation_steps=0)
+    np.testing.assert_array_equal(model.encoder_w, encoder_w)
+    np.testing.assert_array_equal(model.encoder_b, encoder_b)
+    np.testing.assert_array_equal(model.decoder_w, decoder_w)
+    assert np.isfinite(model.encode(np.full((1, 5), 0.5, np.float32)).values).all()

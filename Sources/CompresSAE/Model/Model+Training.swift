@@ -208,6 +208,10 @@ extension CompresSAEModel {
                                       blocks: buffers.latentBlocks)
             : nil
 
+        // Huge but finite weights (from `init(weights:)`) can take a step's
+        // products past the float range; then the call gives the model back.
+        let startingWeights = try lock.withReadLock { () throws(CompresSAEError) in try WeightSnapshot(of: self) }
+
         var step = 0
         for _ in 0..<options.epochs {
             try batches.startEpoch(shuffle: options.shuffle, using: &rng)
@@ -235,6 +239,12 @@ extension CompresSAEModel {
                     let scalars = AdamScalars(options: options, step: adam.step, learningRate: learningRate)
                     applyAdam(scalars, adam: adam, buffers: buffers, rows: count, k: kk, workers: workers,
                               deadLatents: deadLatents)
+                    guard weightsAreFinite() else {
+                        startingWeights.restore(into: self)
+                        storedWeightsVersion += 1
+                        throw CompresSAEError.invalid(
+                            "training step \(step + 1) made a weight non-finite (weights or rows too large for float arithmetic); the model keeps the weights it had before this call")
+                    }
                     // Each k-code's latents fired at its row (rows ascend: the last one stays).
                     let selected = buffers.pointers.selected
                     for i in 0..<count {
