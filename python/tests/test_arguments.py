@@ -296,3 +296,15 @@ def test_memory_error_in_progress_is_not_confused(model, x):
     with pytest.raises(MemoryError, match="from the callback") as info:
         model.fit(x, epochs=1, batch_size=8, progress=progress)
     assert not isinstance(info.value, compressae.Error)
+
+
+@pytest.mark.parametrize("setting, value", [
+    ("learning_rate", 1e39), ("eps", 1e-300), ("sparse_similarity_weight", 1e39),
+    ("similarity_temperature", 1e-300), ("dead_latent_aux_weight", 1e39)])
+def test_float_settings_beyond_the_float_range_are_refused(model, x, setting, value):
+    # Finite doubles that round to infinity (or to zero where zero is not
+    # allowed) as the floats training computes with.
+    before = model.encoder_w.copy()
+    with pytest.raises(compressae.InvalidArgumentError, match=setting):
+        model.fit(x, epochs=1, **{setting: value})
+    np.testing.assert_array_equal(model.encoder_w, before)

@@ -168,18 +168,28 @@ public struct TrainingOptions: Sendable {
         return overflow ? Int.max : steps
     }
 
+    /// A setting the training arithmetic uses as a `Float`: it must be finite
+    /// and non-negative (positive when `positive`) after rounding to float
+    /// too, or a weight of 1e39 would become infinite, an `eps` of 1e-300
+    /// zero, and both would turn the weights into NaN.
+    private static func checkFloatSetting(_ value: Double, _ name: String, positive: Bool) throws {
+        let rounded = Float(value)
+        guard value.isFinite, rounded.isFinite, positive ? rounded > 0 : value >= 0 else {
+            throw CompresSAEError.invalid(
+                "\(name) must be \(positive ? "> 0" : ">= 0") and within the float range (up to 3.4e38\(positive ? ", not rounding to 0" : "")), got \(value)")
+        }
+    }
+
     func validate(rows: Int) throws {
         guard batchSize >= 1 else { throw CompresSAEError.invalid("batch_size must be >= 1, got \(batchSize)") }
         guard validationSteps >= 0 else {
             throw CompresSAEError.invalid("validation_steps must be >= 0, got \(validationSteps)")
         }
         guard epochs >= 1 else { throw CompresSAEError.invalid("epochs must be >= 1, got \(epochs)") }
-        guard learningRate.isFinite && learningRate > 0 else {
-            throw CompresSAEError.invalid("learning_rate must be finite and > 0, got \(learningRate)")
-        }
+        try Self.checkFloatSetting(learningRate, "learning_rate", positive: true)
         guard beta1 >= 0 && beta1 < 1 else { throw CompresSAEError.invalid("beta1 must be in [0, 1), got \(beta1)") }
         guard beta2 >= 0 && beta2 < 1 else { throw CompresSAEError.invalid("beta2 must be in [0, 1), got \(beta2)") }
-        guard eps.isFinite && eps > 0 else { throw CompresSAEError.invalid("eps must be finite and > 0, got \(eps)") }
+        try Self.checkFloatSetting(eps, "eps", positive: true)
         guard numThreads >= 0 else { throw CompresSAEError.invalid("num_threads must be >= 0, got \(numThreads)") }
         guard deadLatentWindow >= 0 else {
             throw CompresSAEError.invalid("dead_latent_window must be >= 0, got \(deadLatentWindow)")
@@ -207,18 +217,12 @@ public struct TrainingOptions: Sendable {
         guard tolerance.isFinite && tolerance >= 0 else {
             throw CompresSAEError.invalid("tolerance must be finite and >= 0, got \(tolerance)")
         }
-        guard sparseSimilarityWeight.isFinite && sparseSimilarityWeight >= 0 else {
-            throw CompresSAEError.invalid("sparse_similarity_weight must be finite and >= 0, got \(sparseSimilarityWeight)")
-        }
-        guard similarityTemperature.isFinite && similarityTemperature > 0 else {
-            throw CompresSAEError.invalid("similarity_temperature must be finite and > 0, got \(similarityTemperature)")
-        }
+        try Self.checkFloatSetting(sparseSimilarityWeight, "sparse_similarity_weight", positive: false)
+        try Self.checkFloatSetting(similarityTemperature, "similarity_temperature", positive: true)
         guard similarityRows >= 2 && similarityRows <= 16384 else {
             throw CompresSAEError.invalid("similarity_rows must be in 2...16384, got \(similarityRows)")
         }
-        guard deadLatentAuxWeight.isFinite && deadLatentAuxWeight >= 0 else {
-            throw CompresSAEError.invalid("dead_latent_aux_weight must be finite and >= 0, got \(deadLatentAuxWeight)")
-        }
+        try Self.checkFloatSetting(deadLatentAuxWeight, "dead_latent_aux_weight", positive: false)
         guard deadLatentAuxK >= 0 else {
             throw CompresSAEError.invalid("dead_latent_aux_k must be >= 0, got \(deadLatentAuxK)")
         }
