@@ -126,6 +126,17 @@ struct CABIParamsTests {
         #expect(Int(read.struct_size) == csae_search_params.firstVersionSize)
     }
 
+    @Test("a train struct of the ABI 6 size leaves the dead-latent term off, the reference recipe included")
+    func shortTrainStruct() throws {
+        var reference = csae_train_reference_params()
+        reference.struct_size = UInt32(csae_train_params.firstVersionSize)
+        let read = try csae_train_params.read(&reference)
+        #expect(read.dead_latent_aux_weight == 0)
+        var full = csae_train_default_params()
+        #expect(try csae_train_params.read(&full).dead_latent_aux_weight == TrainingOptions().deadLatentAuxWeight)
+        #expect(try csae_train_params.read(nil).dead_latent_aux_weight == TrainingOptions().deadLatentAuxWeight)
+    }
+
     @Test("search: n_results = min(n, count); columns past it are -1 / -inf; an empty index is an empty result",
           arguments: [CSAE_INDEX_SPARSE, CSAE_INDEX_RECONSTRUCTED])
     func searchResults(mode: csae_index_mode) throws {

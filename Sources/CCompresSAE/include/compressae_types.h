@@ -89,7 +89,9 @@ enum csae_status {
  *   int32_t num_threads;   worker threads, 0 = csae_get_num_threads()
  * so that fields can be appended without breaking programs built against
  * an older header: the library reads and writes only the first struct_size
- * bytes and takes the defaults for the fields beyond them. struct_size must
+ * bytes; a field beyond them takes the value that keeps the behaviour of
+ * the caller's header (its default, or off for a term added later, such
+ * as dead_latent_aux_weight). struct_size must
  * be a multiple of 8, at least the size of the struct in ABI version 6 (the
  * first with this field) and at most the size this library knows; anything
  * else is CSAE_ERR_INVALID_ARGUMENT (a program built against a newer header

@@ -2,9 +2,10 @@ import CCompresSAE
 
 // The params structs of the C ABI grow by appending fields. Each begins with
 // `uint32_t struct_size` (the caller's sizeof) and `int32_t num_threads`;
-// the library reads the caller's first struct_size bytes over its defaults,
-// so a caller built against an older header gets the defaults for the fields
-// it does not know.
+// the library reads the caller's first struct_size bytes over the values of
+// the fields such a caller cannot know: those that keep the behaviour of the
+// header it was built with (a term added later stays off), not necessarily
+// today's defaults.
 
 /// A params struct of the C ABI whose first field is `struct_size`.
 protocol VersionedParams {
@@ -20,6 +21,9 @@ protocol VersionedParams {
     static var firstVersionSize: Int { get }
     /// The defaults, as the struct's `defaultsHelper` returns them.
     static var defaults: Self { get }
+    /// What a caller whose struct ends before a field gets for it: the value
+    /// that keeps the behaviour of the header the caller was built with.
+    static var missingFields: Self { get }
 }
 
 /// Bytes per unit of struct growth: every field is 8 bytes or one of a pair
@@ -30,8 +34,8 @@ extension VersionedParams {
     /// The size of the struct this library was built with.
     static var currentSize: Int { MemoryLayout<Self>.size }
 
-    /// The settings a caller passed: the defaults for `nil`, else the
-    /// defaults overwritten by the caller's first `struct_size` bytes.
+    /// The settings a caller passed: the defaults for `nil`, else
+    /// `missingFields` overwritten by the caller's first `struct_size` bytes.
     ///
     /// - Throws: `.invalidArgument` when `struct_size` is not a multiple of
     ///   8 in `firstVersionSize...currentSize`: not set from the
@@ -42,7 +46,7 @@ extension VersionedParams {
         let raw = UnsafeRawPointer(pointer)
         let size = Int(raw.loadUnaligned(as: UInt32.self))
         try checkSize(size)
-        var value = defaults
+        var value = missingFields
         withUnsafeMutableBytes(of: &value) { $0.copyMemory(from: UnsafeRawBufferPointer(start: raw, count: size)) }
         return value
     }
@@ -70,11 +74,24 @@ extension VersionedParams {
     }
 }
 
+extension VersionedParams {
+    /// Structs whose appended fields change no behaviour when they take
+    /// their defaults.
+    static var missingFields: Self { defaults }
+}
+
 extension csae_train_params: VersionedParams {
     static var cName: String { "csae_train_params" }
     static var defaultsHelper: String { "csae_train_default_params()" }
     static var firstVersionSize: Int { MemoryLayout<Self>.offset(of: \.validation_steps)! + MemoryLayout<Int64>.size }
     static var defaults: Self { Self(TrainingOptions()) }
+    /// The dead-latent term (ABI 7) stays off for callers built against the
+    /// ABI 6 header, whose recipes, the reference one included, did not have it.
+    static var missingFields: Self {
+        var p = defaults
+        p.dead_latent_aux_weight = 0
+        return p
+    }
 }
 
 extension csae_encode_params: VersionedParams {
