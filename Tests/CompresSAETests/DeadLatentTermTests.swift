@@ -153,3 +153,11 @@ struct DeadLatentTermTests {
         }
     }
 }
+
+extension DeadLatentWorkspace {
+    /// Sets the dead latents from a list, ignoring repeats and indices outside `0..<h`.
+    func setDead(_ list: [Int]) {
+        let set = Set(list)
+        setDead { set.contains($0) }
+    }
+}

@@ -33,6 +33,7 @@ final class DeadLatentWorkspace {
     let dead: UnsafeMutablePointer<Int32>
     private(set) var deadCount = 0
     /// The weighted term of the last step that had it (0 when inactive).
+    /// The reported losses leave the term out; its gradient tests read it.
     var lastLoss: Float = 0
     /// `[b,auxK]` each row's chosen dead latents (`usedK` per row this step).
     let selected: UnsafeMutablePointer<Int32>
@@ -44,6 +45,13 @@ final class DeadLatentWorkspace {
     /// as `StepBuffers` groups the k- and 4k-code entries.
     let blockStart: UnsafeMutablePointer<Int>
     let blockEntries: UnsafeMutablePointer<csae_block_entry>
+    /// `[chunks]` each encoder chunk's sum of the term, added in chunk order.
+    let chunkSums: UnsafeMutablePointer<Double>
+    /// `[chunks, d + h]` each encoder chunk's residual (`d`) and gathered
+    /// dead pre-activations (up to `h`).
+    let chunkWork: UnsafeMutablePointer<Float>
+    private let chunkSumBuffer: FallibleBuffer<Double>
+    private let chunkWorkBuffer: FallibleBuffer<Float>
 
     /// Dead latents each row uses this step: `min(auxK, deadCount)`.
     var usedK: Int { min(auxK, deadCount) }
@@ -60,6 +68,13 @@ final class DeadLatentWorkspace {
         floats = try FallibleBuffer(count: try Size.sum(2 * bk, bd, what: what), what)
         blockStartBuffer = try FallibleBuffer(count: blocks + 1, what)
         entryBuffer = try FallibleBuffer(count: bk, what)
+        // The chunks of a step of at most `rows` rows, as `forwardBackward` splits them.
+        let chunks = (rows + min(encoderChunkRows, rows) - 1) / max(min(encoderChunkRows, rows), 1)
+        chunkSumBuffer = try FallibleBuffer(count: chunks, what)
+        chunkWorkBuffer = try FallibleBuffer(
+            count: try Size.product(chunks, try Size.sum(d, h, what: what), what: what), what)
+        chunkSums = chunkSumBuffer.base
+        chunkWork = chunkWorkBuffer.base
         dead = ints.base
         selected = ints.base + h
         values = floats.base
@@ -79,13 +94,6 @@ final class DeadLatentWorkspace {
             n += 1
         }
         deadCount = n
-    }
-
-    /// Sets the dead latents from a list (tests), ignoring repeats and
-    /// indices outside `0..<h`.
-    func setDead(_ list: [Int]) {
-        let set = Set(list)
-        setDead { set.contains($0) }
     }
 
     /// Whether the term does anything this step.
@@ -119,6 +127,7 @@ struct DeadLatentPointers: @unchecked Sendable {
     let dead: UnsafePointer<Int32>, deadCount: Int, usedK: Int, weight: Float
     let selected: UnsafeMutablePointer<Int32>, values: UnsafeMutablePointer<Float>
     let gPre: UnsafeMutablePointer<Float>, upstream: UnsafeMutablePointer<Float>
+    let chunkSums: UnsafeMutablePointer<Double>, chunkWork: UnsafeMutablePointer<Float>
 
     init(_ w: DeadLatentWorkspace) {
         dead = UnsafePointer(w.dead)
@@ -129,6 +138,8 @@ struct DeadLatentPointers: @unchecked Sendable {
         values = w.values
         gPre = w.gPre
         upstream = w.upstream
+        chunkSums = w.chunkSums
+        chunkWork = w.chunkWork
     }
 }
 

@@ -409,10 +409,7 @@ extension CompresSAEModel {
         let src = SharedConstPointer(x)
         let out = buffers.pointers
         let aux = deadLatents.flatMap { $0.isActive ? DeadLatentPointers($0) : nil }
-        let auxSums = UnsafeMutablePointer<Double>.allocate(capacity: chunks)
-        auxSums.initialize(repeating: 0, count: chunks)
-        defer { auxSums.deallocate() }
-        let auxOut = SharedPointer(auxSums)
+        if let deadLatents { deadLatents.chunkSums.initialize(repeating: 0, count: chunks) }
 
         decoder.withUnsafeBufferPointer { decBuffer in
             let dec = SharedConstPointer(decBuffer.baseAddress!)
@@ -421,8 +418,7 @@ extension CompresSAEModel {
                 var local = LossSums(), localAux = 0.0
                 let reconK = scratch.reconstructions, recon4k = reconK + d
                 // The dead-latent term's residual (d floats) and gathered pre-activations.
-                let auxWork = aux.map { UnsafeMutablePointer<Float>.allocate(capacity: d + $0.deadCount) }
-                defer { auxWork?.deallocate() }
+                let auxWork = aux.map { $0.chunkWork + (start / chunkRows) * (d + h) }
                 var boundHint: UInt32 = 0
                 for r in 0..<count {
                     let i = start + r
@@ -475,14 +471,14 @@ extension CompresSAEModel {
                     }
                 }
                 sums.base[start / chunkRows] = local
-                auxOut.base[start / chunkRows] = localAux
+                if let aux { aux.chunkSums[start / chunkRows] = localAux }
             }
         }
         var total = LossSums()
         for c in 0..<chunks { total.add(chunkSums[c]) }
         if let deadLatents {
             var auxTotal = 0.0
-            if aux != nil { for c in 0..<chunks { auxTotal += auxSums[c] } }
+            if aux != nil { for c in 0..<chunks { auxTotal += deadLatents.chunkSums[c] } }
             deadLatents.lastLoss = Float(Double(deadLatents.weight) * auxTotal / Double(b))
         }
         return total.report(rows: b, dim: d)
