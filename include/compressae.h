@@ -437,7 +437,8 @@ int32_t csae_model_create(int64_t input_dim, int64_t latent_dim, int64_t k, uint
 /// @param encoder_b  h floats
 /// @param decoder_w  h*d floats, [h,d] row-major
 /// @param out        receives the new handle
-/// @return CSAE_OK, CSAE_ERR_INVALID_ARGUMENT (bad size, NULL, non-finite weight),
+/// @return CSAE_OK, CSAE_ERR_INVALID_ARGUMENT (bad size, NULL, non-finite weight,
+///         an encoder column of norm beyond 1.9e19 or a bias beyond +-1e38),
 ///         or CSAE_ERR_OUT_OF_MEMORY
 int32_t csae_model_create_from_weights(int64_t input_dim, int64_t latent_dim, int64_t k,
                                        const float *encoder_w, const float *encoder_b,

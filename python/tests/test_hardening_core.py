@@ -130,9 +130,37 @@ def test_fit_that_leaves_the_float_range_raises_and_keeps_the_weights():
         [1.94, -0.15, 0.13, -1.19, -1.50], [-0.14, -0.42, 0.20, 1.36, -0.51]], np.float32)
     model = compressae.CompresSAE.from_weights(encoder_w, encoder_b, decoder_w, k=1)
     x = np.array([[0.125, 0.8125, 0.8125, 0.8125, 0.8125]], np.float32)
-    with pytest.raises(compressae.InvalidArgumentError, match="non-finite"):
+    with pytest.raises(compressae.InvalidArgumentError, match="float range"):
         model.fit(x, epochs=2, batch_size=14, sparse_similarity_weight=0.03, validation_steps=0)
     np.testing.assert_array_equal(model.encoder_w, encoder_w)
     np.testing.assert_array_equal(model.encoder_b, encoder_b)
     np.testing.assert_array_equal(model.decoder_w, decoder_w)
     assert np.isfinite(model.encode(np.full((1, 5), 0.5, np.float32)).values).all()
+
+
+def test_from_weights_refuses_an_encoder_whose_preactivations_could_overflow():
+    # Finite weights whose pre-activations leave the float range used to
+    # encode to -inf with an OK status (found by the C-API fuzz harness).
+    import numpy as np
+    import compressae
+    d, h = 4, 8
+    rng = np.random.default_rng(0)
+    encoder_w = rng.standard_normal((d, h)).astype(np.float32)
+    encoder_b = np.zeros(h, np.float32)
+    decoder_w = rng.standard_normal((h, d)).astype(np.float32)
+    big_column = encoder_w.copy()
+    big_column[:, 3] = 1.7e38
+    with pytest.raises(compressae.InvalidArgumentError, match="encoder_w column 3"):
+        compressae.CompresSAE.from_weights(big_column, encoder_b, decoder_w, k=2)
+    big_bias = encoder_b.copy()
+    big_bias[5] = -3e38
+    with pytest.raises(compressae.InvalidArgumentError, match=r"encoder_b\[5\]"):
+        compressae.CompresSAE.from_weights(encoder_w, big_bias, decoder_w, k=2)
+    # Just inside the limits, every encoded value is finite.
+    edge_w = encoder_w.copy()
+    edge_w[:, 0] = 9e18
+    edge_b = encoder_b.copy()
+    edge_b[1] = -1e38
+    model = compressae.CompresSAE.from_weights(edge_w, edge_b, decoder_w, k=h)
+    codes = model.encode(np.abs(rng.standard_normal((3, d))).astype(np.float32) + 1)
+    assert np.isfinite(codes.values).all()

@@ -40,7 +40,8 @@ public typealias ConstModelHandle = OpaquePointer
 /// @param encoder_b  h floats
 /// @param decoder_w  h*d floats, [h,d] row-major
 /// @param out        receives the new handle
-/// @return CSAE_OK, CSAE_ERR_INVALID_ARGUMENT (bad size, NULL, non-finite weight),
+/// @return CSAE_OK, CSAE_ERR_INVALID_ARGUMENT (bad size, NULL, non-finite weight,
+///         an encoder column of norm beyond 1.9e19 or a bias beyond +-1e38),
 ///         or CSAE_ERR_OUT_OF_MEMORY
 @c public func csae_model_create_from_weights(
     _ input_dim: Int64, _ latent_dim: Int64, _ k: Int64,

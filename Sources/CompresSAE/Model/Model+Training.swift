@@ -239,11 +239,11 @@ extension CompresSAEModel {
                     let scalars = AdamScalars(options: options, step: adam.step, learningRate: learningRate)
                     applyAdam(scalars, adam: adam, buffers: buffers, rows: count, k: kk, workers: workers,
                               deadLatents: deadLatents)
-                    guard weightsAreFinite() else {
+                    guard weightsAreUsable() else {
                         startingWeights.restore(into: self)
                         storedWeightsVersion += 1
                         throw CompresSAEError.invalid(
-                            "training step \(step + 1) made a weight non-finite (weights or rows too large for float arithmetic); the model keeps the weights it had before this call")
+                            "training step \(step + 1) took a weight out of the float range a model may hold (weights or learning rate too large); the model keeps the weights it had before this call")
                     }
                     // Each k-code's latents fired at its row (rows ascend: the last one stays).
                     let selected = buffers.pointers.selected

@@ -140,7 +140,9 @@ public final class CompresSAEModel: @unchecked Sendable {
     ///   - encoderWeights: `encoder_w`, `d*h` floats, `[d,h]` row-major.
     ///   - encoderBias: `encoder_b`, `h` floats.
     ///   - decoderWeights: `decoder_w`, `h*d` floats, `[h,d]` row-major.
-    /// - Throws: `CompresSAEError` on a size mismatch or a non-finite weight.
+    /// - Throws: `CompresSAEError` on a size mismatch, a non-finite weight, or
+    ///   an encoder whose pre-activations could overflow float (a column of
+    ///   norm beyond 1.9e19, a bias beyond +-1e38).
     public convenience init(
         inputDim: Int, latentDim: Int, k: Int,
         encoderWeights: UnsafeBufferPointer<Float>,
@@ -153,6 +155,7 @@ public final class CompresSAEModel: @unchecked Sendable {
         try Self.checkWeights(encoderBias, count: h, name: "encoder_b", shape: "[\(h)]")
         try Self.checkWeights(decoderWeights, count: h * d, name: "decoder_w", shape: "[\(h), \(d)]")
         let encT = try Self.transposed(encoderWeights.baseAddress!, rows: d, cols: h)
+        try Self.checkEncoderRange(encT, bias: encoderBias.baseAddress!, d: d, h: h)
         self.init(inputDim: d, latentDim: h, k: k, encoderT: encT,
                   encoderBias: try Self.copied(encoderBias, "encoder_b"),
                   decoder: try Self.copied(decoderWeights, "decoder_w"))
@@ -171,6 +174,7 @@ public final class CompresSAEModel: @unchecked Sendable {
             try w.withUnsafeBufferPointer { try Self.checkWeights($0, count: count, name: name, shape: shape) }
         }
         let encT = try encoderWeights.withUnsafeBufferPointer { try Self.transposed($0.baseAddress!, rows: d, cols: h) }
+        try encoderBias.withUnsafeBufferPointer { try Self.checkEncoderRange(encT, bias: $0.baseAddress!, d: d, h: h) }
         self.init(inputDim: d, latentDim: h, k: k, encoderT: encT, encoderBias: encoderBias, decoder: decoderWeights)
     }
 
@@ -255,6 +259,16 @@ public final class CompresSAEModel: @unchecked Sendable {
               inputDim.multipliedReportingOverflow(by: latentDim).overflow == false,
               inputDim * latentDim <= 1 << 34 else {
             throw CompresSAEError.invalid("input_dim x latent_dim = \(inputDim) x \(latentDim) is too large")
+        }
+    }
+
+    /// Refuses an encoder whose pre-activations could overflow float
+    /// (`encoderRangeProblem`); `encT` is the `h x d` internal layout.
+    static func checkEncoderRange(_ encT: [Float], bias: UnsafePointer<Float>, d: Int, h: Int) throws {
+        if let problem = encT.withUnsafeBufferPointer({
+            encoderRangeProblem(encoderT: $0.baseAddress!, bias: bias, d: d, h: h)
+        }) {
+            throw CompresSAEError.invalid(problem)
         }
     }
 
