@@ -1,6 +1,5 @@
 import Testing
 import Dispatch
-import Synchronization
 import CCompresSAE
 @testable import CompresSAE
 
@@ -206,7 +205,7 @@ struct CABIParamsTests {
         defer { csae_model_free(model) }
         let x = sampleRows(n, d)
         let handle = UnsafeSendableBox(model)
-        let outcomes = Mutex<(ok: Int, refused: Int, bad: Int)>((0, 0, 0))
+        let outcomes = LockedBox<(ok: Int, refused: Int, bad: Int)>((0, 0, 0))
         DispatchQueue.concurrentPerform(iterations: 2) { worker in
             if worker == 0 {
                 for round in 0..<2000 { _ = csae_model_set_k(handle.value, round % 2 == 0 ? 16 : small) }

@@ -316,7 +316,7 @@ struct HandleLifetimeTests {
             #expect(csae_index_create(model, Int32(round % 2), 0, &index) == 0)
             #expect(csae_index_add_dense(index, x, 32, d, 0) == 0)
             let handles = UnsafeSendableBox((model, index))
-            let statuses = Mutex<[Int32]>([])
+            let statuses = LockedBox<[Int32]>([])
             DispatchQueue.concurrentPerform(iterations: 3) { worker in
                 let (model, index) = handles.value
                 if worker == 0 {
