@@ -31,7 +31,7 @@ extern "C" {
 
 /** ABI version of this header. Bumped on every incompatible change;
  *  compare with csae_abi_version() at load time. */
-#define CSAE_ABI_VERSION 7
+#define CSAE_ABI_VERSION 8
 
 /** Version of the library, as csae_version() returns it. The one place it
  *  is written: the Python package's version is read from here when it is
@@ -282,12 +282,17 @@ typedef struct csae_search_params {
                                    min(n, item count) */
     int64_t query_k;          /**< dense queries in sparse mode: nonzeros of the query codes, 1 <= query_k <= h,
                                    or 0 for min(h, 4k); ignored otherwise (default 0) */
+    int64_t candidates;       /**< reconstructed mode: 0 scores every item (exact); c >= 1 scores exactly only
+                                   the max(c, n) best candidates of a posting-list stage (faster, may miss
+                                   items; built at the first such search, about doubling the index's bytes);
+                                   ignored in sparse mode (default 0; ABI 8) */
 } csae_search_params;
-CSAE_ASSERT_SIZE(csae_search_params, 24);
+CSAE_ASSERT_SIZE(csae_search_params, 32);
 CSAE_ASSERT_OFFSET(csae_search_params, struct_size, 0);
 CSAE_ASSERT_OFFSET(csae_search_params, num_threads, 4);
 CSAE_ASSERT_OFFSET(csae_search_params, n, 8);
 CSAE_ASSERT_OFFSET(csae_search_params, query_k, 16);
+CSAE_ASSERT_OFFSET(csae_search_params, candidates, 24);
 
 /** Training data read through callbacks (csae_model_train_source): data
  *  larger than memory, or in a form the caller converts a batch at a time.
@@ -696,8 +701,9 @@ int32_t csae_index_add_dense(csae_index *index, const float *x, int64_t n, int64
 /// id -1. An empty index is an empty result: CSAE_OK with *n_results = 0.
 /// Memory and work are bounded by the item count, whatever n.
 /// @param queries     nq*d floats; finite, no all-zero row
-/// @param params      n, query_k (0: min(h, 4k)) and num_threads, or NULL
-///                    for csae_search_default_params()
+/// @param params      n, query_k (0: min(h, 4k)), candidates (reconstructed
+///                    mode; 0: every item) and num_threads, or NULL for
+///                    csae_search_default_params()
 /// @param scores      receives nq*n cosines
 /// @param ids         receives nq*n item ids
 /// @param capacity    size of scores and of ids, in elements (each), >= nq*n
@@ -714,7 +720,8 @@ int32_t csae_index_search_dense(const csae_index *index, const float *queries, i
 /// the empty index as csae_index_search_dense; params->query_k is not used.
 /// @param indices    nq*k latent indices in [0, h), no index twice in a row
 /// @param values     nq*k finite values
-/// @param params     n and num_threads, or NULL for csae_search_default_params()
+/// @param params     n, candidates and num_threads, or NULL for
+///                   csae_search_default_params()
 /// @param scores     receives nq*n cosines
 /// @param ids        receives nq*n item ids
 /// @param capacity   size of scores and of ids, in elements (each), >= nq*n

@@ -73,6 +73,24 @@ static void KERNEL(csae_k_sparse_times_dense64_levels4)(float *out, uint8_t *fla
 }
 
 
+/* csae_k_rows_dot over level rows: each row's level sum times its scale, as
+ * SCALED_SPARSE_TIMES_DENSE_BODY computes it. */
+KERNEL_TARGET
+static void KERNEL(csae_k_rows_dot_levels8)(float *out, const int32_t *items, int64_t count, int64_t k,
+                                            const uint16_t *indices, const uint8_t *levels, const float *scales,
+                                            const float *u) {
+    const int64_t value_stride = k;
+    ROWS_DOT_BODY(indices, uint16_t, levels, uint8_t, LEVEL8_AT(rv, t), a * scales[i])
+}
+
+KERNEL_TARGET
+static void KERNEL(csae_k_rows_dot_levels4)(float *out, const int32_t *items, int64_t count, int64_t k,
+                                            const uint16_t *indices, const uint8_t *levels, const float *scales,
+                                            const float *u) {
+    const int64_t value_stride = (k + 1) / 2;
+    ROWS_DOT_BODY(indices, uint16_t, levels, uint8_t, LEVEL4_AT(rv, t), a * scales[i])
+}
+
 /* 8-bit levels: eight at a time widened to floats and multiplied by the
  * list's weight in one vector step, then added to their items one by one
  * (a list holds an item at most once, so the eight stores never collide). */

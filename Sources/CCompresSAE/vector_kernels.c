@@ -201,6 +201,28 @@ CSAE_HIDDEN void csae_k_sparse_times_dense64_compact(float *out, uint8_t *flags,
     DISPATCH(csae_k_sparse_times_dense64_compact, (out, flags, items, k, indices, values, dense, limits));
 }
 
+CSAE_HIDDEN void csae_k_rows_dot(float *out, const int32_t *items, int64_t count, int64_t k, const int32_t *indices,
+                                 const float *values, const float *u) {
+    DISPATCH(csae_k_rows_dot, (out, items, count, k, indices, values, u));
+}
+
+CSAE_HIDDEN void csae_k_rows_dot_compact(float *out, const int32_t *items, int64_t count, int64_t k,
+                                         const uint16_t *indices, const uint16_t *values, const float *u) {
+    DISPATCH(csae_k_rows_dot_compact, (out, items, count, k, indices, values, u));
+}
+
+CSAE_HIDDEN void csae_k_rows_dot_levels8(float *out, const int32_t *items, int64_t count, int64_t k,
+                                         const uint16_t *indices, const uint8_t *levels, const float *scales,
+                                         const float *u) {
+    DISPATCH(csae_k_rows_dot_levels8, (out, items, count, k, indices, levels, scales, u));
+}
+
+CSAE_HIDDEN void csae_k_rows_dot_levels4(float *out, const int32_t *items, int64_t count, int64_t k,
+                                         const uint16_t *indices, const uint8_t *levels, const float *scales,
+                                         const float *u) {
+    DISPATCH(csae_k_rows_dot_levels4, (out, items, count, k, indices, levels, scales, u));
+}
+
 CSAE_HIDDEN void csae_k_scatter_lists(float *acc, const uint16_t *ids, const float *values, const int64_t *from,
                                       const int64_t *to, const float *w, int64_t lists) {
     DISPATCH(csae_k_scatter_lists, (acc, ids, values, from, to, w, lists));

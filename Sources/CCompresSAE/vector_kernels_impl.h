@@ -126,6 +126,49 @@ static void KERNEL(csae_k_sparse_times_dense64_compact)(float *out, uint8_t *fla
     SPARSE_TIMES_DENSE_BODY(indices[i * k + t], HALF_TO_FLOAT(values[i * k + t]))
 }
 
+/* Scores of chosen rows against one dense vector: out[c] = sum_t value(i, t)
+ * * u[index(i, t)] for item i = items[c], summed in t order with the
+ * arithmetic of one lane of SPARSE_TIMES_DENSE_BODY, so that each score
+ * equals the one the exhaustive kernel gives the item. The rows lie
+ * anywhere in memory, so the lines of row c + ROW_PF_AHEAD are prefetched
+ * while row c is summed. */
+#ifndef ROW_PF_AHEAD
+#define ROW_PF_AHEAD 6
+#define PREFETCH_ROW(base, row_bytes)                                             \
+    {                                                                             \
+        const char *p0 = (const char *)(base), *p1 = p0 + (row_bytes);            \
+        for (; p0 < p1; p0 += 64) __builtin_prefetch(p0);                         \
+    }
+#endif
+#define ROWS_DOT_BODY(INDICES, INDEX_TYPE, VALUES, VALUE_TYPE, VALUE, SCALE)     \
+    for (int64_t c = 0; c < count; c++) {                                        \
+        if (c + ROW_PF_AHEAD < count) {                                          \
+            int64_t ahead = items[c + ROW_PF_AHEAD];                             \
+            PREFETCH_ROW(INDICES + ahead * k, k * (int64_t)sizeof(INDEX_TYPE))   \
+            PREFETCH_ROW(VALUES + ahead * value_stride, value_stride * (int64_t)sizeof(VALUE_TYPE)) \
+        }                                                                        \
+        const int64_t i = items[c];                                              \
+        const INDEX_TYPE *ri = INDICES + i * k;                                  \
+        const VALUE_TYPE *rv = VALUES + i * value_stride;                        \
+        float a = 0.0f;                                                          \
+        for (int64_t t = 0; t < k; t++) a += (VALUE) * u[ri[t]];                 \
+        out[c] = SCALE;                                                          \
+    }
+
+KERNEL_TARGET
+static void KERNEL(csae_k_rows_dot)(float *out, const int32_t *items, int64_t count, int64_t k,
+                                    const int32_t *indices, const float *values, const float *u) {
+    const int64_t value_stride = k;
+    ROWS_DOT_BODY(indices, int32_t, values, float, rv[t], a)
+}
+
+KERNEL_TARGET
+static void KERNEL(csae_k_rows_dot_compact)(float *out, const int32_t *items, int64_t count, int64_t k,
+                                            const uint16_t *indices, const uint16_t *values, const float *u) {
+    const int64_t value_stride = k;
+    ROWS_DOT_BODY(indices, uint16_t, values, uint16_t, HALF_TO_FLOAT(rv[t]), a)
+}
+
 /* Adds the posting-list segments of one search tile: for each list l,
  * acc[ids[e]] += w[l] * values[e] for e in [from[l], to[l]) (16-bit ids
  * relative to the tile). The ids of one list are distinct, so four updates

@@ -10,7 +10,7 @@ from ctypes import (
 )
 
 # ---- #define constants
-CSAE_ABI_VERSION = 7
+CSAE_ABI_VERSION = 8
 
 # ---- enum csae_status
 CSAE_OK = 0
@@ -167,6 +167,7 @@ class csae_search_params(Structure):
         ('num_threads', c_int32),
         ('n', c_int64),
         ('query_k', c_int64),
+        ('candidates', c_int64),
     ]
 
 

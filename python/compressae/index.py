@@ -321,7 +321,8 @@ class SparseIndex:
     # ------------------------------------------------------------ search
 
     def search(self, queries, n: int = 100, num_threads: int = 0,
-               query_k: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+               query_k: int | None = None,
+               candidates: int | None = None) -> tuple[np.ndarray, np.ndarray]:
         """The ``n`` best items for each query.
 
         Parameters
@@ -346,6 +347,18 @@ class SparseIndex:
             k = 32, Recall@100 0.663 against 0.615 with ``query_k=k``, for
             about twice the search time). ``query_k=k`` is the symmetric
             cosine between codes of docs/maths.md. Ignored in reconstructed mode.
+        candidates : int, optional
+            Reconstructed mode: ``None`` (the default) scores every item,
+            exactly. A count ``>= 1`` first finds that many candidates (at
+            least ``n``) through posting lists of the stored codes, reading
+            only the lists of the ``2 k`` latents where the query's
+            projection onto the decoder is largest, then scores the
+            candidates exactly, in O(k) each: much faster on a large index,
+            and an item outside the candidates is missed (docs/performance.md
+            measures the trade). The lists are built at the first such search
+            and add about as many bytes again as the codes (:attr:`nbytes`).
+            Scores of the items returned are exact. Not allowed in sparse
+            mode, which is exact and already reads only posting lists.
 
         Returns
         -------
@@ -365,6 +378,11 @@ class SparseIndex:
         n = _size(n, "n")
         num_threads = _threads(num_threads)
         query_k = 0 if query_k is None else _size(query_k, "query_k")
+        candidates = 0 if candidates is None else _size(candidates, "candidates")
+        if candidates and self._mode != "reconstructed":
+            raise InvalidArgumentError(
+                "candidates applies to reconstructed mode, whose exhaustive search it "
+                "shortens; sparse mode already reads only the query's posting lists")
         sparse = _is_codes(queries)
         if query_k and sparse:
             raise InvalidArgumentError(
@@ -384,6 +402,7 @@ class SparseIndex:
         params = _ffi.csae_search_default_params()
         params.n = columns
         params.query_k = query_k
+        params.candidates = candidates
         params.num_threads = num_threads
         scores = empty((nq, columns), np.float32, "the search scores")
         ids = empty((nq, columns), np.int64, "the search ids")

@@ -68,6 +68,19 @@ void csae_k_sparse_times_dense64(float *out, uint8_t *flags, int64_t items, int6
 void csae_k_sparse_times_dense64_compact(float *out, uint8_t *flags, int64_t items, int64_t k,
                                          const uint16_t *indices, const uint16_t *values,
                                          const float *dense, const float *limits);
+/* out[c] = sum_t values[i, t] * u[indices[i, t]] for item i = items[c] (rows of k
+ * nonzeros), each equal to csae_k_sparse_times_dense64's score of the item. */
+void csae_k_rows_dot(float *out, const int32_t *items, int64_t count, int64_t k, const int32_t *indices,
+                     const float *values, const float *u);
+/* The same with uint16 indices and half-precision value bits. */
+void csae_k_rows_dot_compact(float *out, const int32_t *items, int64_t count, int64_t k,
+                             const uint16_t *indices, const uint16_t *values, const float *u);
+/* The same over level rows (8 bits; 4 bits in rows of (k + 1) / 2 bytes), each
+ * sum times scales[i], as csae_k_sparse_times_dense64_levels8 / _levels4. */
+void csae_k_rows_dot_levels8(float *out, const int32_t *items, int64_t count, int64_t k,
+                             const uint16_t *indices, const uint8_t *levels, const float *scales, const float *u);
+void csae_k_rows_dot_levels4(float *out, const int32_t *items, int64_t count, int64_t k,
+                             const uint16_t *indices, const uint8_t *levels, const float *scales, const float *u);
 /* For l in [0, lists): acc[ids[e]] += w[l] * values[e] for e in [from[l], to[l]);
  * the ids within one list's range must be distinct. */
 void csae_k_scatter_lists(float *acc, const uint16_t *ids, const float *values, const int64_t *from,

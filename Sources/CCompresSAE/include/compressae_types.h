@@ -13,7 +13,7 @@ extern "C" {
 
 /** ABI version of this header. Bumped on every incompatible change;
  *  compare with csae_abi_version() at load time. */
-#define CSAE_ABI_VERSION 7
+#define CSAE_ABI_VERSION 8
 
 /** Version of the library, as csae_version() returns it. The one place it
  *  is written: the Python package's version is read from here when it is
@@ -264,12 +264,17 @@ typedef struct csae_search_params {
                                    min(n, item count) */
     int64_t query_k;          /**< dense queries in sparse mode: nonzeros of the query codes, 1 <= query_k <= h,
                                    or 0 for min(h, 4k); ignored otherwise (default 0) */
+    int64_t candidates;       /**< reconstructed mode: 0 scores every item (exact); c >= 1 scores exactly only
+                                   the max(c, n) best candidates of a posting-list stage (faster, may miss
+                                   items; built at the first such search, about doubling the index's bytes);
+                                   ignored in sparse mode (default 0; ABI 8) */
 } csae_search_params;
-CSAE_ASSERT_SIZE(csae_search_params, 24);
+CSAE_ASSERT_SIZE(csae_search_params, 32);
 CSAE_ASSERT_OFFSET(csae_search_params, struct_size, 0);
 CSAE_ASSERT_OFFSET(csae_search_params, num_threads, 4);
 CSAE_ASSERT_OFFSET(csae_search_params, n, 8);
 CSAE_ASSERT_OFFSET(csae_search_params, query_k, 16);
+CSAE_ASSERT_OFFSET(csae_search_params, candidates, 24);
 
 /** Training data read through callbacks (csae_model_train_source): data
  *  larger than memory, or in a form the caller converts a batch at a time.

@@ -105,8 +105,9 @@ public typealias ConstIndexHandle = OpaquePointer
 /// id -1. An empty index is an empty result: CSAE_OK with *n_results = 0.
 /// Memory and work are bounded by the item count, whatever n.
 /// @param queries     nq*d floats; finite, no all-zero row
-/// @param params      n, query_k (0: min(h, 4k)) and num_threads, or NULL
-///                    for csae_search_default_params()
+/// @param params      n, query_k (0: min(h, 4k)), candidates (reconstructed
+///                    mode; 0: every item) and num_threads, or NULL for
+///                    csae_search_default_params()
 /// @param scores      receives nq*n cosines
 /// @param ids         receives nq*n item ids
 /// @param capacity    size of scores and of ids, in elements (each), >= nq*n
@@ -130,6 +131,7 @@ public typealias ConstIndexHandle = OpaquePointer
         let (n, threads, outScores, outIDs) = try searchOutputs(p, nq: nq, scores, ids, capacity)
         let found = try i.search(dense: try requireBuffer(queries, "queries", count: count, "nq*d"), rows: Int(nq),
                                  n: n, queryK: p.query_k == 0 ? nil : Int(p.query_k),
+                                 candidates: try candidatesArgument(p),
                                  scores: outScores, ids: outIDs, numThreads: threads)
         n_results?.pointee = Int64(found)
     }
@@ -140,7 +142,8 @@ public typealias ConstIndexHandle = OpaquePointer
 /// the empty index as csae_index_search_dense; params->query_k is not used.
 /// @param indices    nq*k latent indices in [0, h), no index twice in a row
 /// @param values     nq*k finite values
-/// @param params     n and num_threads, or NULL for csae_search_default_params()
+/// @param params     n, candidates and num_threads, or NULL for
+///                   csae_search_default_params()
 /// @param scores     receives nq*n cosines
 /// @param ids        receives nq*n item ids
 /// @param capacity   size of scores and of ids, in elements (each), >= nq*n
@@ -159,9 +162,18 @@ public typealias ConstIndexHandle = OpaquePointer
         let (n, threads, outScores, outIDs) = try searchOutputs(p, nq: nq, scores, ids, capacity)
         let found = try i.search(indices: try requireBuffer(indices, "indices", count: count, "nq*k"),
                                  values: try requireBuffer(values, "values", count: count, "nq*k"),
-                                 rows: Int(nq), k: Int(k), n: n, scores: outScores, ids: outIDs, numThreads: threads)
+                                 rows: Int(nq), k: Int(k), n: n, candidates: try candidatesArgument(p),
+                                 scores: outScores, ids: outIDs, numThreads: threads)
         n_results?.pointee = Int64(found)
     }
+}
+
+/// params->candidates as the Swift search takes it: `nil` for 0 (every item scored).
+private func candidatesArgument(_ p: csae_search_params) throws -> Int? {
+    guard p.candidates >= 0 else {
+        throw CompresSAEError.invalid("candidates must be >= 0 (0 scores every item), got \(p.candidates)")
+    }
+    return p.candidates == 0 ? nil : Int(p.candidates)
 }
 
 /// The result count, thread count and output buffers of a search, checked

@@ -119,6 +119,7 @@ extension csae_search_params: VersionedParams {
         p.num_threads = 0
         p.n = defaultResultCount
         p.query_k = 0
+        p.candidates = 0
         return p
     }
 }

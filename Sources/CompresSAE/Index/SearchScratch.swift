@@ -18,7 +18,8 @@ final class SparseSearchScratch: @unchecked Sendable {
         let weights: UnsafeMutablePointer<Float>
         /// Per query latent, the current tile's entry range in its list.
         let segmentFrom: UnsafeMutablePointer<Int64>, segmentTo: UnsafeMutablePointer<Int64>
-        /// The floor sample of `SparseIndex.raiseFloor` (`max(1, floorRank)` floats).
+        /// The floor sample of `SparseIndex.raiseFloor`
+        /// (`SparseIndex.floorSampleCapacity(rank: floorRank)` floats).
         let floorSample: UnsafeMutablePointer<Float>
     }
 
@@ -40,7 +41,7 @@ final class SparseSearchScratch: @unchecked Sendable {
         let what = "the sparse search's scratch"
         self.tile = tile
         self.k = k
-        sampleCount = max(1, floorRank)
+        sampleCount = SparseIndex.floorSampleCapacity(rank: floorRank)
         accumulators = try FallibleBuffer(count: try Size.product(workers, tile, what: what), zeroed: true, what)
         let workerK = try Size.product(workers, k, what: what)
         lists = try FallibleBuffer(count: workerK, what)

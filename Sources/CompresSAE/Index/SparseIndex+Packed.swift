@@ -93,8 +93,8 @@ extension SparseIndex {
     ///
     /// - Complexity: O(count + offered items log n).
     @inline(__always)
-    static func offerScaledTile(_ sums: UnsafeMutablePointer<Float>, scales: UnsafePointer<Float>, first: Int, count: Int,
-                         to selector: inout TopNSelector) {
+    static func offerScaledTile<Collector: ScoreCollector>(_ sums: UnsafeMutablePointer<Float>, scales: UnsafePointer<Float>,
+                                                           first: Int, count: Int, to selector: inout Collector) {
         let n = Int64(count)
         var i = csae_k_next_above_scaled(sums, scales, 0, n, selector.threshold)
         while i < n {

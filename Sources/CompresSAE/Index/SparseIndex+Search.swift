@@ -22,6 +22,11 @@ extension SparseIndex {
     ///   - n: results per query, `>= 1`.
     ///   - queryK: nonzeros of the query codes in sparse mode, `1...h`;
     ///     `nil` for `min(h, 4k)`. Ignored in reconstructed mode.
+    ///   - candidates: reconstructed mode: `nil` scores every item; a count
+    ///     `>= 1` scores only that many candidates exactly (at least `n`),
+    ///     found through posting lists of the rows
+    ///     (`searchRescored`; the lists are built at the first such search and
+    ///     add about as many bytes again as the rows). Ignored in sparse mode.
     ///   - scores: receives `rows * n` cosines (rows of `n`), best first;
     ///     `-inf` in the columns past the result count.
     ///   - ids: receives `rows * n` item ids (insertion order); `-1` in the
@@ -30,16 +35,19 @@ extension SparseIndex {
     ///   empty index, which is an empty result rather than an error.
     /// - Complexity: sparse mode: the encoding, O(rows d h), then per query
     ///   O(sum of its posting-list lengths + count); reconstructed mode:
-    ///   O(rows d h / 64) for the projections plus O(rows count k).
+    ///   O(rows d h / 64) for the projections plus O(rows count k), or with
+    ///   `candidates` per query O(h + the probed lists' lengths + count +
+    ///   candidates k).
     @discardableResult
     public func search(
-        dense queries: UnsafeBufferPointer<Float>, rows: Int, n: Int, queryK: Int? = nil,
+        dense queries: UnsafeBufferPointer<Float>, rows: Int, n: Int, queryK: Int? = nil, candidates: Int? = nil,
         scores: UnsafeMutableBufferPointer<Float>, ids: UnsafeMutableBufferPointer<Int64>, numThreads threads: Int = 0
     ) throws -> Int {
         let d = model.inputDim, h = model.latentDim
         if let queryK, queryK < 1 || queryK > h {
             throw CompresSAEError.invalid("query_k must be in 1...\(h) (the latent dimension), got \(queryK)")
         }
+        try Self.checkCandidates(candidates)
         try InputValidation.checkRowCount(rows)
         try InputValidation.checkCount(queries.count, rows: rows, cols: d, name: "queries")
         try checkOutputs(rows: rows, n: n, scores: scores, ids: ids)
@@ -62,11 +70,8 @@ extension SparseIndex {
         case .reconstructed:
             let unit = try FallibleBuffer<Float>(count: try Size.product(rows, d, what: "queries"), "the normalised queries")
             normalizeRows(queries.baseAddress!, rows: rows, dim: d, into: unit.base)
-            return try lock.withReadLock {
-                guard try checkSearchable() else { return SearchOutput.empty(scores, ids) }
-                return try searchReconstructed(unitQueries: unit, rows: rows, n: n,
-                                               scores: scores.baseAddress!, ids: ids.baseAddress!, threads: threads)
-            }
+            return try searchReconstructed(unitQueries: unit, rows: rows, n: n, candidates: candidates,
+                                           scores: scores, ids: ids, threads: threads)
         }
     }
 
@@ -79,9 +84,11 @@ extension SparseIndex {
     @discardableResult
     public func search(
         indices: UnsafeBufferPointer<Int32>, values: UnsafeBufferPointer<Float>, rows: Int, k: Int, n: Int,
+        candidates: Int? = nil,
         scores: UnsafeMutableBufferPointer<Float>, ids: UnsafeMutableBufferPointer<Int64>, numThreads threads: Int = 0
     ) throws -> Int {
         let d = model.inputDim, h = model.latentDim
+        try Self.checkCandidates(candidates)
         try InputValidation.checkRowCount(rows)
         guard k >= 1 && k <= h else { throw CompresSAEError.invalid("k must be in 1...\(h), got \(k)") }
         try InputValidation.checkCount(indices.count, rows: rows, cols: k, name: "query indices")
@@ -104,15 +111,41 @@ extension SparseIndex {
                 let norm = robustNorm(row, d)
                 if norm > 0 { for c in 0..<d { row[c] /= norm } }
             }
-            return try lock.withReadLock {
-                guard try checkSearchable() else { return SearchOutput.empty(scores, ids) }
-                return try searchReconstructed(unitQueries: unit, rows: rows, n: n,
-                                               scores: scores.baseAddress!, ids: ids.baseAddress!, threads: threads)
+            return try searchReconstructed(unitQueries: unit, rows: rows, n: n, candidates: candidates,
+                                           scores: scores, ids: ids, threads: threads)
+        }
+    }
+
+    /// Reconstructed mode's search of unit queries: every item scored, or
+    /// with `candidates`, the rescored search over the candidate lists.
+    ///
+    /// - Complexity: as `search(dense:...)` without the normalisation.
+    private func searchReconstructed(unitQueries unit: FallibleBuffer<Float>, rows: Int, n: Int, candidates: Int?,
+                                     scores: UnsafeMutableBufferPointer<Float>, ids: UnsafeMutableBufferPointer<Int64>,
+                                     threads: Int) throws -> Int {
+        if let candidates {
+            return try withCandidateLists(ifEmpty: { SearchOutput.empty(scores, ids) }) {
+                try searchRescored(unitQueries: unit, rows: rows, n: n, candidates: candidates,
+                                   scores: scores.baseAddress!, ids: ids.baseAddress!, threads: threads)
             }
+        }
+        return try lock.withReadLock {
+            guard try checkSearchable() else { return SearchOutput.empty(scores, ids) }
+            return try searchReconstructed(unitQueries: unit, rows: rows, n: n,
+                                           scores: scores.baseAddress!, ids: ids.baseAddress!, threads: threads)
         }
     }
 
     // MARK: - Checks
+
+    /// Refuses a candidate count below 1 (`nil`: every item is scored).
+    ///
+    /// - Complexity: O(1).
+    static func checkCandidates(_ candidates: Int?) throws {
+        if let candidates, candidates < 1 {
+            throw CompresSAEError.invalid("candidates must be >= 1 (or absent, to score every item), got \(candidates)")
+        }
+    }
 
     /// Checks `n` and that the output buffers hold `rows * n` slots.
     ///

@@ -51,9 +51,10 @@ extension SparseIndex {
     ///
     /// - Complexity: O(sum of the query's posting-list lengths + item count).
     @inline(__always)
-    static func searchSparseQuery(_ q: Int, of queries: SparseQueries, in lists: PostingListsView,
-                                  cursor: SparseSearchScratch.Worker, floorRank: Int,
-                                  selector: UnsafeMutablePointer<TopNSelector>) {
+    static func searchSparseQuery<Collector: ScoreCollector>(
+        _ q: Int, of queries: SparseQueries, in lists: PostingListsView, cursor: SparseSearchScratch.Worker,
+        floorRank: Int, selector: UnsafeMutablePointer<Collector>
+    ) {
         let k = queries.k
         let queryNorm = robustNorm(queries.values + q * k, k)
         for t in 0..<k {
@@ -111,7 +112,8 @@ extension SparseIndex {
 
     /// The stride of the scores sampled by `raiseFloor`.
     static var floorSampleStride: Int { 8 }
-    /// The largest floor-sample rank worth sorting for; a larger `n` goes without a floor.
+    /// The largest floor-sample rank found by insertion; a larger one is
+    /// found by a selection over the whole sample (`floorSampleRank(n:selecting:)`).
     static let maxFloorSampleRank = 64
     /// `raiseFloor` samples a tile only when it holds at least this many
     /// samples per rank, so that the sampled rank is a fair estimate.
@@ -119,12 +121,20 @@ extension SparseIndex {
 
     /// The rank, among every `floorSampleStride`-th score of the first tile,
     /// whose score about 1.5 n items of the tile exceed; 0 when `n` is too
-    /// large for a sample to help.
+    /// large for a sample to help, unless `selecting`: a candidate pool,
+    /// whose offers cost more than a sample's selection.
     ///
     /// - Complexity: O(1).
-    static func floorSampleRank(n: Int) -> Int {
+    static func floorSampleRank(n: Int, selecting: Bool = false) -> Int {
         let rank = 3 * n / (2 * floorSampleStride) + 1
-        return rank <= maxFloorSampleRank ? rank : 0
+        return rank <= maxFloorSampleRank || selecting ? rank : 0
+    }
+
+    /// Floats the floor sample of `floorRank` needs.
+    ///
+    /// - Complexity: O(1).
+    static func floorSampleCapacity(rank: Int) -> Int {
+        rank > maxFloorSampleRank ? (searchTile + floorSampleStride - 1) / floorSampleStride : max(1, rank)
     }
 
     /// Gives the selector a floor before the first tile is offered: the
@@ -134,12 +144,26 @@ extension SparseIndex {
     /// beats the running n-th best, several hundred sifts per query; with the
     /// floor it takes about 1.5 n.
     ///
-    /// - Complexity: O(count + (count / floorSampleStride) rank).
+    /// - Complexity: O(count + (count / floorSampleStride) rank), or with a
+    ///   rank above `maxFloorSampleRank`, O(count) expected.
     @inline(__always)
-    static func raiseFloor(_ scores: UnsafePointer<Float>, count: Int, rank: Int,
-                           buffer top: UnsafeMutablePointer<Float>, of selector: inout TopNSelector) {
+    static func raiseFloor<Collector: ScoreCollector>(_ scores: UnsafePointer<Float>, count: Int, rank: Int,
+                                                      buffer top: UnsafeMutablePointer<Float>,
+                                                      of selector: inout Collector) {
         let stride = floorSampleStride
         guard count / stride >= floorSamplesPerRank * rank else { return }
+        if rank > maxFloorSampleRank {
+            // The whole sample, and its `rank` largest moved to the front.
+            let samples = (count + stride - 1) / stride
+            for e in 0..<samples { top[e] = scores[e * stride] }
+            PartialSelection.moveLargestToFront(rank, of: top, count: samples)
+            var candidate = top[0]
+            for e in 1..<rank { candidate = min(candidate, top[e]) }
+            if csae_k_count_above(scores, Int64(count), candidate) >= Int64(selector.capacity) {
+                selector.raiseFloor(to: candidate)
+            }
+            return
+        }
         // The `rank` largest samples, in descending order.
         top.initialize(repeating: -.infinity, count: rank)
         var s = 0
@@ -167,8 +191,8 @@ extension SparseIndex {
     ///
     /// - Complexity: O(count + o log n) for the `o` scores offered.
     @inline(__always)
-    static func offerTile(_ scores: UnsafeMutablePointer<Float>, first: Int, count: Int,
-                          to selector: inout TopNSelector) {
+    static func offerTile<Collector: ScoreCollector>(_ scores: UnsafeMutablePointer<Float>, first: Int, count: Int,
+                                                     to selector: inout Collector) {
         let n = Int64(count)
         var i = csae_k_next_above(scores, 0, n, selector.threshold)
         while i < n {

@@ -89,6 +89,12 @@ public final class SparseIndex: @unchecked Sendable {
         var rowLevels: [UInt8] = []
         var postingLevels: [UInt8] = []
         var itemScales: [Float] = []
+
+        /// Reconstructed mode: whether the posting lists above also hold the
+        /// rows (with the rows' values), for the candidate stage of a
+        /// rescored search (SparseIndex+RescoredSearch.swift). Built at the
+        /// first such search; from then on adds keep them current.
+        var hasCandidateLists = false
     }
 
     /// Item ids per tile of the sparse search: a tile's score accumulators
@@ -185,6 +191,10 @@ public final class SparseIndex: @unchecked Sendable {
                     try reserveGrowth(of: state.itemScales.count, by: rows, Float.self, "the items' scales")
                 }
             case .reconstructed:
+                if state.hasCandidateLists {
+                    try reserveGrowth(of: state.pendingValues.count, by: nonzeros, Float.self, "the items to be indexed")
+                    try reserveGrowth(of: state.pendingIndices.count, by: nonzeros, Int32.self, "the items to be indexed")
+                }
                 if let bits = storage.levelBits {
                     try reserveGrowth(of: state.rowIndices16.count, by: nonzeros, UInt16.self, "the index's codes")
                     try reserveGrowth(of: state.rowLevels.count, by: try Size.product(rows, Self.levelRowBytes(k: k, bits: bits), what: "the index's codes"),
@@ -202,7 +212,9 @@ public final class SparseIndex: @unchecked Sendable {
             if state.modelVersion == nil { state.modelVersion = version }
             switch mode {
             case .sparse: appendPending(indices: indices.baseAddress!, values: values.baseAddress!, scales: scales, rows: rows, k: k)
-            case .reconstructed: appendRows(indices: indices.baseAddress!, values: values.baseAddress!, scales: scales, rows: rows, k: k)
+            case .reconstructed:
+                appendRows(indices: indices.baseAddress!, values: values.baseAddress!, scales: scales, rows: rows, k: k)
+                if state.hasCandidateLists { appendCandidatePending(first: state.count, rows: rows) }
             }
             state.count += rows
         }
@@ -336,7 +348,7 @@ public final class SparseIndex: @unchecked Sendable {
     ///
     /// - Complexity: O(total nonzeros + h). Caller holds the write lock.
     func mergePending() throws(CompresSAEError) {
-        guard mode == .sparse, state.pendingCount > 0, let k = state.k else { return }
+        guard mode == .sparse || state.hasCandidateLists, state.pendingCount > 0, let k = state.k else { return }
         let h = model.latentDim
         let firstNewID = state.count - state.pendingCount
         var added = try [Int].fallible(repeating: 0, count: h, "the posting lists' sizes")
