@@ -121,7 +121,7 @@ struct CABIParamsTests {
         params.n = 3
         params.query_k = 0
         let read = try csae_search_params.read(&params)
-        #expect(read.n == 3 && read.num_threads == 1 && read.query_k == 0)
+        #expect(read.n == 3 && read.num_threads == 1 && read.query_k == 0 && read.candidates == 0)
         #expect(Int(read.struct_size) == csae_search_params.firstVersionSize)
     }
 

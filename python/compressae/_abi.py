@@ -10,7 +10,7 @@ from ctypes import (
 )
 
 # ---- #define constants
-CSAE_ABI_VERSION = 8
+CSAE_ABI_VERSION = 7
 
 # ---- enum csae_status
 CSAE_OK = 0

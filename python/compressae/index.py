@@ -39,6 +39,9 @@ from .model import CompresSAE, SparseCodes, _size, _threads
 #: entry costs a few operations, so a chunk of 2**24 takes well under a second.
 _ADD_CODES_CHUNK_ENTRIES = 2**24
 
+#: Queries the reconstructed-mode search projects onto the decoder in one GEMM.
+_QUERY_BLOCK = 64
+
 __all__ = ["SparseIndex", "set_num_threads", "get_num_threads"]
 
 _MODES = {"sparse": _ffi.CSAE_INDEX_SPARSE, "reconstructed": _ffi.CSAE_INDEX_RECONSTRUCTED}
@@ -416,6 +419,9 @@ class SparseIndex:
         if not sparse:
             per_query += (self._d + 8) * self._h
         rows = max(1, CHUNK_WORK // per_query) * max(1, workers)
+        if self._mode == "reconstructed" and rows > _QUERY_BLOCK:
+            # The library projects queries onto the decoder 64 at a time.
+            rows -= rows % _QUERY_BLOCK
         with InterruptGuard() as guard:
             for start in range(0, nq, rows):
                 stop = min(nq, start + rows)

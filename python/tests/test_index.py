@@ -571,3 +571,53 @@ def test_exact_search_bad_input():
     bad[3, 1] = np.nan
     with pytest.raises(compressae.InvalidArgumentError, match="row 3"):
         exact_search(bad, np.ones((2, 3)))
+
+
+# ------------------------------------------------------- rescored search
+
+@pytest.mark.parametrize("storage", ["standard", "compact", "packed8", "packed4"])
+def test_rescored_search_with_every_item_a_candidate_is_the_exhaustive_search(model, data, storage):
+    items, queries = data
+    with SparseIndex(model, mode="reconstructed", storage=storage) as index:
+        index.add(items[:5000])
+        before = index.nbytes
+        exhaustive = index.search(queries, n=20)
+        rescored = index.search(queries, n=20, candidates=5000)
+        np.testing.assert_array_equal(rescored[1], exhaustive[1])
+        np.testing.assert_array_equal(rescored[0], exhaustive[0])
+        assert index.nbytes > before  # the candidate lists
+        # Items added later join the lists.
+        index.add(items[5000:])
+        exhaustive = index.search(queries, n=20)
+        rescored = index.search(queries, n=20, candidates=len(index))
+        np.testing.assert_array_equal(rescored[1], exhaustive[1])
+        np.testing.assert_array_equal(rescored[0], exhaustive[0])
+
+
+def test_rescored_search_keeps_most_of_the_exhaustive_ranking(model, data, indexes):
+    _, queries = data
+    index = indexes["reconstructed", "standard"]
+    scores, ids = index.search(queries, n=10)
+    agreement = {}
+    for candidates in (10, 100, 1000):
+        got_scores, got = index.search(queries, n=10, candidates=candidates)
+        agreement[candidates] = recall_at_n(got, ids)
+        # Every score returned is the item's exact score.
+        exact = {}
+        all_scores, all_ids = index.search(queries[:5], n=len(index))
+        for q in range(5):
+            exact = dict(zip(all_ids[q].tolist(), all_scores[q].tolist()))
+            assert [exact[i] for i in got[q]] == got_scores[q].tolist()
+    # More candidates never lose agreement here, and a thousand of 9000 keep nearly all.
+    assert agreement[10] <= agreement[100] <= agreement[1000]
+    assert agreement[1000] >= 0.95, agreement
+
+
+def test_candidates_are_for_reconstructed_mode_and_at_least_one(model, data, indexes):
+    _, queries = data
+    with pytest.raises(compressae.InvalidArgumentError, match="candidates applies to reconstructed mode"):
+        indexes["sparse", "standard"].search(queries[:2], n=3, candidates=100)
+    with pytest.raises(compressae.InvalidArgumentError, match="candidates must be >= 1"):
+        indexes["reconstructed", "standard"].search(queries[:2], n=3, candidates=0)
+    with pytest.raises(TypeError):
+        indexes["reconstructed", "standard"].search(queries[:2], n=3, candidates=2.5)

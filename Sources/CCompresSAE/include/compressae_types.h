@@ -13,7 +13,7 @@ extern "C" {
 
 /** ABI version of this header. Bumped on every incompatible change;
  *  compare with csae_abi_version() at load time. */
-#define CSAE_ABI_VERSION 8
+#define CSAE_ABI_VERSION 7
 
 /** Version of the library, as csae_version() returns it. The one place it
  *  is written: the Python package's version is read from here when it is
@@ -267,7 +267,7 @@ typedef struct csae_search_params {
     int64_t candidates;       /**< reconstructed mode: 0 scores every item (exact); c >= 1 scores exactly only
                                    the max(c, n) best candidates of a posting-list stage (faster, may miss
                                    items; built at the first such search, about doubling the index's bytes);
-                                   ignored in sparse mode (default 0; ABI 8) */
+                                   ignored in sparse mode (default 0) */
 } csae_search_params;
 CSAE_ASSERT_SIZE(csae_search_params, 32);
 CSAE_ASSERT_OFFSET(csae_search_params, struct_size, 0);

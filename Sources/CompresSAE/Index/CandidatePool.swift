@@ -17,11 +17,9 @@ extension TopNSelector: ScoreCollector {}
 /// The best `capacity` of a stream of (score, id) pairs offered in
 /// ascending id order, unordered: the candidates of a rescored search.
 ///
-/// Pairs above the threshold are appended to a buffer of `2 capacity`;
-/// a full buffer is cut back to its best `capacity` by a selection, and the
-/// threshold becomes the score of the worst pair kept. A later pair with
-/// that score has a higher id, so it ranks below every pair kept, and
-/// refusing it is exact. An offer costs O(1) amortised, where a heap of a
+/// Pairs above the threshold are appended to a buffer of `2 capacity`; a
+/// full buffer is cut back to its best `capacity` by a selection (`cut()`),
+/// which raises the threshold, and `finish()` selects the best `capacity`. An offer costs O(1) amortised, where a heap of a
 /// thousand pairs costs a sift of several levels for each of the thousands
 /// of offers a search makes. Pairs are ordered as `TopNSelector` orders
 /// them (its 64-bit keys); scores must not be NaN and ids fit 32 bits.
@@ -29,10 +27,10 @@ struct CandidatePool: ScoreCollector {
     let capacity: Int
     private(set) var count = 0
     private(set) var threshold: Float = -.infinity
-    /// Owns the `2 capacity` keys; `keys` is its base.
+    /// Owns the keys; `keys` is its base.
     private let storage: FallibleBuffer<UInt64>
     private let keys: UnsafeMutablePointer<UInt64>
-    /// Keys the buffer holds: `capacity` plus the slack that fills between cuts.
+    /// Keys the buffer holds between cuts, `2 capacity`.
     private let bufferSize: Int
 
     /// - Throws: `invalidArgument` when the size overflows, `outOfMemory`
@@ -64,7 +62,8 @@ struct CandidatePool: ScoreCollector {
     }
 
     /// Keeps the best `capacity` pairs and raises the threshold to the worst
-    /// kept score.
+    /// kept score. A later pair with that score has a higher id, so it ranks
+    /// below every pair kept, and refusing it is exact.
     ///
     /// - Complexity: O(count) expected.
     private mutating func cut() {

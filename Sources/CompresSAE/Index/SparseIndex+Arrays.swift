@@ -55,37 +55,37 @@ extension SparseIndex {
     }
 
     /// Searches with dense queries (a flat row-major array of `rows * d`
-    /// floats); see `search(dense:rows:n:queryK:scores:ids:numThreads:)`.
+    /// floats); see `search(dense:rows:n:queryK:candidates:scores:ids:numThreads:)`.
     /// `n` is capped at the number of items, so the results hold no padding
     /// (an empty index gives `n = 0`).
     ///
     /// - Complexity: as the buffer form.
-    public func search(dense queries: [Float], rows: Int, n: Int, queryK: Int? = nil,
+    public func search(dense queries: [Float], rows: Int, n: Int, queryK: Int? = nil, candidates: Int? = nil,
                        numThreads threads: Int = 0) throws -> SearchResults {
         try InputValidation.checkCount(queries.count, rows: rows, cols: model.inputDim, name: "queries")
         return try withResults(rows: rows, n: n) { scores, ids, columns in
             try queries.withUnsafeBufferPointer {
-                try search(dense: $0, rows: rows, n: columns, queryK: queryK, scores: scores, ids: ids,
-                           numThreads: threads)
+                try search(dense: $0, rows: rows, n: columns, queryK: queryK, candidates: candidates,
+                           scores: scores, ids: ids, numThreads: threads)
             }
         }
     }
 
     /// Searches with sparse queries given as flat row-major arrays of `rows * k`
-    /// entries; see `search(indices:values:rows:k:n:scores:ids:numThreads:)`.
+    /// entries; see `search(indices:values:rows:k:n:candidates:scores:ids:numThreads:)`.
     /// `n` is capped at the number of items, so the results hold no padding
     /// (an empty index gives `n = 0`).
     ///
     /// - Complexity: as the buffer form.
-    public func search(indices: [Int32], values: [Float], rows: Int, k: Int, n: Int,
+    public func search(indices: [Int32], values: [Float], rows: Int, k: Int, n: Int, candidates: Int? = nil,
                        numThreads threads: Int = 0) throws -> SearchResults {
         guard k >= 1 else { throw CompresSAEError.invalid("k must be >= 1, got \(k)") }
         try InputValidation.checkCount(indices.count, rows: rows, cols: k, name: "query indices")
         return try withResults(rows: rows, n: n) { scores, ids, columns in
             try indices.withUnsafeBufferPointer { ib in
                 try values.withUnsafeBufferPointer { vb in
-                    try search(indices: ib, values: vb, rows: rows, k: k, n: columns, scores: scores, ids: ids,
-                               numThreads: threads)
+                    try search(indices: ib, values: vb, rows: rows, k: k, n: columns, candidates: candidates,
+                               scores: scores, ids: ids, numThreads: threads)
                 }
             }
         }
@@ -93,14 +93,15 @@ extension SparseIndex {
 
     /// Searches with codes from `CompresSAEModel.encode`.
     ///
-    /// - Complexity: as `search(indices:values:rows:k:n:scores:ids:numThreads:)`.
-    public func search(_ codes: SparseCodes, n: Int, numThreads threads: Int = 0) throws -> SearchResults {
+    /// - Complexity: as `search(indices:values:rows:k:n:candidates:scores:ids:numThreads:)`.
+    public func search(_ codes: SparseCodes, n: Int, candidates: Int? = nil,
+                       numThreads threads: Int = 0) throws -> SearchResults {
         guard codes.dim == model.latentDim else {
             throw CompresSAEError.invalid(
                 "the codes have dimension \(codes.dim); the index's model has \(model.latentDim) latents")
         }
         return try search(indices: codes.indices, values: codes.values, rows: codes.rows, k: codes.k, n: n,
-                          numThreads: threads)
+                          candidates: candidates, numThreads: threads)
     }
 
     /// Allocates `rows x min(n, count)` results (bounded by the queries,
