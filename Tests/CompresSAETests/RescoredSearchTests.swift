@@ -1,3 +1,4 @@
+import Dispatch
 import Glibc
 import Testing
 @testable import CompresSAE
@@ -96,6 +97,37 @@ struct RescoredSearchTests {
         let loaded = try SparseIndex.load(from: path, model: model)
         #expect(loaded.nbytes < bytesWithLists)
         Self.expectSame(try loaded.search(dense: queries, rows: 5, n: 7, candidates: 3000), before, "loaded")
+    }
+
+    @Test("rescored searches racing adds read one state: every id found was added, once; a full pool then equals the exhaustive search",
+          .timeLimit(.minutes(5)))
+    func searchesRaceAdds() throws {
+        let model = try Self.model()
+        let codes = randomCodes(rows: 4000, k: Self.k, h: Self.h, seed: 13)
+        let queries = Self.denseRows(3, seed: 14)
+        for storage in [SparseIndex.Storage.standard, .packed4] {
+            let index = try SparseIndex(model: model, mode: .reconstructed, storage: storage)
+            let box = UnsafeSendableBox(index)
+            let group = DispatchGroup()
+            DispatchQueue.global().async(group: group) {
+                for b in 0..<20 {
+                    let rows = (b * 200)..<((b + 1) * 200)
+                    try? box.value.add(indices: Array(codes.indices[(rows.lowerBound * Self.k)..<(rows.upperBound * Self.k)]),
+                                       values: Array(codes.values[(rows.lowerBound * Self.k)..<(rows.upperBound * Self.k)]),
+                                       rows: 200, k: Self.k)
+                }
+            }
+            for _ in 0..<30 {
+                let results = try index.search(dense: queries, rows: 3, n: 20, candidates: 300)
+                for q in 0..<3 {
+                    let ids = results.ids[(q * results.n)..<((q + 1) * results.n)]
+                    #expect(ids.allSatisfy { $0 >= 0 && $0 < 4000 } && Set(ids).count == ids.count, "\(storage)")
+                }
+            }
+            group.wait()
+            Self.expectSame(try index.search(dense: queries, rows: 3, n: 20, candidates: 4000),
+                            try index.search(dense: queries, rows: 3, n: 20), "\(storage) after the race")
+        }
     }
 
     @Test("candidates below 1 are refused; sparse mode ignores them; an empty index gives nothing")
