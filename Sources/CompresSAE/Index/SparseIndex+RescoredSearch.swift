@@ -144,8 +144,12 @@ extension SparseIndex {
         guard mode == .reconstructed, !state.hasCandidateLists, state.count > 0, let k = state.k else { return }
         let nonzeros = try Size.product(state.count, k, what: "the candidate lists")
         let what = "the candidate lists (\(nonzeros) entries)"
-        try probeAllocation(count: try Size.product(nonzeros, 2, what: what), of: Float.self, what)
+        // The queued entries (an index and a value each), reserved at their
+        // exact size, then the merge, which probes for its own arrays.
+        try probeAllocation(count: try Size.product(nonzeros, 4, what: what), of: Float.self, what)
         state.postingStart = try [Int].fallible(repeating: 0, count: model.latentDim + 1, what)
+        state.pendingIndices.reserveCapacity(nonzeros)
+        state.pendingValues.reserveCapacity(nonzeros)
         state.hasCandidateLists = true
         appendCandidatePending(first: 0, rows: state.count)
         do {
