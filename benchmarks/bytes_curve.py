@@ -7,24 +7,31 @@ exact cosine top-100; loaded by benchmarks/quality.py's ``load``), every
 method compresses the L2-normalised catalogue to a stated number of bytes per
 vector, from 16 B to 512 B, and ranks the catalogue for each query:
 
-compressae (h = 4096; one model per k in ``--ks``, default 4, 8, 16, 32, 64,
-trained with the library's default recipe capped at ``--epochs`` epochs,
-default 3, or per k at ``--epochs-for`` (say 32=30), on 2 threads; cached in
-``--workdir`` and reused, so a curve can be run in parts, each part's
-methods chosen by ``--ks`` and the peers' lists, then joined by ``--merge``):
+compressae (one model per latent dimension h in ``--latent-dims``, default
+4096, and k in ``--ks``, default 4, 8, 16, 32, 64, trained with the library's
+default recipe capped at ``--epochs`` epochs, default 3, or per k at
+``--epochs-for`` (say 32=30), on 2 threads; cached in ``--workdir`` and
+reused, so a curve can be run in parts, each part's methods chosen by
+``--ks`` and the peers' lists, then joined by ``--merge``; a setting names
+its h when h is not 4096):
 
 - ``sparse``: cosine between k-codes (SparseIndex, sparse mode), queries
-  encoded to k-codes too (what a sparse-vector engine serves);
+  encoded to k-codes too (what a sparse-vector engine serves); with
+  ``--sparse-4k-queries`` also the same index searched with the dense
+  queries, which it encodes to 4k nonzeros (its default ``query_k``);
 - ``asymmetric``: reconstructed mode, dense queries against decoded items
   (item values refitted by least squares, ``model.refit``);
 - bytes: ``plain`` = 8 B per nonzero (int32 index + float32 value, the
-  paper's count and today's ``SparseCodes`` arrays); ``compact`` = 4 B per
+  paper's count and today's ``SparseCodes`` arrays, measured as the arrays'
+  bytes per row); ``compact`` = 4 B per
   nonzero (the index's compact storage: half-precision values, 16-bit
   indices), its recall measured with compact storage itself;
 - ``packed`` at each ``--pack-bits`` (8, 4): one packed row's exact size
-  (``compressae.packed.row_bytes``: a float32 scale, the smaller of
-  bit-packed and Elias-Fano indices, the value levels), recall measured with
-  the ``packed8`` / ``packed4`` index storage itself.
+  (``PackedCodes.bytes_per_row`` of the packed catalogue: a float32 scale,
+  the smaller of bit-packed and Elias-Fano indices, whose bits grow with
+  log2 h, the value levels), recall measured with the ``packed8`` /
+  ``packed4`` index storage itself;
+- ``dead``: the fraction of the h latents in no catalogue row's k-code.
 
 Peers on the dense vectors (faiss, inner product = cosine on unit rows):
 
@@ -90,10 +97,10 @@ class Runner:
     def __init__(self, ids, truth):
         self.ids, self.truth, self.rows = ids, truth, []
 
-    def add(self, family, variant, nbytes, found, train_s=None, encode_s=None, note=""):
+    def add(self, family, variant, nbytes, found, train_s=None, encode_s=None, note="", h=None, dead=None):
         r = compressae.recall_at_n(self.ids[found], self.truth)
         self.rows.append(dict(family=family, variant=variant, bytes=float(nbytes), recall=r,
-                              train_s=train_s, encode_s=encode_s, note=note))
+                              train_s=train_s, encode_s=encode_s, note=note, h=h, dead=dead))
         log(f"  {family:28s} {variant:24s} {nbytes:7.1f} B  R@100 {r:.3f}")
 
 
@@ -108,13 +115,13 @@ def epochs_for(k, a):
     return a.epochs
 
 
-def get_model(k, C, a, workdir):
+def get_model(h, k, C, a, workdir):
     epochs = epochs_for(k, a)
-    path = workdir / f"bytes-curve-h{H}-k{k}-e{epochs}.safetensors"
+    path = workdir / f"bytes-curve-h{h}-k{k}-e{epochs}.safetensors"
     meta = path.with_suffix(".json")
     if path.is_file() and meta.is_file():
         return compressae.CompresSAE.load(path), json.loads(meta.read_text())["train_s"]
-    model = compressae.CompresSAE(C.shape[1], H, k, seed=0)
+    model = compressae.CompresSAE(C.shape[1], h, k, seed=0)
     t0 = time.perf_counter()
     model.fit(C, epochs=epochs, seed=1, num_threads=2)
     train_s = time.perf_counter() - t0
@@ -134,44 +141,60 @@ def unpack(packed):
     raise AttributeError("no way to unpack found")
 
 
-def run_compressae(k, C, Q, a, workdir, run: Runner):
-    model, train_s = get_model(k, C, a, workdir)
+def run_compressae(h, k, C, Q, a, workdir, run: Runner):
+    model, train_s = get_model(h, k, C, a, workdir)
     t0 = time.perf_counter()
     codes = model.encode(C)
     enc_s = time.perf_counter() - t0
+    used = np.zeros(h, bool)
+    used[np.asarray(codes.indices).ravel()] = True
+    dead = 1.0 - used.mean()
+    log(f"  h = {h}, k = {k}: trained in {train_s:.1f} s, {dead:.1%} of the latents dead")
     t0 = time.perf_counter()
     refit = model.refit(C, codes)
     refit_s = time.perf_counter() - t0
     qcodes = model.encode(Q)
-    for storage, per in (("standard", 8), ("compact", 4)):
+    name = f"k={k}" if h == H else f"h={h}, k={k}"
+    add = lambda *args, **kw: run.add(*args, h=h, dead=dead, **kw)
+    for storage in ("standard", "compact"):
+        # The standard storage keeps SparseCodes' own arrays; compact halves both.
+        plain = (codes.indices.nbytes + codes.values.nbytes) / len(codes)
+        per_row = plain if storage == "standard" else plain / 2
         label = "plain (int32 + f32)" if storage == "standard" else "compact storage (u16 + f16)"
         index = compressae.SparseIndex(model, mode="sparse", storage=storage)
         index.add(codes)
-        run.add("compressae sparse", f"k={k}, {label}", per * k, index.search(qcodes, n=TOP)[1],
-                train_s, enc_s, "k-code queries")
+        add("compressae sparse", f"{name}, {label}", per_row, index.search(qcodes, n=TOP)[1],
+            train_s, enc_s, "k-code queries")
+        if a.sparse_4k_queries:
+            add("compressae sparse, 4k-code queries", f"{name}, {label}", per_row,
+                index.search(Q, n=TOP)[1], train_s, enc_s,
+                f"dense queries encoded by the index to {4 * k} nonzeros (its default query_k)")
         index.close()
         index = compressae.SparseIndex(model, mode="reconstructed", storage=storage)
         index.add(refit)
-        run.add("compressae asymmetric", f"k={k}, {label}", per * k, index.search(Q, n=TOP)[1],
-                train_s, enc_s + refit_s, "dense queries, refitted item values")
+        add("compressae asymmetric", f"{name}, {label}", per_row, index.search(Q, n=TOP)[1],
+            train_s, enc_s + refit_s, "dense queries, refitted item values")
         index.close()
     for bits in [int(b) for b in a.pack_bits.split(",") if b]:
         # The packed index storages keep exactly what PackedCodes keeps (the
         # levels and a scale per item) and rank like brute force over the
         # dequantised codes; the bytes are one packed row's (index coding
         # "auto", the smaller of bit-packed and Elias-Fano indices).
-        size = compressae.packed.row_bytes(H, k, bits)
         t0 = time.perf_counter()
-        codes.pack(bits=bits)
+        packed = codes.pack(bits=bits)
         pack_s = time.perf_counter() - t0
-        for mode, items, queries, fam, note in (
-                ("sparse", codes, qcodes, "compressae sparse", "k-code queries"),
-                ("reconstructed", refit, Q, "compressae asymmetric", "dense queries, refitted item values")):
+        size = packed.bytes_per_row
+        coding = f"; {packed.index_coding} indices"
+        modes = [("sparse", codes, qcodes, "compressae sparse", "k-code queries")]
+        if a.sparse_4k_queries:
+            modes.append(("sparse", codes, Q, "compressae sparse, 4k-code queries", "dense queries encoded by the index"))
+        modes.append(("reconstructed", refit, Q, "compressae asymmetric", "dense queries, refitted item values"))
+        for mode, items, queries, fam, note in modes:
             index = compressae.SparseIndex(model, mode=mode, storage=f"packed{bits}")
             index.add(items)
-            run.add(fam, f"k={k}, packed {bits}-bit values", size, index.search(queries, n=TOP)[1], train_s,
-                    enc_s + pack_s + (refit_s if mode == "reconstructed" else 0),
-                    note + f"; packed{bits} index storage")
+            add(fam, f"{name}, packed {bits}-bit values", size, index.search(queries, n=TOP)[1], train_s,
+                enc_s + pack_s + (refit_s if mode == "reconstructed" else 0),
+                note + f"; packed{bits} index storage" + coding)
             index.close()
 
 
@@ -320,12 +343,14 @@ def markdown(rows, meta):
              f"Machine: {meta['machine']}; commit {meta['commit']}; compressae {compressae.library_version()}, "
              f"faiss {faiss.__version__}. Load average before {meta['load_before']}, after {meta['load_after']} "
              f"(2 cores shared with other processes: training and encoding times are noisy, single runs). "
-             f"compressae models: h = {H}, the default recipe capped at {meta['epochs']} epochs, 2 threads.", "",
-             "| method | setting | bytes/vector | Recall@100 | train s | encode s (116,659 rows) | note |",
-             "|---|---|---:|---:|---:|---:|---|"]
+             f"compressae models: h = {meta['latent_dims']}, the default recipe capped at {meta['epochs']} epochs, "
+             f"2 threads.", "",
+             "| method | setting | bytes/vector | Recall@100 | dead latents | train s | encode s (116,659 rows) | note |",
+             "|---|---|---:|---:|---:|---:|---:|---|"]
     for r in sorted(rows, key=lambda r: (r["family"], r["bytes"], r["variant"])):
         f = lambda x: "" if x is None else f"{x:.1f}"
-        lines.append(f"| {r['family']} | {r['variant']} | {r['bytes']:.0f} | {r['recall']:.3f} | "
+        dead = "" if r.get("dead") is None else f"{r['dead']:.1%}"
+        lines.append(f"| {r['family']} | {r['variant']} | {r['bytes']:.0f} | {r['recall']:.3f} | {dead} | "
                      f"{f(r['train_s'])} | {f(r['encode_s'])} | {r['note']} |")
     lines += ["", "Best Recall@100 at each budget (bytes <= B):", "",
               "| budget B | best compressae (mode, setting) | best quantiser (method, setting) |",
@@ -336,6 +361,34 @@ def markdown(rows, meta):
         fm = lambda rs: "-" if not rs else (lambda r: f"{r['recall']:.3f} ({r['family']}, {r['variant']}, "
                                                      f"{r['bytes']:.0f} B)")(max(rs, key=lambda r: r["recall"]))
         lines.append(f"| {b} | {fm(mine)} | {fm(peer)} |")
+    dims = sorted({int(r["h"]) for r in rows if r["family"].startswith("compressae") and r.get("h") not in (None, "")})
+    if len(dims) > 1:
+        lines += ["", "Recall@100 by latent dimension h at the same k (bytes per vector in brackets; "
+                  "dead = latents in no catalogue row's code):", "",
+                  "| k | mode | storage | " + " | ".join(f"h = {h}" for h in dims) + " |",
+                  "|---:|---|---|" + "---:|" * len(dims)]
+        cells = {}
+        for r in rows:
+            if r["family"].startswith("compressae") and r.get("h") not in (None, ""):
+                setting = r["variant"].split(", ")
+                k = int(next(s for s in setting if s.startswith("k="))[2:])
+                storage = setting[-1]
+                cells[(k, r["family"][len("compressae "):], storage, int(r["h"]))] = r
+        for key in sorted({c[:3] for c in cells}):
+            line = f"| {key[0]} | {key[1]} | {key[2]} | "
+            for h in dims:
+                r = cells.get(key + (h,))
+                line += "- | " if r is None else f"{r['recall']:.3f} ({r['bytes']:.0f} B) | "
+            lines.append(line.rstrip())
+        lines += ["", "| k | " + " | ".join(f"h = {h}: dead, train s" for h in dims) + " |",
+                  "|---:|" + "---|" * len(dims)]
+        for k in sorted({c[0] for c in cells}):
+            line = f"| {k} | "
+            for h in dims:
+                r = next((r for c, r in cells.items() if c[0] == k and c[3] == h), None)
+                line += "- | " if r is None else (f"{r['dead']:.1%}, " if r["dead"] is not None else ", ") + \
+                    (f"{r['train_s']:.0f} s | " if r["train_s"] is not None else " | ")
+            lines.append(line.rstrip())
     return "\n".join(lines) + "\n"
 
 
@@ -343,7 +396,7 @@ def log_rows(lines):
     """Rows from the progress lines of a run stopped before it wrote its CSV
     (family and setting, bytes, recall; no times)."""
     import re
-    families = ("compressae sparse", "compressae asymmetric", "faiss PQ", "faiss OPQ", "PCA + int8",
+    families = ("compressae sparse, 4k-code queries", "compressae sparse", "compressae asymmetric", "faiss PQ", "faiss OPQ", "PCA + int8",
                 "binary sign(random rotation)", "binary ITQ")
     pattern = re.compile(r"^\S+   (.+?) +([0-9.]+) B  R@100 ([0-9.]+)$")
     for line in lines:
@@ -352,7 +405,8 @@ def log_rows(lines):
         if family:
             yield dict(family=family, variant=m.group(1)[len(family):].strip(), bytes=m.group(2),
                        recall=m.group(3), train_s="", encode_s="",
-                       note="from the run's log: stopped at the session's deadline, times not recorded")
+                       note="from the run's log: stopped at the session's deadline, times not recorded",
+                       h="", dead="")
 
 
 def write(rows, meta, stem, plot_too=True):
@@ -373,6 +427,10 @@ def main() -> int:
     p.add_argument("--data", default="/work/shared/data")
     p.add_argument("--workdir", default="/tmp/compressae-bytes-curve")
     p.add_argument("--ks", default="4,32,8,16,64", help="in the order run (results are written after each)")
+    p.add_argument("--latent-dims", default=str(H),
+                   help="latent dimensions h, e.g. 4096,8192 (every k at each h, in this order)")
+    p.add_argument("--sparse-4k-queries", action="store_true",
+                   help="also search the sparse indexes with dense queries (encoded to 4k nonzeros)")
     p.add_argument("--epochs", type=int, default=3)
     p.add_argument("--epochs-for", default="", help="per-k epoch caps, e.g. 32=30,64=20 (else --epochs)")
     p.add_argument("--pack-bits", default="8,4")
@@ -387,6 +445,7 @@ def main() -> int:
     p.add_argument("--itq-bits", default="128,256,384")
     p.add_argument("--out-dir", default=str(HERE / "results"))
     p.add_argument("--tag", default="")
+    p.add_argument("--name", default="bytes-curve", help="output file names: <name>-<date><tag>.csv, .md, .png")
     p.add_argument("--merge", default="",
                    help="comma-separated CSV files (or logs, for runs stopped early) of earlier (partial) runs: join them (first row of a method "
                         "and setting wins) into one table and plot, and run nothing")
@@ -396,12 +455,13 @@ def main() -> int:
     out = Path(a.out_dir)
     out.mkdir(parents=True, exist_ok=True)
     date = _dt.date.today().isoformat()
-    stem = out / f"bytes-curve-{date}{a.tag}"
+    stem = out / f"{a.name}-{date}{a.tag}"
     cpu = next((l.split(":", 1)[1].strip() for l in subprocess.run(
         ["lscpu"], capture_output=True, text=True).stdout.splitlines() if l.startswith("Model name:")), "?")
     meta = dict(date=date, command="python3 benchmarks/bytes_curve.py " + " ".join(sys.argv[1:]),
                 machine=f"{cpu}, {os.cpu_count()} CPUs",
                 epochs=f"{a.epochs}" + (f" ({a.epochs_for}: k=epochs)" if a.epochs_for else ""),
+                latent_dims=a.latent_dims.replace(",", ", "),
                 commit=subprocess.run(["git", "-C", str(REPO), "rev-parse", "--short", "HEAD"],
                                       capture_output=True, text=True).stdout.strip(),
                 load_before=" ".join(f"{x:.2f}" for x in os.getloadavg()))
@@ -414,7 +474,10 @@ def main() -> int:
                     if (r["family"], r["variant"]) in seen:
                         continue
                     seen.add((r["family"], r["variant"]))
-                    for key in ("bytes", "recall", "train_s", "encode_s"):
+                    # Files written before the h and dead columns: h = 4096 throughout.
+                    r.setdefault("h", H if r["family"].startswith("compressae") else "")
+                    r.setdefault("dead", "")
+                    for key in ("bytes", "recall", "train_s", "encode_s", "dead"):
                         r[key] = float(r[key]) if r[key] not in ("", "None") else None
                     rows.append(r)
         meta["command"] += "  (joins the CSV files of the runs named in the .md)"
@@ -428,16 +491,16 @@ def main() -> int:
     ints = lambda s: [int(x) for x in s.split(",") if x]
     # compressae and the quantisers alternate, so that load from other
     # processes spreads over both rather than over one family's times.
-    vt, pca_s = pca_axes(C, workdir)
+    vt, pca_s = pca_axes(C, workdir) if a.pca or a.itq_bits else (None, 0.0)
     peers = ([("pq", m) for m in ints(a.pq)] + [("pca", m) for m in ints(a.pca)]
              + [("rp", b) for b in ints(a.rp_bits)] + [("itq", b) for b in ints(a.itq_bits)]
              + [("opq", m) for m in ints(a.opq)])
-    ks = ints(a.ks)
-    per_k = max(1, -(-len(peers) // max(1, len(ks))))
-    for i, k in enumerate(ks or [None]):
-        if k is not None:
-            log(f"== compressae k = {k}")
-            run_compressae(k, C, Q, a, workdir, run)
+    models = [(h, k) for h in ints(a.latent_dims) for k in ints(a.ks)]
+    per_k = max(1, -(-len(peers) // max(1, len(models))))
+    for i, hk in enumerate(models or [None]):
+        if hk is not None:
+            log(f"== compressae h = {hk[0]}, k = {hk[1]}")
+            run_compressae(*hk, C, Q, a, workdir, run)
         for kind, v in peers[i * per_k:(i + 1) * per_k]:
             if kind == "pq":
                 run_pq(C, Q, v, False, run, pq_rows=a.pq_rows)
