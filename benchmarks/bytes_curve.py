@@ -97,10 +97,11 @@ class Runner:
     def __init__(self, ids, truth):
         self.ids, self.truth, self.rows = ids, truth, []
 
-    def add(self, family, variant, nbytes, found, train_s=None, encode_s=None, note="", h=None, dead=None):
+    def add(self, family, variant, nbytes, found, train_s=None, encode_s=None, note="", h=None, dead=None,
+            steps=None):
         r = compressae.recall_at_n(self.ids[found], self.truth)
         self.rows.append(dict(family=family, variant=variant, bytes=float(nbytes), recall=r,
-                              train_s=train_s, encode_s=encode_s, note=note, h=h, dead=dead))
+                              train_s=train_s, encode_s=encode_s, note=note, h=h, dead=dead, steps=steps))
         log(f"  {family:28s} {variant:24s} {nbytes:7.1f} B  R@100 {r:.3f}")
 
 
@@ -120,14 +121,15 @@ def get_model(h, k, C, a, workdir):
     path = workdir / f"bytes-curve-h{h}-k{k}-e{epochs}.safetensors"
     meta = path.with_suffix(".json")
     if path.is_file() and meta.is_file():
-        return compressae.CompresSAE.load(path), json.loads(meta.read_text())["train_s"]
+        saved = json.loads(meta.read_text())
+        return compressae.CompresSAE.load(path), saved["train_s"], saved.get("steps")
     model = compressae.CompresSAE(C.shape[1], h, k, seed=0)
     t0 = time.perf_counter()
     model.fit(C, epochs=epochs, seed=1, num_threads=2)
     train_s = time.perf_counter() - t0
     model.save(path)
     meta.write_text(json.dumps(dict(train_s=train_s, steps=len(model.history_))))
-    return model, train_s
+    return model, train_s, len(model.history_)
 
 
 def unpack(packed):
@@ -142,20 +144,20 @@ def unpack(packed):
 
 
 def run_compressae(h, k, C, Q, a, workdir, run: Runner):
-    model, train_s = get_model(h, k, C, a, workdir)
+    model, train_s, steps = get_model(h, k, C, a, workdir)
     t0 = time.perf_counter()
     codes = model.encode(C)
     enc_s = time.perf_counter() - t0
     used = np.zeros(h, bool)
     used[np.asarray(codes.indices).ravel()] = True
     dead = 1.0 - used.mean()
-    log(f"  h = {h}, k = {k}: trained in {train_s:.1f} s, {dead:.1%} of the latents dead")
+    log(f"  h = {h}, k = {k}: trained in {train_s:.1f} s ({steps} steps), {dead:.1%} of the latents dead")
     t0 = time.perf_counter()
     refit = model.refit(C, codes)
     refit_s = time.perf_counter() - t0
     qcodes = model.encode(Q)
     name = f"k={k}" if h == H else f"h={h}, k={k}"
-    add = lambda *args, **kw: run.add(*args, h=h, dead=dead, **kw)
+    add = lambda *args, **kw: run.add(*args, h=h, dead=dead, steps=steps, **kw)
     for storage in ("standard", "compact"):
         # The standard storage keeps SparseCodes' own arrays; compact halves both.
         plain = (codes.indices.nbytes + codes.values.nbytes) / len(codes)
@@ -380,13 +382,14 @@ def markdown(rows, meta):
                 r = cells.get(key + (h,))
                 line += "- | " if r is None else f"{r['recall']:.3f} ({r['bytes']:.0f} B) | "
             lines.append(line.rstrip())
-        lines += ["", "| k | " + " | ".join(f"h = {h}: dead, train s" for h in dims) + " |",
+        lines += ["", "| k | " + " | ".join(f"h = {h}: dead, steps, train s" for h in dims) + " |",
                   "|---:|" + "---|" * len(dims)]
         for k in sorted({c[0] for c in cells}):
             line = f"| {k} | "
             for h in dims:
                 r = next((r for c, r in cells.items() if c[0] == k and c[3] == h), None)
                 line += "- | " if r is None else (f"{r['dead']:.1%}, " if r["dead"] is not None else ", ") + \
+                    (f"{r['steps']}, " if r.get("steps") not in (None, "") else ", ") + \
                     (f"{r['train_s']:.0f} s | " if r["train_s"] is not None else " | ")
             lines.append(line.rstrip())
     return "\n".join(lines) + "\n"
@@ -406,7 +409,7 @@ def log_rows(lines):
             yield dict(family=family, variant=m.group(1)[len(family):].strip(), bytes=m.group(2),
                        recall=m.group(3), train_s="", encode_s="",
                        note="from the run's log: stopped at the session's deadline, times not recorded",
-                       h="", dead="")
+                       h="", dead="", steps="")
 
 
 def write(rows, meta, stem, plot_too=True):
@@ -477,6 +480,7 @@ def main() -> int:
                     # Files written before the h and dead columns: h = 4096 throughout.
                     r.setdefault("h", H if r["family"].startswith("compressae") else "")
                     r.setdefault("dead", "")
+                    r.setdefault("steps", "")
                     for key in ("bytes", "recall", "train_s", "encode_s", "dead"):
                         r[key] = float(r[key]) if r[key] not in ("", "None") else None
                     rows.append(r)
