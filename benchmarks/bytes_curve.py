@@ -99,9 +99,12 @@ class Runner:
 
     def add(self, family, variant, nbytes, found, train_s=None, encode_s=None, note="", h=None, dead=None,
             steps=None):
+        """``found``: the top ids per query, or (top ids, search seconds) from ``search``."""
+        found, search_s = found if isinstance(found, tuple) else (found, None)
         r = compressae.recall_at_n(self.ids[found], self.truth)
         self.rows.append(dict(family=family, variant=variant, bytes=float(nbytes), recall=r,
-                              train_s=train_s, encode_s=encode_s, note=note, h=h, dead=dead, steps=steps))
+                              train_s=train_s, encode_s=encode_s, note=note, h=h, dead=dead, steps=steps,
+                              search_s=search_s))
         log(f"  {family:28s} {variant:24s} {nbytes:7.1f} B  R@100 {r:.3f}")
 
 
@@ -143,6 +146,14 @@ def unpack(packed):
     raise AttributeError("no way to unpack found")
 
 
+def search(index, queries):
+    """The top-100 ids of each query and the seconds of the one search call
+    (all queries, the library's default threads; a single, noisy run)."""
+    t0 = time.perf_counter()
+    found = index.search(queries, n=TOP)[1]
+    return found, time.perf_counter() - t0
+
+
 def run_compressae(h, k, C, Q, a, workdir, run: Runner):
     model, train_s, steps = get_model(h, k, C, a, workdir)
     t0 = time.perf_counter()
@@ -165,16 +176,16 @@ def run_compressae(h, k, C, Q, a, workdir, run: Runner):
         label = "plain (int32 + f32)" if storage == "standard" else "compact storage (u16 + f16)"
         index = compressae.SparseIndex(model, mode="sparse", storage=storage)
         index.add(codes)
-        add("compressae sparse", f"{name}, {label}", per_row, index.search(qcodes, n=TOP)[1],
+        add("compressae sparse", f"{name}, {label}", per_row, search(index, qcodes),
             train_s, enc_s, "k-code queries")
         if a.sparse_4k_queries:
             add("compressae sparse, 4k-code queries", f"{name}, {label}", per_row,
-                index.search(Q, n=TOP)[1], train_s, enc_s,
+                search(index, Q), train_s, enc_s,
                 f"dense queries encoded by the index to {4 * k} nonzeros (its default query_k)")
         index.close()
         index = compressae.SparseIndex(model, mode="reconstructed", storage=storage)
         index.add(refit)
-        add("compressae asymmetric", f"{name}, {label}", per_row, index.search(Q, n=TOP)[1],
+        add("compressae asymmetric", f"{name}, {label}", per_row, search(index, Q),
             train_s, enc_s + refit_s, "dense queries, refitted item values")
         index.close()
     for bits in [int(b) for b in a.pack_bits.split(",") if b]:
@@ -194,7 +205,7 @@ def run_compressae(h, k, C, Q, a, workdir, run: Runner):
         for mode, items, queries, fam, note in modes:
             index = compressae.SparseIndex(model, mode=mode, storage=f"packed{bits}")
             index.add(items)
-            add(fam, f"{name}, packed {bits}-bit values", size, index.search(queries, n=TOP)[1], train_s,
+            add(fam, f"{name}, packed {bits}-bit values", size, search(index, queries), train_s,
                 enc_s + pack_s + (refit_s if mode == "reconstructed" else 0),
                 note + f"; packed{bits} index storage" + coding)
             index.close()
@@ -347,13 +358,15 @@ def markdown(rows, meta):
              f"(2 cores shared with other processes: training and encoding times are noisy, single runs). "
              f"compressae models: h = {meta['latent_dims']}, the default recipe capped at {meta['epochs']} epochs, "
              f"2 threads.", "",
-             "| method | setting | bytes/vector | Recall@100 | dead latents | train s | encode s (116,659 rows) | note |",
-             "|---|---|---:|---:|---:|---:|---:|---|"]
+             "| method | setting | bytes/vector | Recall@100 | dead latents | train s | encode s (116,659 rows) | "
+             "search s (1,000 queries) | note |",
+             "|---|---|---:|---:|---:|---:|---:|---:|---|"]
     for r in sorted(rows, key=lambda r: (r["family"], r["bytes"], r["variant"])):
         f = lambda x: "" if x is None else f"{x:.1f}"
         dead = "" if r.get("dead") is None else f"{r['dead']:.1%}"
+        search_s = "" if r.get("search_s") is None else f"{r['search_s']:.2f}"
         lines.append(f"| {r['family']} | {r['variant']} | {r['bytes']:.0f} | {r['recall']:.3f} | {dead} | "
-                     f"{f(r['train_s'])} | {f(r['encode_s'])} | {r['note']} |")
+                     f"{f(r['train_s'])} | {f(r['encode_s'])} | {search_s} | {r['note']} |")
     lines += ["", "Best Recall@100 at each budget (bytes <= B):", "",
               "| budget B | best compressae (mode, setting) | best quantiser (method, setting) |",
               "|---:|---|---|"]
@@ -409,7 +422,7 @@ def log_rows(lines):
             yield dict(family=family, variant=m.group(1)[len(family):].strip(), bytes=m.group(2),
                        recall=m.group(3), train_s="", encode_s="",
                        note="from the run's log: stopped at the session's deadline, times not recorded",
-                       h="", dead="", steps="")
+                       h="", dead="", steps="", search_s="")
 
 
 def write(rows, meta, stem, plot_too=True):
@@ -481,7 +494,8 @@ def main() -> int:
                     r.setdefault("h", H if r["family"].startswith("compressae") else "")
                     r.setdefault("dead", "")
                     r.setdefault("steps", "")
-                    for key in ("bytes", "recall", "train_s", "encode_s", "dead"):
+                    r.setdefault("search_s", "")
+                    for key in ("bytes", "recall", "train_s", "encode_s", "dead", "search_s"):
                         r[key] = float(r[key]) if r[key] not in ("", "None") else None
                     rows.append(r)
         meta["command"] += "  (joins the CSV files of the runs named in the .md)"
