@@ -326,11 +326,13 @@ def plot(rows, path):
     import matplotlib.pyplot as plt
     fig, ax = plt.subplots(figsize=(9, 6))
     groups = {}
+    dims = {str(r.get("h")) for r in rows if r["family"].startswith("compressae")}
     for r in rows:
         key = r["family"]
         v = r["variant"]
         if r["family"].startswith("compressae"):
-            key += " (" + v.split(", ", 1)[1] + ")"
+            # One line per storage (and per h when the rows hold several), through the k values.
+            key += " (" + (f"h={r['h']}, " if len(dims) > 1 else "") + v.split(", ")[-1] + ")"
         groups.setdefault(key, []).append((r["bytes"], r["recall"]))
     for key, pts in sorted(groups.items()):
         pts.sort()
