@@ -22,6 +22,9 @@ made offline and seeded, so a run can be repeated anywhere:
 
 Run:  python3 benchmarks/make_datasets.py --out DIR [--only NAME ...]
       writes DIR/NAME.npy per set; defaults.py also makes them in memory.
+      ``--rows R`` (mixture only) draws R rows instead of 20,000, written to
+      DIR/mixture-R.npy (e.g. ``--only mixture --rows 101000`` for
+      retrieval.py's 100,000-item catalogue + 1,000 queries).
 """
 
 from __future__ import annotations
@@ -91,10 +94,15 @@ def main():
     ap.add_argument("--out", required=True)
     ap.add_argument("--only", nargs="*", default=list(GENERATORS))
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--rows", type=int, default=None, help="rows of the mixture set (default 20,000)")
     a = ap.parse_args()
     os.makedirs(a.out, exist_ok=True)
     for name in a.only:
-        X = GENERATORS[name](seed=a.seed)
+        if a.rows is not None and name == "mixture":
+            X = mixture(seed=a.seed, rows=a.rows)
+            name = f"mixture-{a.rows}"
+        else:
+            X = GENERATORS[name](seed=a.seed)
         np.save(os.path.join(a.out, name + ".npy"), X)
         print(name, X.shape)
 

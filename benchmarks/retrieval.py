@@ -45,6 +45,25 @@ query (``wordnet_gt_top100.npy``); the catalogue is every other row
    model; its ground truth is exact_search (numpy float32 brute force) of
    the same 1000 queries over it.
 
+Another data set: ``--dataset PATH`` (a .npy of float rows, e.g. made by
+``benchmarks/make_datasets.py``) replaces the shared set: zero rows are
+dropped, ``min(1000, rows / 10)`` rows chosen by a seeded permutation
+(``--split-seed``, numpy ``default_rng``, the rule of defaults.py) are the
+queries, the rest the catalogue, and the truth is each query's exact cosine
+top-100 in the catalogue (float32 BLAS, computed here). The model is cached
+per data set (its file name carries the set's name).
+
+Exact dense search has a second peer besides faiss: numpy, the catalogue's
+L2-normalised float32 rows times the normalised queries (``Q @ X.T`` by
+BLAS, in chunks of queries of at most 2^23 scores, at the measured thread
+count through threadpoolctl) and the top-100 of each row by argpartition +
+sort. The ratio table compares compressae with the faster of the two at the
+same thread count ("exact dense peer"). Dead latents (latents in no item's
+code; and the last training window's fraction when the model was trained in
+this run) and the posting-list work of sparse mode are printed per size.
+``--train-only`` trains (or finds) the cached model and stops, so that the
+timed run can hold a benchmark lock without training under it.
+
 Results are printed as markdown and written to ``--out`` (default
 benchmarks/results/retrieval-<date>.md), with the machine (lscpu model,
 nproc), the date and the load average before and after (other processes on
@@ -88,6 +107,11 @@ try:
     import faiss
 except ImportError:
     faiss = None
+
+try:
+    from threadpoolctl import threadpool_limits
+except ImportError:
+    threadpool_limits = None
 
 H, K = 4096, 32
 TOP = 100
@@ -142,15 +166,18 @@ def to_rows(ids: np.ndarray, rows: np.ndarray | None) -> np.ndarray:
 
 # ---------------------------------------------------------------- model
 
-def get_model(args, catalogue: np.ndarray):
+def get_model(args, catalogue: np.ndarray, set_name: str = "wordnet"):
     if args.model:
         log(f"model: loading {args.model}")
         return compressae.CompresSAE.load(args.model), f"loaded from {args.model}"
     epochs = args.epochs
-    cache = Path(args.cache) / f"compressae-retrieval-h{H}-k{K}-default-recipe-max{epochs}-seed0.safetensors"
+    prefix = "" if set_name == "wordnet" else f"{set_name}-"
+    cache = Path(args.cache) / f"compressae-retrieval-{prefix}h{H}-k{K}-default-recipe-max{epochs}-seed0.safetensors"
     if cache.is_file():
         log(f"model: cached {cache}")
-        return compressae.CompresSAE.load(cache), f"cached {cache.name}"
+        note_file = cache.with_suffix(".txt")
+        note = f"; {note_file.read_text().strip()}" if note_file.is_file() else ""
+        return compressae.CompresSAE.load(cache), f"cached {cache.name}{note}"
     log(f"model: training h={H} k={K}, the library's default recipe, at most {epochs} epochs...")
     model = compressae.CompresSAE(catalogue.shape[1], latent_dim=H, k=K, seed=0)
     t0 = time.perf_counter()
@@ -158,9 +185,14 @@ def get_model(args, catalogue: np.ndarray):
     steps = len(model.history_)
     seconds = time.perf_counter() - t0
     model.save(cache)
-    log(f"model: trained in {seconds:.0f} s, final loss {model.history_[-1]:.4f}; cached {cache}")
-    return model, (f"trained here: the default recipe, {len(model.validation_loss_)} epochs, {steps} steps, "
-                   f"{seconds:.0f} s, final loss {model.history_[-1]:.4f}")
+    dead = float(model.dead_latents_[-1]) if len(model.dead_latents_) else float("nan")
+    log(f"model: trained in {seconds:.0f} s, final loss {model.history_[-1]:.4f}, dead latents "
+        f"(last training window) {dead:.1%}; cached {cache}")
+    note = (f"trained here: the default recipe, {len(model.validation_loss_)} epochs, {steps} steps, "
+            f"{seconds:.0f} s, final loss {model.history_[-1]:.4f}, dead latents over the last "
+            f"training window {dead:.2%}")
+    cache.with_suffix(".txt").write_text(note + "\n")
+    return model, note
 
 
 # ---------------------------------------------------------------- synthetic
@@ -202,9 +234,35 @@ def scipy_search(q_csr, items_t_csr, n: int, chunk: int):
     return scores, ids
 
 
+def numpy_search(qn: np.ndarray, xn: np.ndarray, n: int, threads: int):
+    """Exact top-n by inner product of unit rows: BLAS ``Q @ X.T`` by chunks of
+    queries, then argpartition + sort (ties in argsort's order)."""
+    nq, N = qn.shape[0], xn.shape[0]
+    chunk = max(1, min(nq, 2**23 // N))
+    scores = np.empty((nq, n), dtype=np.float32)
+    ids = np.empty((nq, n), dtype=np.int64)
+    xt = xn.T
+
+    def run():
+        for q0 in range(0, nq, chunk):
+            block = qn[q0:q0 + chunk] @ xt
+            part = np.argpartition(-block, n - 1, axis=1)[:, :n]
+            s = np.take_along_axis(block, part, axis=1)
+            order = np.argsort(-s, axis=1, kind="stable")
+            ids[q0:q0 + chunk] = np.take_along_axis(part, order, axis=1)
+            scores[q0:q0 + chunk] = np.take_along_axis(s, order, axis=1)
+
+    if threadpool_limits is None:
+        run()
+    else:
+        with threadpool_limits(limits=threads, user_api="blas"):
+            run()
+    return scores, ids
+
+
 def run_size(name, model, items, item_codes, queries, query_codes, long_query_codes, gt_rows, id_rows,
              thread_counts, runs, results, normalised=False, want_scipy=True, want_faiss=True,
-             refitted=None):
+             refitted=None, want_numpy=True, compact=True):
     """Benchmark every method at one catalogue size; append rows to `results`.
 
     ``long_query_codes``: the queries' codes of 4k nonzeros (the sparse
@@ -220,7 +278,12 @@ def run_size(name, model, items, item_codes, queries, query_codes, long_query_co
     counts = np.bincount(item_codes.indices.ravel(), minlength=h)
     scanned = counts[query_codes.indices].sum(axis=1)
     scanned_long = counts[long_query_codes.indices].sum(axis=1)
+    dead = int((counts == 0).sum())
     results.append(dict(size=name, N=N, stats=(
+        f"dead latents (in no item's code): {dead} of {h} = {dead / h:.2%}; posting lists touched "
+        f"per query: mean length {scanned.mean() / k:,.0f} entries over its {k} latents with k-code "
+        f"queries (the mean list is N k / h = {N * k / h:,.0f}), {scanned_long.mean() / (4 * k):,.0f} "
+        f"over {4 * k} latents with 4k-code queries. "
         f"sparse-mode work: a query scans {scanned.mean():,.0f} posting entries on average "
         f"({scanned.mean() / N:.2f} N; median {np.median(scanned):,.0f}, max {scanned.max():,}); "
         f"{int((counts > 0).sum())} of {h} latents in use, longest list {counts.max():,} "
@@ -242,6 +305,8 @@ def run_size(name, model, items, item_codes, queries, query_codes, long_query_co
     keep = []  # objects the closures need
     configs = [("sparse", "standard"), ("sparse", "compact"),
                ("reconstructed", "standard"), ("reconstructed", "compact")]
+    if not compact:
+        configs = [c for c in configs if c[1] != "compact"]
     for mode, storage in configs:
         t0 = time.perf_counter()
         index = compressae.SparseIndex(model, mode=mode, storage=storage)
@@ -292,6 +357,21 @@ def run_size(name, model, items, item_codes, queries, query_codes, long_query_co
 
             add_method("faiss IndexFlatIP", "float32", "dense", t, faiss_fn,
                        4 * items.shape[1] * N, build)
+
+    if want_numpy:
+        t0 = time.perf_counter()
+        xn = items if normalised else unit_rows(items)
+        xn = np.ascontiguousarray(xn, dtype=np.float32)
+        build = time.perf_counter() - t0
+        qn_np = unit_rows(queries)
+        keep.append(xn)
+        for t in thread_counts:
+            def numpy_fn(m, t=t):
+                return numpy_search(qn_np[:m], xn, TOP, t)
+
+            add_method("numpy BLAS exact", "float32", "dense", t, numpy_fn, 4 * items.shape[1] * N, build,
+                       "Q @ X.T (unit rows) + argpartition top-100"
+                       + ("" if threadpool_limits else "; threadpoolctl missing: BLAS threads not set"))
 
     if want_scipy and scipy is None:
         log("  scipy: not installed: skipped")
@@ -370,7 +450,7 @@ def report(results, info, args, model_note, extra) -> str:
     lines.append(f"- load average before / after: {extra['load_before']} / {extra['load_after']} "
                  "(other processes on the machine distort timings)")
     lines.append(f"- model: h = {H}, k = {K}; {model_note}")
-    lines.append(f"- data: {args.data}: catalogue {extra['catalogue']:,} x 384, "
+    lines.append(f"- data: {extra['data']}: catalogue {extra['catalogue']:,} x {extra['dim']}, "
                  f"{extra['queries']} held-out queries, Recall@100 against the exact top-100 "
                  "(cosine on the dense vectors)")
     if "synthetic" in extra:
@@ -411,6 +491,28 @@ def report(results, info, args, model_note, extra) -> str:
         ratio_lines = []
         threads = sorted({r["threads"] for r in rows if "threads" in r})
         for t in threads:
+            # The exact dense peer: the faster of faiss and numpy at t threads.
+            peers = [(q, m) for q, m in ((qps("faiss IndexFlatIP", "float32", "dense", t), "faiss IndexFlatIP"),
+                                         (qps("numpy BLAS exact", "float32", "dense", t), "numpy BLAS exact"))
+                     if q is not None]
+            if peers:
+                peer_qps, peer_name = max(peers)
+                peer_name = f"exact dense peer ({peer_name})"
+                for method, storage, qkind, target in [
+                        ("compressae sparse", "standard", "codes", 5),
+                        ("compressae sparse", "standard", "codes 4k", None),
+                        ("compressae sparse", "standard", "dense", None),
+                        ("compressae reconstructed", "standard", "codes", None),
+                        ("compressae asymmetric", "standard", "dense", None)]:
+                    mine = qps(method, storage, qkind, t)
+                    if mine is None:
+                        continue
+                    ratio = mine / peer_qps
+                    verdict = "-" if target is None else (
+                        f">= {target}x: met" if ratio >= target else
+                        f">= {target}x: MISSED (at {ratio / target:.0%} of target)")
+                    ratio_lines.append(f"| {t} | {method} ({storage}, {qkind} queries) | {peer_name} | "
+                                       f"{ratio:.1f}x | {verdict} |")
             faiss_qps = qps("faiss IndexFlatIP", "float32", "dense", t)
             scipy_qps = qps("scipy.sparse (sparse space)", "CSR f32", "codes", 1)
             checks = [
@@ -461,6 +563,14 @@ def main() -> int:
                         help="sigma of the synthetic copies' noise (|noise| ~ sigma)")
     parser.add_argument("--quick", action="store_true",
                         help="real catalogue only, one thread count: under 3 minutes")
+    parser.add_argument("--dataset", default=None,
+                        help="a .npy of rows to use instead of the shared set (queries split off by "
+                             "--split-seed, truth computed here)")
+    parser.add_argument("--split-seed", type=int, default=0)
+    parser.add_argument("--no-scipy", action="store_true", help="skip the scipy.sparse row")
+    parser.add_argument("--no-compact", action="store_true", help="skip the compact-storage rows")
+    parser.add_argument("--train-only", action="store_true",
+                        help="train (or find) the cached model and the truth, then stop")
     parser.add_argument("--out", default=None)
     parser.add_argument("--library-note", default="",
                         help="free text about the library under test, printed in the report")
@@ -479,18 +589,44 @@ def main() -> int:
     started = time.perf_counter()
     load_before = " ".join(f"{x:.2f}" for x in os.getloadavg())
     info = machine()
-    data = Path(args.data)
-    X = np.load(data / "wordnet_minilm384_f16.npy").astype(np.float32)
-    query_rows = np.load(data / "wordnet_split_queries.npy")
-    gt = np.load(data / "wordnet_gt_top100.npy")
-    mask = np.ones(len(X), dtype=bool)
-    mask[query_rows] = False
-    catalogue_rows = np.nonzero(mask)[0]
-    catalogue = X[catalogue_rows]
-    queries = X[query_rows]
+    if args.dataset:
+        set_name = Path(args.dataset).stem
+        X = np.load(args.dataset).astype(np.float32)
+        X = X[np.linalg.norm(X, axis=1) > 0]
+        nq = min(1000, len(X) // 10)
+        perm = np.random.default_rng(args.split_seed).permutation(len(X))
+        query_rows, catalogue_rows = np.sort(perm[:nq]), np.sort(perm[nq:])
+        catalogue, queries = X[catalogue_rows], X[query_rows]
+        truth_file = Path(args.cache) / f"retrieval-truth-{set_name}-split{args.split_seed}.npy"
+        if truth_file.is_file():
+            gt = np.load(truth_file)
+        else:
+            t0 = time.perf_counter()
+            _, gt = numpy_search(unit_rows(queries), unit_rows(catalogue), TOP, os.cpu_count() or 1)
+            np.save(truth_file, gt)
+            log(f"truth: exact cosine top-{TOP} in {time.perf_counter() - t0:.0f} s, cached {truth_file}")
+        catalogue_rows = None  # the truth holds catalogue positions
+        data_note = (f"{args.dataset} ({len(X):,} nonzero rows; {nq} queries by "
+                     f"numpy default_rng({args.split_seed}).permutation, the rest the catalogue; "
+                     "truth computed here)")
+    else:
+        set_name = "wordnet"
+        data = Path(args.data)
+        X = np.load(data / "wordnet_minilm384_f16.npy").astype(np.float32)
+        query_rows = np.load(data / "wordnet_split_queries.npy")
+        gt = np.load(data / "wordnet_gt_top100.npy")
+        mask = np.ones(len(X), dtype=bool)
+        mask[query_rows] = False
+        catalogue_rows = np.nonzero(mask)[0]
+        catalogue = X[catalogue_rows]
+        queries = X[query_rows]
+        data_note = str(args.data)
     log(f"data: {len(X):,} rows, catalogue {len(catalogue):,}, queries {len(queries)}")
 
-    model, model_note = get_model(args, catalogue)
+    model, model_note = get_model(args, catalogue, set_name)
+    if args.train_only:
+        log(f"--train-only: {model_note}")
+        return 0
     if (model.latent_dim, model.k) != (H, K):
         log(f"note: the model has h={model.latent_dim}, k={model.k} (benchmark default {H}/{K})")
     model_note = f"{model_note}; model h = {model.latent_dim}, k = {model.k}"
@@ -509,9 +645,10 @@ def main() -> int:
 
     results = []
     extra = dict(catalogue=len(catalogue), queries=len(queries), encode_qps=encode_qps,
-                 load_before=load_before)
+                 load_before=load_before, data=data_note, dim=catalogue.shape[1])
     run_size("real catalogue", model, catalogue, item_codes, queries, query_codes, long_query_codes, gt,
-             catalogue_rows, thread_counts, args.runs, results, refitted=refitted)
+             catalogue_rows, thread_counts, args.runs, results, refitted=refitted,
+             want_scipy=not args.no_scipy, compact=not args.no_compact)
 
     if args.synthetic_n > 0:
         del item_codes, refitted
@@ -538,7 +675,7 @@ def main() -> int:
             f"ground truth: exact_search of the same queries ({t_gt:.0f} s)")
         run_size("synthetic catalogue", model, synth, synth_codes, queries, query_codes, long_query_codes,
                  synth_gt, None, thread_counts, args.runs, results, normalised=True,
-                 refitted=synth_refitted)
+                 refitted=synth_refitted, want_scipy=not args.no_scipy, compact=not args.no_compact)
 
     extra["elapsed"] = time.perf_counter() - started
     extra["load_after"] = " ".join(f"{x:.2f}" for x in os.getloadavg())
