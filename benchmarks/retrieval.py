@@ -262,7 +262,7 @@ def numpy_search(qn: np.ndarray, xn: np.ndarray, n: int, threads: int):
 
 def run_size(name, model, items, item_codes, queries, query_codes, long_query_codes, gt_rows, id_rows,
              thread_counts, runs, results, normalised=False, want_scipy=True, want_faiss=True,
-             refitted=None, want_numpy=True, compact=True):
+             refitted=None, want_numpy=True, compact=True, cost_buckets=0):
     """Benchmark every method at one catalogue size; append rows to `results`.
 
     ``long_query_codes``: the queries' codes of 4k nonzeros (the sparse
@@ -316,6 +316,8 @@ def run_size(name, model, items, item_codes, queries, query_codes, long_query_co
         index.search(queries_here[:1], n=TOP)  # builds the posting lists (sparse mode)
         build = time.perf_counter() - t0
         keep.append(index)
+        if (mode, storage) == ("sparse", "standard"):
+            sparse_index = index
         for t in thread_counts:
             def codes_fn(m, index=index, t=t, codes=queries_here):
                 return index.search(codes[:m], n=TOP, num_threads=t)
@@ -411,6 +413,39 @@ def run_size(name, model, items, item_codes, queries, query_codes, long_query_co
             found[i] = ids
     if faiss is not None:
         faiss.omp_set_num_threads(os.cpu_count() or 1)
+
+    if cost_buckets > 0:
+        # Where sparse mode's time goes: the queries sorted by the posting
+        # entries they scan, cut into buckets; each bucket searched as one
+        # call (k-code queries, standard storage, 1 thread), interleaved over
+        # `runs` rounds; per-query time = fixed + per-entry * entries by least
+        # squares. `fixed` holds what does not grow with the lists: the tile
+        # scans of the N accumulators, the heap, the call.
+        order = np.argsort(scanned, kind="stable")
+        buckets = np.array_split(order, cost_buckets)
+        bucket_times = [[] for _ in buckets]
+        sparse_index.search(query_codes[buckets[0][:8]], n=TOP, num_threads=1)
+        for _ in range(runs):
+            for b, rows in enumerate(buckets):
+                sub = query_codes[rows]
+                t0 = time.perf_counter()
+                sparse_index.search(sub, n=TOP, num_threads=1)
+                bucket_times[b].append((time.perf_counter() - t0) / len(rows))
+        x = np.array([scanned[rows].mean() for rows in buckets])
+        y = np.array([statistics.median(ts) for ts in bucket_times])
+        slope, intercept = np.polyfit(x, y, 1)
+        fit = intercept + slope * x
+        r2 = 1 - ((y - fit) ** 2).sum() / max(((y - y.mean()) ** 2).sum(), 1e-30)
+        mean_entries = scanned.mean()
+        results.append(dict(size=name, N=N, stats=(
+            f"sparse-mode cost model (k-code queries, 1 thread, {cost_buckets} buckets of queries by "
+            f"posting entries scanned, median of {runs} rounds): per query {intercept * 1e6:.1f} us fixed + "
+            f"{slope * 1e9:.2f} ns per posting entry (R^2 {r2:.3f}); at the mean {mean_entries:,.0f} entries: "
+            f"{intercept * 1e6:.1f} us fixed + {slope * mean_entries * 1e6:.1f} us lists = "
+            f"{(intercept + slope * mean_entries) * 1e6:.1f} us; the fixed part per item "
+            f"{intercept / N * 1e9:.2f} ns. Buckets (entries, us/query): "
+            + ", ".join(f"({xi:,.0f}, {yi * 1e6:.1f})" for xi, yi in zip(x, y)))))
+        log("  " + results[-1]["stats"])
 
     for i, entry in enumerate(methods):
         recall = compressae.recall_at_n(to_rows(found[i], id_rows), gt_rows, n=TOP)
@@ -569,6 +604,9 @@ def main() -> int:
     parser.add_argument("--split-seed", type=int, default=0)
     parser.add_argument("--no-scipy", action="store_true", help="skip the scipy.sparse row")
     parser.add_argument("--no-compact", action="store_true", help="skip the compact-storage rows")
+    parser.add_argument("--cost-buckets", type=int, default=0,
+                        help="fit sparse mode's per-query time as fixed + per posting entry over this "
+                             "many buckets of queries (0: skip)")
     parser.add_argument("--train-only", action="store_true",
                         help="train (or find) the cached model and the truth, then stop")
     parser.add_argument("--out", default=None)
@@ -648,7 +686,8 @@ def main() -> int:
                  load_before=load_before, data=data_note, dim=catalogue.shape[1])
     run_size("real catalogue", model, catalogue, item_codes, queries, query_codes, long_query_codes, gt,
              catalogue_rows, thread_counts, args.runs, results, refitted=refitted,
-             want_scipy=not args.no_scipy, compact=not args.no_compact)
+             want_scipy=not args.no_scipy, compact=not args.no_compact,
+             cost_buckets=args.cost_buckets)
 
     if args.synthetic_n > 0:
         del item_codes, refitted
@@ -675,7 +714,8 @@ def main() -> int:
             f"ground truth: exact_search of the same queries ({t_gt:.0f} s)")
         run_size("synthetic catalogue", model, synth, synth_codes, queries, query_codes, long_query_codes,
                  synth_gt, None, thread_counts, args.runs, results, normalised=True,
-                 refitted=synth_refitted, want_scipy=not args.no_scipy, compact=not args.no_compact)
+                 refitted=synth_refitted, want_scipy=not args.no_scipy, compact=not args.no_compact,
+             cost_buckets=args.cost_buckets)
 
     extra["elapsed"] = time.perf_counter() - started
     extra["load_after"] = " ".join(f"{x:.2f}" for x in os.getloadavg())
