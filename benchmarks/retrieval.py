@@ -279,6 +279,13 @@ def run_size(name, model, items, item_codes, queries, query_codes, long_query_co
     scanned = counts[query_codes.indices].sum(axis=1)
     scanned_long = counts[long_query_codes.indices].sum(axis=1)
     dead = int((counts == 0).sum())
+    top_latents = np.argsort(counts)[::-1][:max(1, h // 100)]
+    in_top = np.isin(query_codes.indices, top_latents)
+    top_share_scanned = (counts[query_codes.indices] * in_top).sum() / max(scanned.sum(), 1)
+    skew_note = (f" The {len(top_latents)} longest lists (1% of the latents) hold "
+                 f"{counts[top_latents].sum() / max(counts.sum(), 1):.1%} of all entries and "
+                 f"{top_share_scanned:.1%} of the entries the k-code queries scan "
+                 f"({in_top.sum(axis=1).mean():.1f} of a query's {k} latents are among them).")
     results.append(dict(size=name, N=N, stats=(
         f"dead latents (in no item's code): {dead} of {h} = {dead / h:.2%}; posting lists touched "
         f"per query: mean length {scanned.mean() / k:,.0f} entries over its {k} latents with k-code "
@@ -289,7 +296,7 @@ def run_size(name, model, items, item_codes, queries, query_codes, long_query_co
         f"{int((counts > 0).sum())} of {h} latents in use, longest list {counts.max():,} "
         f"({counts.max() / N:.1%} of the items); uniform use of all latents would give "
         f"N k^2 / h = {N * k * k / h:,.0f}; with query codes of 4k nonzeros a query scans "
-        f"{scanned_long.mean():,.0f} ({scanned_long.mean() / N:.2f} N)")))
+        f"{scanned_long.mean():,.0f} ({scanned_long.mean() / N:.2f} N)." + skew_note)))
     log("  " + results[-1]["stats"])
 
     # Every method is built first; then the timed runs go round-robin over
@@ -431,6 +438,19 @@ def run_size(name, model, items, item_codes, queries, query_codes, long_query_co
                 t0 = time.perf_counter()
                 sparse_index.search(sub, n=TOP, num_threads=1)
                 bucket_times[b].append((time.perf_counter() - t0) / len(rows))
+        # The floor: the same query values on the k rarest latents (each
+        # query's latents replaced), so that the lists add next to nothing
+        # and what is left is the tile scans, the heap and the call.
+        rare = np.argsort(counts, kind="stable")[:k].astype(query_codes.indices.dtype)
+        floor_codes = compressae.SparseCodes(np.tile(rare, (nq, 1)), query_codes.values.copy(), dim=h)
+        floor_times = []
+        sparse_index.search(floor_codes[:8], n=TOP, num_threads=1)
+        for _ in range(runs):
+            t0 = time.perf_counter()
+            sparse_index.search(floor_codes, n=TOP, num_threads=1)
+            floor_times.append((time.perf_counter() - t0) / nq)
+        floor_note = (f" Floor: queries on the {k} rarest latents ({int(counts[rare].sum()):,} entries): "
+                      f"{statistics.median(floor_times) * 1e6:.1f} us/query.")
         x = np.array([scanned[rows].mean() for rows in buckets])
         y = np.array([statistics.median(ts) for ts in bucket_times])
         slope, intercept = np.polyfit(x, y, 1)
@@ -444,7 +464,7 @@ def run_size(name, model, items, item_codes, queries, query_codes, long_query_co
             f"{intercept * 1e6:.1f} us fixed + {slope * mean_entries * 1e6:.1f} us lists = "
             f"{(intercept + slope * mean_entries) * 1e6:.1f} us; the fixed part per item "
             f"{intercept / N * 1e9:.2f} ns. Buckets (entries, us/query): "
-            + ", ".join(f"({xi:,.0f}, {yi * 1e6:.1f})" for xi, yi in zip(x, y)))))
+            + ", ".join(f"({xi:,.0f}, {yi * 1e6:.1f})" for xi, yi in zip(x, y)) + "." + floor_note)))
         log("  " + results[-1]["stats"])
 
     for i, entry in enumerate(methods):
