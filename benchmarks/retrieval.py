@@ -262,7 +262,7 @@ def numpy_search(qn: np.ndarray, xn: np.ndarray, n: int, threads: int):
 
 def run_size(name, model, items, item_codes, queries, query_codes, long_query_codes, gt_rows, id_rows,
              thread_counts, runs, results, normalised=False, want_scipy=True, want_faiss=True,
-             refitted=None, want_numpy=True, compact=True, cost_buckets=0):
+             refitted=None, want_numpy=True, compact=True, cost_buckets=0, query_ks=()):
     """Benchmark every method at one catalogue size; append rows to `results`.
 
     ``long_query_codes``: the queries' codes of 4k nonzeros (the sparse
@@ -342,6 +342,11 @@ def run_size(name, model, items, item_codes, queries, query_codes, long_query_co
                 if storage == "standard":
                     add_method("compressae sparse", storage, "dense", t, dense_fn, index.nbytes, build,
                                f"query encoding included; query codes of {4 * k} nonzeros (query_k default 4k)")
+                    for qk in query_ks:
+                        def qk_fn(m, index=index, t=t, qk=qk):
+                            return index.search(queries[:m], n=TOP, num_threads=t, query_k=qk)
+                        add_method("compressae sparse", storage, f"dense qk={qk}", t, qk_fn, index.nbytes, build,
+                                   f"query encoding included; query_k = {qk}")
             else:
                 refit_note = "refitted codes" if refitted is not None else "encoder codes"
                 add_method("compressae reconstructed", storage, "codes", t, codes_fn, index.nbytes,
@@ -556,7 +561,9 @@ def report(results, info, args, model_note, extra) -> str:
                 for method, storage, qkind, target in [
                         ("compressae sparse", "standard", "codes", 5),
                         ("compressae sparse", "standard", "codes 4k", None),
-                        ("compressae sparse", "standard", "dense", None),
+                        ("compressae sparse", "standard", "dense", None)] + [
+                        ("compressae sparse", "standard", q, None) for q in dict.fromkeys(
+                            r.get("queries", "") for r in rows) if q.startswith("dense qk=")] + [
                         ("compressae reconstructed", "standard", "codes", None),
                         ("compressae asymmetric", "standard", "dense", None)]:
                     mine = qps(method, storage, qkind, t)
@@ -627,6 +634,9 @@ def main() -> int:
     parser.add_argument("--cost-buckets", type=int, default=0,
                         help="fit sparse mode's per-query time as fixed + per posting entry over this "
                              "many buckets of queries (0: skip)")
+    parser.add_argument("--query-ks", default="",
+                        help="comma-separated query_k values: extra sparse-mode rows with dense queries "
+                             "encoded at that query_k")
     parser.add_argument("--train-only", action="store_true",
                         help="train (or find) the cached model and the truth, then stop")
     parser.add_argument("--out", default=None)
@@ -707,7 +717,8 @@ def main() -> int:
     run_size("real catalogue", model, catalogue, item_codes, queries, query_codes, long_query_codes, gt,
              catalogue_rows, thread_counts, args.runs, results, refitted=refitted,
              want_scipy=not args.no_scipy, compact=not args.no_compact,
-             cost_buckets=args.cost_buckets)
+             cost_buckets=args.cost_buckets,
+             query_ks=[int(v) for v in args.query_ks.split(",") if v])
 
     if args.synthetic_n > 0:
         del item_codes, refitted
@@ -735,7 +746,8 @@ def main() -> int:
         run_size("synthetic catalogue", model, synth, synth_codes, queries, query_codes, long_query_codes,
                  synth_gt, None, thread_counts, args.runs, results, normalised=True,
                  refitted=synth_refitted, want_scipy=not args.no_scipy, compact=not args.no_compact,
-             cost_buckets=args.cost_buckets)
+             cost_buckets=args.cost_buckets,
+             query_ks=[int(v) for v in args.query_ks.split(",") if v])
 
     extra["elapsed"] = time.perf_counter() - started
     extra["load_after"] = " ".join(f"{x:.2f}" for x in os.getloadavg())
