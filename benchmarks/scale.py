@@ -43,13 +43,21 @@ encoder's order), faiss and hnswlib indexes. ``--build-only`` builds the
 caches and stops; a later run times them.
 
 Methods, each timed round-robin with all the others (round 1 of every
-method, round 2, ...; the median of ``--runs`` rounds; threads 1 and 2):
+method, round 2, ...; the median of ``--runs`` rounds; threads 1 and 2; a
+method that answers all the queries well within ``--round-seconds`` repeats
+them in each round):
 
 - compressae sparse (cosine between k-codes, inverted index), standard and
   compact storage, queries as k-codes (encoded beforehand);
 - compressae asymmetric: reconstructed mode with refitted item values, dense
   queries, standard and compact storage;
-- faiss IVF1024,PQ48x8 (nprobe 8, 32), IVF1024,Flat (nprobe 8, 32), exact
+- compressae rescored (``asym-rescored``, ``asym-rescored-packed8``): the
+  reconstructed-mode index searched with ``candidates=C`` (``--candidates``):
+  candidates from posting lists of the stored codes, rescored exactly. Its
+  bytes/item are measured after the first candidates search, which makes the
+  candidate lists (the exhaustive rows of the same index: before it);
+- faiss IVF1024,PQ48x8 (``--pq`` may list several code sizes; nprobe
+  ``--nprobe-pq``, default ``--nprobe``), IVF1024,Flat (nprobe 8, 32), exact
   dense search (faiss IndexFlatIP), hnswlib HNSW (M ``--hnsw-m``,
   efConstruction ``--hnsw-efc``, efSearch ``--ef``), its build bounded by
   ``--hnsw-seconds``: when the bound stops it, the graph holds a prefix of the
@@ -60,6 +68,17 @@ Bytes per item: the index's own ``nbytes`` / N for compressae; for faiss the
 codes and 8-byte ids plus centroids and codebooks spread over N; for HNSW the
 float32 vectors plus the level-0 links (hnswlib's element size).
 
+``--sizes real`` runs the shared set itself instead: its 116,659 catalogue
+rows, its held-out queries (``--real-queries``, all 1,000) and their exact
+top-100 from the data directory, a model trained on the catalogue with the
+default recipe for ``--real-epochs`` (8) epochs (or ``--real-model``); faiss
+trains on ``--faiss-rows`` random catalogue rows. hnswlib searches with
+max(efSearch, k), so every efSearch up to k = 100 is one search (one row);
+``--hnsw-m`` may list several graphs. ``--targets`` adds a frontier summary:
+per target Recall@100, the fastest 1-thread setting of compressae and of each
+peer reaching it, and each IVFPQ point against compressae's best at no more
+bytes and no less recall.
+
 Timed phases hold ``--lock`` (flock; other benchmarks on the shared machine
 take the same lock); builds run outside it. Writes ``scale-<date><tag>.md``
 (tables, settings, machine, load), ``.csv`` and ``.png`` (Recall@100 against
@@ -68,6 +87,7 @@ q/s at 1 thread, a frontier per memory budget) to ``--out-dir``.
 Run:  python3 benchmarks/scale.py --sizes 1000000 --build-only   # caches (~30 min on 2 cores)
       python3 benchmarks/scale.py --sizes 1000000                # timing
       python3 benchmarks/scale.py --sizes 10000000 --tag -10M    # code-space 10M
+      python3 benchmarks/scale.py --sizes real --threads 1 --tag -real   # the shared set itself
 Needs numpy, faiss-cpu, hnswlib, matplotlib and the compressae package.
 """
 
@@ -167,6 +187,29 @@ class Synth:
         rng = np.random.default_rng([self.seed, 2**31])
         noise = rng.standard_normal(q.shape, dtype=np.float32) * np.float32(self.sigma / np.sqrt(self.d))
         return unit_rows(unit_rows(q) + noise)
+
+
+class RealCatalogue:
+    """The shared set itself: its 116,659 catalogue rows (L2-normalised
+    float32), the held-out queries and the exact top-100 shipped with it."""
+
+    prefix = "real-"
+
+    def __init__(self, base: np.ndarray, seed: int):
+        self.base = unit_rows(base)
+        self.nb, self.d = self.base.shape
+        self.seed = seed
+
+    def rows(self, start: int, stop: int):
+        """Yields (offset, rows) covering [start, stop) by aligned blocks."""
+        for lo in range(start, stop, BLOCK):
+            yield lo, self.base[lo:min(stop, lo + BLOCK)]
+
+    def train_rows(self, n: int) -> np.ndarray:
+        """A fixed random sample of n rows (the rows are stored by part of
+        speech, so a prefix would be nouns only)."""
+        pick = np.sort(np.random.default_rng([self.seed, 7]).permutation(self.nb)[:n])
+        return np.ascontiguousarray(self.base[pick])
 
 
 def exact_truth(synth: Synth, queries: np.ndarray, n_items: int, path: Path) -> tuple[np.ndarray, float]:
@@ -306,11 +349,11 @@ class Method:
         self.family, self.name, self.setting, self.threads = family, name, setting, threads
         self.fn, self.nbytes, self.build, self.note = fn, nbytes, build, note
         self.truth_key = truth_key  # which truth its recall is against
-        self.times, self.found, self.m_time = [], None, None
+        self.times, self.found, self.m_time, self.reps = [], None, None, 1
 
 
 def faiss_ivf_bytes(index, n: int) -> float:
-    ivf = faiss.extract_index_ivf(index)
+    ivf = faiss.downcast_index(faiss.extract_index_ivf(index))  # the IndexIVFPQ, to count its codebooks
     extra = ivf.nlist * ivf.d * 4
     if isinstance(ivf, faiss.IndexIVFPQ):
         extra += ivf.pq.M * ivf.pq.ksub * ivf.pq.dsub * 4
@@ -329,12 +372,21 @@ def timed_cache(path: Path, build):
 
 
 def compressae_indexes(a, n, model, source, enc, qcodes, queries, threads, truth_key, modes):
-    """Builds compressae's indexes from codes (``source(values_kind)`` yields code blocks)."""
+    """Builds compressae's indexes from codes (``source(values_kind)`` yields code blocks).
+
+    Rescored search (``asym-rescored``, ``asym-rescored-packed8``) uses the
+    reconstructed-mode index of the same storage as the exhaustive
+    asymmetric rows (one index); its candidate lists are made at its first
+    candidates search, and its bytes/item are measured after that search,
+    the exhaustive rows' before it."""
     methods = []
-    for mode, storage, tag in (("sparse", "standard", "sparse"), ("sparse", "compact", "sparse-compact"),
-                               ("reconstructed", "standard", "asym"),
-                               ("reconstructed", "compact", "asym-compact")):
-        if tag not in modes:
+    candidates = [int(c) for c in a.candidates.split(",")]
+    for mode, storage, tag, rtag in (("sparse", "standard", "sparse", None),
+                                     ("sparse", "compact", "sparse-compact", None),
+                                     ("reconstructed", "standard", "asym", "asym-rescored"),
+                                     ("reconstructed", "compact", "asym-compact", "asym-rescored-compact"),
+                                     ("reconstructed", "packed8", "asym-packed8", "asym-rescored-packed8")):
+        if tag not in modes and rtag not in modes:
             continue
         t0 = time.perf_counter()
         index = compressae.SparseIndex(model, mode=mode, storage=storage)
@@ -349,12 +401,30 @@ def compressae_indexes(a, n, model, source, enc, qcodes, queries, threads, truth
             f"{nb:.0f} B/item, rss max {rss_gb():.1f} GB")
         name = "compressae sparse" if mode == "sparse" else "compressae asymmetric"
         qkind = "k-code queries" if mode == "sparse" else "dense queries"
-        for t in threads:
-            methods.append(Method(name, f"{name} ({storage})", f"exhaustive, {qkind}", t,
-                                  lambda m, index=index, t=t, q=q: index.search(q[:m], n=TOP, num_threads=t)[1],
-                                  nb, build, (f"own:{name} (standard)|exhaustive, {qkind}"
-                                              if truth_key == "own" else truth_key),
-                                  note=f"add + posting lists {t_add:.0f} s"))
+        if tag in modes:
+            for t in threads:
+                methods.append(Method(name, f"{name} ({storage})", f"exhaustive, {qkind}", t,
+                                      lambda m, index=index, t=t, q=q: index.search(q[:m], n=TOP, num_threads=t)[1],
+                                      nb, build, (f"own:{name} (standard)|exhaustive, {qkind}"
+                                                  if truth_key == "own" else truth_key),
+                                      note=f"add + posting lists {t_add:.0f} s"))
+        if rtag in modes:
+            t1 = time.perf_counter()
+            index.search(q[:1], n=TOP, num_threads=2, candidates=candidates[0])  # makes the candidate lists
+            t_lists = time.perf_counter() - t1
+            nb_r = index.nbytes / n
+            log(f"  compressae rescored/{storage}: candidate lists {t_lists:.1f} s, {nb_r:.0f} B/item "
+                f"(exhaustive {nb:.0f}), rss max {rss_gb():.1f} GB")
+            rname = "compressae rescored"
+            for t in threads:
+                for c in candidates:
+                    methods.append(Method(rname, f"{rname} ({storage})", f"candidates {c}, dense queries", t,
+                                          lambda m, index=index, t=t, q=q, c=c:
+                                          index.search(q[:m], n=TOP, num_threads=t, candidates=c)[1],
+                                          nb_r, build + t_lists,
+                                          (f"own:{name} (standard)|exhaustive, {qkind}"
+                                           if truth_key == "own" else truth_key),
+                                          note=f"add {t_add:.0f} s + candidate lists {t_lists:.1f} s"))
         gc.collect()
     return methods
 
@@ -362,8 +432,10 @@ def compressae_indexes(a, n, model, source, enc, qcodes, queries, threads, truth
 def dense_methods(a, n, synth, queries, threads, workdir, modes):
     methods, keep, notes = [], [], {}
     d = synth.d
-    sample = train_sample(synth, n)[:a.faiss_rows]
+    sample = (synth.train_rows(a.faiss_rows) if hasattr(synth, "train_rows")
+              else train_sample(synth, n)[:a.faiss_rows])
     nlist = a.nlist
+    prefix = getattr(synth, "prefix", "")
     probes = [int(p) for p in a.nprobe.split(",")]
     faiss.omp_set_num_threads(2)
 
@@ -375,7 +447,7 @@ def dense_methods(a, n, synth, queries, threads, workdir, modes):
         return fn
 
     def ivf(kind):
-        path = workdir / f"scale-faiss-{n}-IVF{nlist}-{kind}-r{a.faiss_rows}-i{a.kmeans_iters}.index"
+        path = workdir / f"scale-faiss-{prefix}{n}-IVF{nlist}-{kind}-r{a.faiss_rows}-i{a.kmeans_iters}.index"
         sec = Path(str(path) + ".seconds")
         if path.is_file() and sec.is_file():
             return faiss.read_index(str(path)), float(sec.read_text().split()[0])
@@ -397,7 +469,9 @@ def dense_methods(a, n, synth, queries, threads, workdir, modes):
         log(f"  built faiss IVF{nlist},{kind}: {seconds:.0f} s (2 threads, load {load_avg()})")
         return index, seconds
 
-    for kind, tag in ((f"PQ{a.pq}", "ivfpq"), ("Flat", "ivfflat")):
+    probes_pq = [int(p) for p in (a.nprobe_pq or a.nprobe).split(",")]
+    kinds = [(f"PQ{m}", "ivfpq", probes_pq) for m in str(a.pq).split(",")] + [("Flat", "ivfflat", probes)]
+    for kind, tag, kind_probes in kinds:
         if tag not in modes:
             continue
         index, build = ivf(kind)
@@ -406,7 +480,7 @@ def dense_methods(a, n, synth, queries, threads, workdir, modes):
         fam = "faiss IVFPQ" if tag == "ivfpq" else "faiss IVFFlat"
         label = f"faiss IVF{nlist},{kind}" + ("x8" if tag == "ivfpq" else "")
         for t in threads:
-            for p in probes:
+            for p in kind_probes:
                 methods.append(Method(fam, label, f"nprobe {p}", t, fn_ivf(index, p, t), nb, build))
     if "flat" in modes:
         t0 = time.perf_counter()
@@ -421,28 +495,36 @@ def dense_methods(a, n, synth, queries, threads, workdir, modes):
                 return index.search(queries[:mq], TOP)[1]
             methods.append(Method("exact dense", "faiss IndexFlatIP (exact dense)", "float32 BLAS", t, fn,
                                   4.0 * d, build, note="synthesis of the rows included in build"))
-    if "hnsw" in modes:
-        index, n_hnsw, build, complete = hnsw(a, n, synth, workdir)
+    for hm in ([int(m) for m in str(a.hnsw_m).split(",")] if "hnsw" in modes else []):
+        index, n_hnsw, build, complete = hnsw(a, n, synth, workdir, hm)
         keep.append(index)
         tkey = "dense" if complete else f"dense-{n_hnsw}"
         notes["hnsw"] = (n_hnsw, complete)
         # hnswlib's level-0 element (vector, 2M links + count, label) plus upper levels (~1/M of nodes)
-        nb = 4 * d + 4 * (2 * a.hnsw_m + 1) + 8 + 4 * (a.hnsw_m + 1) / max(1, a.hnsw_m - 1) * 1.0
+        nb = 4 * d + 4 * (2 * hm + 1) + 8 + 4 * (hm + 1) / max(1, hm - 1) * 1.0
+        # hnswlib searches with max(efSearch, k): every efSearch <= k = 100 is the same search.
+        efs = {}
+        for ef in [int(e) for e in a.ef.split(",")]:
+            efs.setdefault(max(ef, TOP), []).append(ef)
         for t in threads:
-            for ef in [int(e) for e in a.ef.split(",")]:
+            for ef, asked in sorted(efs.items()):
                 def fn(mq, index=index, t=t, ef=ef):
                     index.set_ef(ef)
                     return index.knn_query(queries[:mq], k=TOP, num_threads=t)[0].astype(np.int64)
-                setting = f"efSearch {ef}" + ("" if complete else f" (graph of the first {n_hnsw:,} items)")
-                methods.append(Method("HNSW (hnswlib)", f"hnswlib HNSW M{a.hnsw_m} efC {a.hnsw_efc}", setting,
+                low = [e for e in asked if e < TOP]
+                setting = (f"efSearch {ef}" if not low else
+                           f"efSearch {min(low)}..{TOP} (hnswlib searches with max(ef, k = {TOP}))")
+                setting += "" if complete else f" (graph of the first {n_hnsw:,} items)"
+                methods.append(Method("HNSW (hnswlib)", f"hnswlib HNSW M{hm} efC {a.hnsw_efc}", setting,
                                       t, fn, nb, build, tkey))
     return methods, keep, notes
 
 
-def hnsw(a, n, synth, workdir):
-    """hnswlib graph over the first rows of the catalogue, its build bounded by --hnsw-seconds."""
+def hnsw(a, n, synth, workdir, m):
+    """hnswlib graph (M = m) over the first rows of the catalogue, its build bounded by --hnsw-seconds."""
     import hnswlib
-    stem = workdir / f"scale-hnsw-{n}-M{a.hnsw_m}-efc{a.hnsw_efc}-b{a.hnsw_seconds:.0f}"
+    prefix = getattr(synth, "prefix", "")
+    stem = workdir / f"scale-hnsw-{prefix}{n}-M{m}-efc{a.hnsw_efc}-b{a.hnsw_seconds:.0f}"
     meta = Path(str(stem) + ".meta")
     if meta.is_file():
         n_hnsw, build, complete = meta.read_text().split()[:3]
@@ -450,7 +532,7 @@ def hnsw(a, n, synth, workdir):
         index.load_index(str(stem) + ".bin", max_elements=int(n_hnsw))
         return index, int(n_hnsw), float(build), complete == "1"
     index = hnswlib.Index(space="ip", dim=synth.d)
-    index.init_index(max_elements=n, ef_construction=a.hnsw_efc, M=a.hnsw_m, random_seed=0)
+    index.init_index(max_elements=n, ef_construction=a.hnsw_efc, M=m, random_seed=0)
     t0 = time.perf_counter()
     added = 0
     for lo, x in synth.rows(0, n):
@@ -467,7 +549,7 @@ def hnsw(a, n, synth, workdir):
     complete = added == n
     index.save_index(str(stem) + ".bin")
     meta.write_text(f"{added} {build} {int(complete)} {load_avg()}\n")
-    log(f"  built hnswlib HNSW M{a.hnsw_m}: {added:,} items in {build:.0f} s (2 threads)")
+    log(f"  built hnswlib HNSW M{m}: {added:,} items in {build:.0f} s (2 threads)")
     return index, added, build, complete
 
 
@@ -505,11 +587,20 @@ def measure(methods, truths, a, nq):
         if sig not in shared:  # the same index and setting at another thread count: same ids
             shared[sig] = m.fn(nq)
         m.found = shared[sig]
+        if m.m_time == nq:
+            # A method that answers all the queries well within a round repeats them, so
+            # every round lasts about --round-seconds (timed on all the queries: four
+            # queries overstate the per-call costs).
+            t1 = time.perf_counter()
+            m.fn(nq)
+            full = time.perf_counter() - t1
+            m.reps = max(1, round(a.round_seconds / max(full, 1e-9)))
     for r in range(a.runs):
         log(f"  round {r + 1}/{a.runs} (load {load_avg()})")
         for m in methods:
             t0 = time.perf_counter()
-            m.fn(m.m_time)
+            for _ in range(m.reps):
+                m.fn(m.m_time)
             m.times.append(time.perf_counter() - t0)
     rows = []
     for m in methods:
@@ -521,8 +612,8 @@ def measure(methods, truths, a, nq):
                 m.truth_key = "own:self"
             truth = shared[ref]
         rows.append(dict(family=m.family, method=m.name, setting=m.setting, threads=m.threads,
-                         bytes=m.nbytes, build=m.build, qps=m.m_time / statistics.median(m.times),
-                         recall=recall(m.found, truth), truth=m.truth_key, q_time=m.m_time,
+                         bytes=m.nbytes, build=m.build, qps=m.reps * m.m_time / statistics.median(m.times),
+                         recall=recall(m.found, truth), truth=m.truth_key, q_time=m.reps * m.m_time,
                          rounds=len(m.times), note=m.note))
     return rows
 
@@ -541,6 +632,7 @@ def frontier(points):
 
 
 COLOURS = {"compressae sparse": "tab:blue", "compressae asymmetric": "tab:green",
+           "compressae rescored": "tab:olive",
            "faiss IVFPQ": "tab:orange", "faiss IVFFlat": "tab:red", "HNSW (hnswlib)": "tab:purple",
            "exact dense": "black"}
 
@@ -577,6 +669,47 @@ def plot(rows, path: Path, title: str, budgets=(64, 160, 256, 2048)):
     log(f"plot {path}")
 
 
+PEERS = ("faiss IVFFlat", "HNSW (hnswlib)", "faiss IVFPQ")
+
+
+def frontier_summary(rows, targets) -> str:
+    """For each target Recall@100, the fastest 1-thread setting reaching it of
+    compressae (any of its methods) and of each peer, and IVFPQ's points
+    against compressae's best at no more bytes and no less recall."""
+    rows = [r for r in rows if int(r["threads"]) == 1 and r["truth"] == "dense"]
+
+    def fastest(sel, target):
+        ok = [r for r in sel if float(r["recall"]) >= target]
+        return max(ok, key=lambda r: float(r["qps"])) if ok else None
+
+    def cell(r):
+        return "-" if r is None else (f"{r['method']}, {r['setting']}: {float(r['qps']):,.0f} q/s, "
+                                      f"{float(r['bytes']):,.0f} B/item, recall {float(r['recall']):.3f}")
+    ours = [r for r in rows if r["family"].startswith("compressae")]
+    lines = ["Fastest setting reaching each target Recall@100 (1 thread); the ratios are compressae's "
+             "q/s and bytes/item over the peer's.", "",
+             "| target | compressae | peer | peer's fastest | q/s ratio | bytes ratio |",
+             "|---:|---|---|---|---:|---:|"]
+    for t in targets:
+        c = fastest(ours, t)
+        for fam in PEERS:
+            pr = fastest([r for r in rows if r["family"] == fam], t)
+            qr = f"{float(c['qps']) / float(pr['qps']):.2f}" if c and pr else "-"
+            br = f"{float(c['bytes']) / float(pr['bytes']):.2f}" if c and pr else "-"
+            lines.append(f"| {t:.2f} | {cell(c)} | {fam} | {cell(pr)} | {qr} | {br} |")
+    lines += ["", "Each IVFPQ point against compressae's fastest point with no more bytes/item and no "
+              "less Recall@100 (1 thread):", "",
+              "| IVFPQ | bytes/item | Recall@100 | q/s | compressae at <= its bytes and >= its recall | q/s ratio |",
+              "|---|---:|---:|---:|---|---:|"]
+    for pr in sorted((r for r in rows if r["family"] == "faiss IVFPQ"),
+                     key=lambda r: (float(r["bytes"]), float(r["recall"]))):
+        c = fastest([r for r in ours if float(r["bytes"]) <= float(pr["bytes"])], float(pr["recall"]))
+        lines.append(f"| {pr['method']}, {pr['setting']} | {float(pr['bytes']):,.0f} | {float(pr['recall']):.3f} | "
+                     f"{float(pr['qps']):,.0f} | {cell(c)} | "
+                     f"{'-' if c is None else format(float(c['qps']) / float(pr['qps']), '.2f')} |")
+    return "\n".join(lines) + "\n"
+
+
 def truth_label(key: str) -> str:
     if key == "dense":
         return "exact dense top-100"
@@ -599,11 +732,98 @@ def markdown(rows, meta) -> str:
              f"Data: {meta['data']}", "", f"Model: {meta['model']}", "", meta["note"], "",
              "| method | setting | threads | bytes/item | build s | q/s | Recall@100 | against | queries/round |",
              "|---|---|---:|---:|---:|---:|---:|---|---:|"]
-    for r in sorted(rows, key=lambda r: (r["family"], r["method"], r["setting"], r["threads"])):
+    def setting_key(setting):
+        # numeric order of nprobe / efSearch / candidates
+        head = setting.split(",")[0].split(" (")[0].split()
+        num = head[-1].split("..")[0] if head else ""
+        return (setting.split()[0], int(num) if num.isdigit() else 0, setting)
+    for r in sorted(rows, key=lambda r: (r["family"], r["method"], setting_key(r["setting"]), r["threads"])):
         lines.append(f"| {r['method']} | {r['setting']} | {r['threads']} | {r['bytes']:,.0f} | "
                      f"{r['build']:,.0f} | {r['qps']:,.1f} | {r['recall']:.3f} | {truth_label(r['truth'])} | {r['q_time']} |")
     lines.append("")
+    if meta.get("targets"):
+        lines += [frontier_summary(rows, meta["targets"])]
     return "\n".join(lines) + "\n"
+
+
+def write_outputs(rows, meta, a, stem: Path, title: str) -> None:
+    stem.with_suffix(".md").write_text(markdown(rows, meta))
+    with open(stem.with_suffix(".csv"), "w", newline="") as f:
+        w = csv.DictWriter(f, fieldnames=list(rows[0].keys()))
+        w.writeheader()
+        w.writerows(rows)
+    plot(rows, stem.with_suffix(".png"), title, budgets=[int(b) for b in a.budgets.split(",")])
+    print(markdown(rows, meta))
+
+
+def run_real(a, workdir: Path, modes: set, threads: list, date: str) -> int:
+    """The shared set itself (``--sizes real``): its 116,659 catalogue rows,
+    its held-out queries and their exact top-100, a model trained on the
+    catalogue (or ``--real-model``)."""
+    data = Path(a.data)
+    X = np.load(data / "wordnet_minilm384_f16.npy").astype(np.float32)
+    qrows = np.load(data / "wordnet_split_queries.npy")
+    gt = np.load(data / "wordnet_gt_top100.npy")
+    mask = np.ones(len(X), bool)
+    mask[qrows] = False
+    cat = RealCatalogue(X[mask], a.seed)
+    queries = np.ascontiguousarray(unit_rows(X[qrows])[:a.real_queries])
+    del X
+    nq, n = len(queries), cat.nb
+    if not mask[gt].all():
+        raise SystemExit("the truth names a held-out row")
+    truth = (np.cumsum(mask) - 1)[gt[:nq]]  # row numbers of the full set -> catalogue positions
+    path = Path(a.real_model) if a.real_model else workdir / f"real-model-h{H}-k{K}-e{a.real_epochs}.safetensors"
+    if path.is_file():
+        model = compressae.CompresSAE.load(path)
+        model_text = f"{path.name}, h = {model.latent_dim}, k = {model.k}" + (
+            f"; {path.with_suffix('.txt').read_text().strip()}" if path.with_suffix(".txt").is_file() else "")
+    else:
+        log(f"model: training on the {n:,} catalogue rows, {a.real_epochs} epochs...")
+        model = compressae.CompresSAE(cat.d, latent_dim=H, k=K, seed=0)
+        t0 = time.perf_counter()
+        model.fit(cat.base, epochs=a.real_epochs, seed=1, num_threads=2)
+        model.save(path)
+        model_text = (f"h = {H}, k = {K}, the default recipe capped at {a.real_epochs} epochs on the {n:,} "
+                      f"catalogue rows (init seed 0, fit seed 1): {len(model.history_)} steps, "
+                      f"{time.perf_counter() - t0:.0f} s on 2 threads (load {load_avg()})")
+        path.with_suffix(".txt").write_text(model_text + "\n")
+    t0 = time.perf_counter()
+    codes = model.encode(cat.base, num_threads=2)
+    t1 = time.perf_counter()
+    refit = model.refit(cat.base, codes, num_threads=2)
+    enc = dict(encode=t1 - t0, refit=time.perf_counter() - t1)
+
+    def source(kind):
+        c = codes if kind == "values" else refit
+        yield 0, (np.ascontiguousarray(c.indices), np.ascontiguousarray(c.values))
+    qcodes = model.encode(queries)
+    methods = compressae_indexes(a, n, model, source, enc, qcodes, queries, threads, "dense", modes)
+    dm, keep, notes = dense_methods(a, n, cat, queries, threads, workdir, modes)
+    methods += dm
+    meta = dict(machine(), date=date, N=n, runs=a.runs, lock=a.lock, model=model_text,
+                command="python3 benchmarks/scale.py " + " ".join(sys.argv[1:]),
+                targets=[float(t) for t in a.targets.split(",")] if a.targets else [])
+    meta["data"] = (f"the shared set itself ({a.data}): its {n:,} catalogue rows, the first {nq} of its "
+                    f"1,000 held-out queries, truth its exact top-100 (wordnet_gt_top100.npy).")
+    meta["note"] = (f"Build times: compressae's = encoding of the {n:,} rows ({enc['encode']:.0f} s on 2 threads) "
+                    f"+ refit in the reconstructed modes ({enc['refit']:.0f} s) + add (+ candidate lists for "
+                    f"the rescored rows, made at their first candidates search, whose bytes they include); "
+                    f"faiss's = k-means ({a.kmeans_iters} iterations on {a.faiss_rows:,} random catalogue "
+                    f"rows) + PQ training + add, 2 threads; HNSW: adding on 2 threads. Builds ran before "
+                    f"timing, outside the lock, on the shared machine. hnswlib searches with "
+                    f"max(efSearch, k), so every efSearch up to k = {TOP} is one search.")
+    with Lock(a.lock):
+        meta["load_before"] = load_avg()
+        rows = measure(methods, {"dense": truth}, a, nq)
+        meta["load_after"] = load_avg()
+    meta["rss"] = rss_gb()
+    for r in rows:
+        r["N"] = n
+    write_outputs(rows, meta, a, Path(a.out_dir) / f"scale-{date}{a.tag}",
+                  f"shared set, N = {n:,}, {nq} queries, Recall@100 vs exact dense, 1 thread ({meta['cpu']})")
+    del methods, keep
+    return 0
 
 
 def main() -> int:
@@ -623,9 +843,16 @@ def main() -> int:
     p.add_argument("--faiss-rows", type=int, default=65536)
     p.add_argument("--kmeans-iters", type=int, default=10)
     p.add_argument("--nprobe", default="8,32")
-    p.add_argument("--pq", type=int, default=48)
+    p.add_argument("--nprobe-pq", default="", help="IVFPQ's nprobe values (default: --nprobe)")
+    p.add_argument("--pq", default="48", help="IVFPQ sub-quantisers (bytes per code), comma-separated")
     p.add_argument("--ef", default="64,200")
-    p.add_argument("--hnsw-m", type=int, default=16)
+    p.add_argument("--hnsw-m", default="16", help="HNSW M values, comma-separated")
+    p.add_argument("--candidates", default="200,500,1000,2000", help="rescored search's candidate counts")
+    p.add_argument("--real-model", default="", help="model for --sizes real (default: trained and cached)")
+    p.add_argument("--real-epochs", type=int, default=8)
+    p.add_argument("--real-queries", type=int, default=1000)
+    p.add_argument("--targets", default="", help="Recall@100 targets of the frontier summary, e.g. 0.70,0.75")
+    p.add_argument("--budgets", default="64,160,256,2048", help="bytes/item of the plot's panels")
     p.add_argument("--hnsw-efc", type=int, default=100)
     p.add_argument("--hnsw-seconds", type=float, default=600.0)
     p.add_argument("--methods", default="sparse,sparse-compact,asym,asym-compact,ivfpq,ivfflat,flat,hnsw")
@@ -640,6 +867,8 @@ def main() -> int:
     modes = set(a.methods.split(","))
     threads = [int(t) for t in a.threads.split(",")]
     date = _dt.date.today().isoformat()
+    if a.sizes == "real":
+        return run_real(a, workdir, modes, threads, date)
     data = Path(a.data)
     X = np.load(data / "wordnet_minilm384_f16.npy").astype(np.float32)
     qrows = np.load(data / "wordnet_split_queries.npy")
@@ -694,6 +923,7 @@ def main() -> int:
                 truths[f"dense-{n_h}"], _ = exact_truth(synth, queries, n_h,
                                                        workdir / f"scale-truth-{n_h}-q{nq}-s{a.seed}.npy")
         meta = dict(machine(), date=date, N=n, runs=a.runs, lock=a.lock,
+                    targets=[float(t) for t in a.targets.split(",")] if a.targets and n == n0 else [],
                     command="python3 benchmarks/scale.py " + " ".join(sys.argv[1:]), model=model_text)
         meta["data"] = (f"the shared set's {synth.nb:,} catalogue rows, then perturbed copies "
                         f"x' = normalise(x + sigma e), e ~ N(0, I/d), sigma = {a.noise}, up to {n0:,} rows; "
@@ -735,7 +965,8 @@ def main() -> int:
             w.writerows(rows)
         if n == n0:
             plot(rows, stem.with_suffix(".png"), f"N = {n:,}, {nq} queries, Recall@100 vs exact dense, "
-                                                 f"1 thread ({meta['cpu']})")
+                                                 f"1 thread ({meta['cpu']})",
+             budgets=[int(b) for b in a.budgets.split(",")])
         print(markdown(rows, meta))
         del methods, keep
         gc.collect()
