@@ -7,10 +7,11 @@ import Testing
 /// holds every item it must give the exhaustive search's results bit for
 /// bit, in every storage, for dense and code queries, on an index of
 /// several search tiles, with items added before and after the candidate
-/// lists were built, and after a save and load (which keeps no lists).
+/// lists were built, and after a save and load (which keeps no lists). An
+/// odd k puts the 4-bit rows' last level in a half-used byte.
 @Suite("Rescored search")
 struct RescoredSearchTests {
-    static let d = 24, h = 128, k = 8, items = 2 * SparseIndex.searchTile + 700
+    static let d = 24, h = 128, k = 7, items = 2 * SparseIndex.searchTile + 700
 
     static func model() throws -> CompresSAEModel {
         try CompresSAEModel(inputDim: d, latentDim: h, k: k, seed: 11)
@@ -109,12 +110,17 @@ struct RescoredSearchTests {
             let index = try SparseIndex(model: model, mode: .reconstructed, storage: storage)
             let box = UnsafeSendableBox(index)
             let group = DispatchGroup()
+            let failures = LockedBox([String]())
             DispatchQueue.global().async(group: group) {
                 for b in 0..<20 {
                     let rows = (b * 200)..<((b + 1) * 200)
-                    try? box.value.add(indices: Array(codes.indices[(rows.lowerBound * Self.k)..<(rows.upperBound * Self.k)]),
+                    do {
+                        try box.value.add(indices: Array(codes.indices[(rows.lowerBound * Self.k)..<(rows.upperBound * Self.k)]),
                                        values: Array(codes.values[(rows.lowerBound * Self.k)..<(rows.upperBound * Self.k)]),
                                        rows: 200, k: Self.k)
+                    } catch {
+                        failures.withLock { $0.append("\(error)") }
+                    }
                 }
             }
             for _ in 0..<30 {
@@ -125,9 +131,25 @@ struct RescoredSearchTests {
                 }
             }
             group.wait()
+            #expect(failures.withLock { $0 }.isEmpty)
             Self.expectSame(try index.search(dense: queries, rows: 3, n: 20, candidates: 4000),
                             try index.search(dense: queries, rows: 3, n: 20), "\(storage) after the race")
         }
+    }
+
+    @Test("a model trained after the adds: the rescored search is refused and builds no lists")
+    func staleModel() throws {
+        let model = try Self.model()
+        let index = try SparseIndex(model: model, mode: .reconstructed)
+        try index.add(randomCodes(rows: 300, k: Self.k, h: Self.h, seed: 15))
+        let bytes = index.nbytes
+        let x = Self.denseRows(64, seed: 16)
+        var options = TrainingOptions.reference
+        options.epochs = 1
+        options.batchSize = 64
+        try model.train(x, rows: 64, options: options)
+        #expect(throws: CompresSAEError.self) { try index.search(dense: x, rows: 2, n: 5, candidates: 10) }
+        #expect(index.nbytes == bytes)
     }
 
     @Test("candidates below 1 are refused; sparse mode ignores them; an empty index gives nothing")

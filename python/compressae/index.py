@@ -416,8 +416,8 @@ class SparseIndex:
         # A query costs its encoding (sparse mode, dense queries: d h) plus
         # scoring the items (about k operations each) and keeping the n best.
         # With candidates, the items cost a scan and the candidates k each.
-        per_query = (count + candidates * max(1, item_k) if candidates
-                     else count * max(1, item_k)) + columns
+        scored = min(max(candidates, columns), count) if candidates else count
+        per_query = (count if candidates else 0) + scored * max(1, item_k) + columns
         if not sparse:
             per_query += (self._d + 8) * self._h
         rows = max(1, CHUNK_WORK // per_query) * max(1, workers)

@@ -41,7 +41,7 @@ extension SparseIndex {
         let floorRank = Self.floorSampleRank(n: pool, selecting: true)
         let scratch = try RescoredSearchScratch(workers: workers, d: d, h: h, probes: probes, pool: pool)
         let cursors = try SparseSearchScratch(workers: workers, k: probes, tile: Self.searchTile, floorRank: floorRank)
-                let finalSelectors = try TopNSelectorPool(count: workers, capacity: kept)
+        let finalSelectors = try TopNSelectorPool(count: workers, capacity: kept)
         let output = SearchOutput(scores: scores, ids: ids, n: n)
         let expectedVersion = state.modelVersion
         try withPostingLists(itemCount: listed) { lists in
@@ -142,6 +142,8 @@ extension SparseIndex {
     /// - Complexity: O(total nonzeros + h).
     func buildCandidateLists() throws {
         guard mode == .reconstructed, !state.hasCandidateLists, state.count > 0, let k = state.k else { return }
+        // Stale codes cannot be searched: no lists for them.
+        try checkModelVersion()
         let nonzeros = try Size.product(state.count, k, what: "the candidate lists")
         let what = "the candidate lists (\(nonzeros) entries)"
         // The queued entries (an index and a value each), reserved at their

@@ -123,7 +123,7 @@ extension SparseIndex {
     private func searchReconstructed(unitQueries unit: FallibleBuffer<Float>, rows: Int, n: Int, candidates: Int?,
                                      scores: UnsafeMutableBufferPointer<Float>, ids: UnsafeMutableBufferPointer<Int64>,
                                      threads: Int) throws -> Int {
-        if let candidates {
+        if let candidates, rows > 0 {
             return try withCandidateLists(ifEmpty: { SearchOutput.empty(scores, ids) }) {
                 try searchRescored(unitQueries: unit, rows: rows, n: n, candidates: candidates,
                                    scores: scores.baseAddress!, ids: ids.baseAddress!, threads: threads)

@@ -127,7 +127,10 @@ public final class SparseIndex: @unchecked Sendable {
     /// Bytes held by the index: the codes (8 or 4 bytes per nonzero in
     /// reconstructed mode; 6 or 4 in sparse mode's posting lists) plus the
     /// posting-list offsets (8 bytes per latent, and 4 per latent and tile
-    /// boundary of the sparse search's 8192-item tiles) and items not yet merged.
+    /// boundary of the sparse search's 8192-item tiles) and items not yet
+    /// merged. In reconstructed mode, after a search with `candidates`, also
+    /// the candidate lists, which stay (adds keep them current) until the
+    /// index is freed; a loaded index starts without them.
     public var nbytes: Int {
         lock.withReadLock {
             let s = state
@@ -361,6 +364,11 @@ public final class SparseIndex: @unchecked Sendable {
         let what = "the merged posting lists (\(total) entries)"
         // The ids as global ids, old then new; the tile-relative ids are made from them.
         try probeAllocation(count: try Size.product(total, 3, what: what), of: Int32.self, what)
+        // The tile offsets of every list (`setPostingIDs`), which a huge h
+        // with few items makes larger than the entries themselves.
+        let tiles = try Size.sum(state.count, Self.searchTile - 1, what: what) / Self.searchTile
+        try probeAllocation(count: try Size.product(h, try Size.sum(tiles, 1, what: what), 2, what: what),
+                            of: Int32.self, "the posting lists' tile offsets")
         let oldIDs = globalPostingIDs(listedItems: firstNewID)
         var ids = try [Int32].fallible(repeating: 0, count: total, what)
         var cursor = newStart

@@ -69,7 +69,8 @@ extension SparseIndex {
                 throw CompresSAEError.invalid(
                     "the model was trained after items were added to this index: its codes no longer match the model's weights, so it cannot be saved as an index of this model; build a new index")
             }
-            try mergePending()
+            // Reconstructed mode's candidate lists are not saved: nothing to merge.
+            if mode == .sparse { try mergePending() }
             // The arrays are copied while the lock is held: an add after it
             // is released may append to them in place.
             let s = state
