@@ -1,6 +1,10 @@
 /// What a search kernel offers its (score, id) pairs to: a `TopNSelector`
 /// for results, a `CandidatePool` for a candidate stage.
 protocol ScoreCollector {
+    /// An empty collector of `capacity` pairs.
+    ///
+    /// - Throws: `outOfMemory` when its storage cannot be allocated.
+    init(capacity: Int) throws(CompresSAEError)
     /// Pairs kept at most.
     var capacity: Int { get }
     /// The score an offer must exceed to be kept, as far as is known.

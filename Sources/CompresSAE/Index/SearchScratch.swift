@@ -19,7 +19,7 @@ final class SparseSearchScratch: @unchecked Sendable {
         /// Per query latent, the current tile's entry range in its list.
         let segmentFrom: UnsafeMutablePointer<Int64>, segmentTo: UnsafeMutablePointer<Int64>
         /// The floor sample of `SparseIndex.raiseFloor`
-        /// (`SparseIndex.floorSampleCapacity(rank: floorRank)` floats).
+        /// (`SparseIndex.floorSampleCapacity(rank:tile:)` floats).
         let floorSample: UnsafeMutablePointer<Float>
     }
 
@@ -36,12 +36,12 @@ final class SparseSearchScratch: @unchecked Sendable {
     ///
     /// - Throws: `invalidArgument` when a size overflows, `outOfMemory` when
     ///   a buffer cannot be allocated.
-    /// - Complexity: O(workers (tile + k + floorRank)), the accumulators being zeroed.
+    /// - Complexity: O(workers (tile + k + the floor sample)), the accumulators being zeroed.
     init(workers: Int, k: Int, tile: Int, floorRank: Int) throws(CompresSAEError) {
         let what = "the sparse search's scratch"
         self.tile = tile
         self.k = k
-        sampleCount = SparseIndex.floorSampleCapacity(rank: floorRank)
+        sampleCount = SparseIndex.floorSampleCapacity(rank: floorRank, tile: tile)
         accumulators = try FallibleBuffer(count: try Size.product(workers, tile, what: what), zeroed: true, what)
         let workerK = try Size.product(workers, k, what: what)
         lists = try FallibleBuffer(count: workerK, what)

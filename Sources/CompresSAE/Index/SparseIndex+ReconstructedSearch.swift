@@ -28,19 +28,12 @@ extension SparseIndex {
         // One selector per worker and query of a block, and one to merge them.
         let selectors = try TopNSelectorPool(count: workers * qb + 1, capacity: kept)
         let output = SearchOutput(scores: scores, ids: ids, n: n)
-        let expectedVersion = state.modelVersion
         try withReconstructedRows { codes in
             var first = 0
             while first < rows {
                 let active = min(qb, rows - first)
-                scratch.block.base.initialize(repeating: 0, count: qb * d)
-                scratch.block.base.update(from: unitQueries.base + first * d, count: active * d)
-                let version = model.projectOntoDecoder(scratch.block.base, columns: qb, into: scratch.projections.base)
-                // The codes' norms were taken with the decoder of their version:
-                // the projections must come from the same one.
-                if let expectedVersion, expectedVersion != version {
-                    throw Self.staleError("the model was trained after items were added to this index")
-                }
+                try projectQueryBlock(unitQueries, first: first, active: active, block: scratch.block,
+                                      into: scratch.projections)
                 Parallel.run(workers: workers) { w in
                     Self.scanItems(codes, worker: w, of: workers, activeQueries: active,
                                    projections: scratch.projections.base, scratch: scratch.worker(w),
@@ -51,6 +44,25 @@ extension SparseIndex {
             }
         }
         return kept
+    }
+
+    /// Projects queries `first..<first+active` of `unitQueries` (`d` floats
+    /// each) onto the decoder: `block` gets them, zero-padded to
+    /// `queryBlock` rows, and `projections` their `[h, queryBlock]`
+    /// projections. The codes' norms were taken with the decoder of their
+    /// version, so a projection from another version is refused. Caller
+    /// holds the read lock.
+    ///
+    /// - Complexity: O(h d queryBlock).
+    func projectQueryBlock(_ unitQueries: FallibleBuffer<Float>, first: Int, active: Int,
+                           block: FallibleBuffer<Float>, into projections: FallibleBuffer<Float>) throws {
+        let d = model.inputDim, qb = ReconstructedSearchScratch.queryBlock
+        block.base.initialize(repeating: 0, count: qb * d)
+        block.base.update(from: unitQueries.base + first * d, count: active * d)
+        let version = model.projectOntoDecoder(block.base, columns: qb, into: projections.base)
+        if let expected = state.modelVersion, expected != version {
+            throw Self.staleError("the model was trained after items were added to this index")
+        }
     }
 
     /// Offers worker `w`'s contiguous share of the items to its `queryBlock`

@@ -40,22 +40,18 @@ extension SparseIndex {
         let workers = max(1, min(Parallel.threadCount(requested: threads), rows))
         let floorRank = Self.floorSampleRank(n: pool, selecting: true)
         let scratch = try RescoredSearchScratch(workers: workers, d: d, h: h, probes: probes, pool: pool)
+        let pools = try CollectorPool<CandidatePool>(count: workers, capacity: pool)
         let cursors = try SparseSearchScratch(workers: workers, k: probes, tile: Self.searchTile, floorRank: floorRank)
         let finalSelectors = try TopNSelectorPool(count: workers, capacity: kept)
         let output = SearchOutput(scores: scores, ids: ids, n: n)
-        let expectedVersion = state.modelVersion
         try withPostingLists(itemCount: listed) { lists in
             try withReconstructedRows { codes in
                 var first = 0
                 while first < rows {
                     let active = min(qb, rows - first)
-                    scratch.block.base.initialize(repeating: 0, count: qb * d)
-                    scratch.block.base.update(from: unitQueries.base + first * d, count: active * d)
-                    let version = model.projectOntoDecoder(scratch.block.base, columns: qb, into: scratch.projections.base)
-                    if let expectedVersion, expectedVersion != version {
-                        throw Self.staleError("the model was trained after items were added to this index")
-                    }
-                    scratch.transposeProjections(h: h)
+                    try projectQueryBlock(unitQueries, first: first, active: active, block: scratch.block,
+                                          into: scratch.projections)
+                    scratch.transposeProjections()
                     let blockFirst = first
                     Parallel.run(workers: min(workers, active)) { w in
                         var l = w
@@ -63,7 +59,7 @@ extension SparseIndex {
                             Self.rescoreQuery(projection: scratch.queryProjections.base + l * h, h: h, probes: probes,
                                               lists: lists, codes: codes, scratch: scratch.worker(w),
                                               cursor: cursors.worker(w), floorRank: floorRank,
-                                              pool: scratch.pool(w), final: finalSelectors[w])
+                                              pool: pools[w], final: finalSelectors[w])
                             output.write(row: blockFirst + l, from: &finalSelectors[w].pointee)
                             l += min(workers, active)
                         }
@@ -228,8 +224,6 @@ final class RescoredSearchScratch: @unchecked Sendable {
     private let floats: FallibleBuffer<Float>
     private let ints: FallibleBuffer<Int32>
     private let keys: FallibleBuffer<UInt32>
-    private let pools: UnsafeMutablePointer<CandidatePool>
-    private let poolCount: Int
     private let h: Int, probes: Int, pool: Int, keyCount: Int, selectionIndexCount: Int
 
     /// - Throws: `invalidArgument` when a size overflows, `outOfMemory` when
@@ -252,30 +246,7 @@ final class RescoredSearchScratch: @unchecked Sendable {
         floats = try FallibleBuffer(count: try Size.product(workers, floatsPerWorker, what: what), what)
         ints = try FallibleBuffer(count: try Size.product(workers, intsPerWorker, what: what), what)
         keys = try FallibleBuffer(count: try Size.product(workers, keyCount, what: what), what)
-        pools = .allocate(capacity: workers)
-        var made = 0
-        do {
-            while made < workers {
-                (pools + made).initialize(to: try CandidatePool(capacity: pool))
-                made += 1
-            }
-        } catch {
-            pools.deinitialize(count: made)
-            pools.deallocate()
-            throw error
-        }
-        poolCount = workers
     }
-
-    deinit {
-        pools.deinitialize(count: poolCount)
-        pools.deallocate()
-    }
-
-    /// Worker `w`'s candidate pool.
-    ///
-    /// - Complexity: O(1).
-    func pool(_ w: Int) -> UnsafeMutablePointer<CandidatePool> { pools + w }
 
     /// The slices of worker `w`.
     ///
@@ -293,7 +264,7 @@ final class RescoredSearchScratch: @unchecked Sendable {
     /// (`[queryBlock, h]`), in tiles of 64 latents that stay in cache.
     ///
     /// - Complexity: O(h queryBlock).
-    func transposeProjections(h: Int) {
+    func transposeProjections() {
         let qb = ReconstructedSearchScratch.queryBlock, tile = 64
         let from = projections.base, to = queryProjections.base
         var j0 = 0

@@ -130,11 +130,12 @@ extension SparseIndex {
         return rank <= maxFloorSampleRank || selecting ? rank : 0
     }
 
-    /// Floats the floor sample of `floorRank` needs.
+    /// Floats the floor sample of `rank` needs over tiles of `tile` items:
+    /// the rank itself, or the whole sample when it is selected from.
     ///
     /// - Complexity: O(1).
-    static func floorSampleCapacity(rank: Int) -> Int {
-        rank > maxFloorSampleRank ? (searchTile + floorSampleStride - 1) / floorSampleStride : max(1, rank)
+    static func floorSampleCapacity(rank: Int, tile: Int) -> Int {
+        rank > maxFloorSampleRank ? (tile + floorSampleStride - 1) / floorSampleStride : max(1, rank)
     }
 
     /// Gives the selector a floor before the first tile is offered: the

@@ -1,16 +1,17 @@
-/// A fixed set of `TopNSelector`s of one capacity, one per worker (or per
+/// A fixed set of score collectors of one capacity (`TopNSelector`s for
+/// results, `CandidatePool`s for a candidate stage), one per worker (or per
 /// worker and query), owning their storage: freed with the pool.
 ///
-/// Workers reach their own selectors through `subscript`; the code that
+/// Workers reach their own collectors through `subscript`; the code that
 /// hands out slots gives each worker disjoint ones (`@unchecked Sendable`).
-final class TopNSelectorPool: @unchecked Sendable {
-    private let selectors: UnsafeMutablePointer<TopNSelector>
+final class CollectorPool<Collector: ScoreCollector>: @unchecked Sendable {
+    private let selectors: UnsafeMutablePointer<Collector>
     /// Number of selectors.
     let count: Int
 
-    /// Makes `count` empty selectors of `capacity` pairs each.
+    /// Makes `count` empty collectors of `capacity` pairs each.
     ///
-    /// - Throws: `outOfMemory` when a selector's heap cannot be allocated.
+    /// - Throws: `outOfMemory` when a collector's storage cannot be allocated.
     /// - Complexity: O(`count * capacity`).
     init(count: Int, capacity: Int) throws(CompresSAEError) {
         // The count is bounded by the worker count (`Parallel.maxThreads`)
@@ -19,7 +20,7 @@ final class TopNSelectorPool: @unchecked Sendable {
         var made = 0
         do {
             while made < count {
-                (selectors + made).initialize(to: try TopNSelector(capacity: capacity))
+                (selectors + made).initialize(to: try Collector(capacity: capacity))
                 made += 1
             }
         } catch {
@@ -35,7 +36,10 @@ final class TopNSelectorPool: @unchecked Sendable {
         selectors.deallocate()
     }
 
-    /// Selector `slot` (`0..<count`), valid while the pool lives.
+    /// Collector `slot` (`0..<count`), valid while the pool lives.
     @inline(__always)
-    subscript(slot: Int) -> UnsafeMutablePointer<TopNSelector> { selectors + slot }
+    subscript(slot: Int) -> UnsafeMutablePointer<Collector> { selectors + slot }
 }
+
+/// The result selectors of a search.
+typealias TopNSelectorPool = CollectorPool<TopNSelector>
